@@ -1,0 +1,36 @@
+"""Plugin configuration: which attached databases are turns databases, and what to do with them."""
+
+PLUGIN = "datasette-runtime-truth"
+
+
+def plugin_config(datasette):
+    return datasette.plugin_config(PLUGIN) or {}
+
+
+def configured_names(datasette):
+    """The ``database`` setting as a list of names, or None when it is not set."""
+    names = plugin_config(datasette).get("database")
+    if names is None:
+        return None
+    return [names] if isinstance(names, str) else list(names)
+
+
+async def turns_databases(datasette):
+    """The attached databases that hold turns: the configured ones, else every one with a
+    ``turns`` table (Datasette's internal database excluded)."""
+    names = configured_names(datasette)
+    if names is not None:
+        unknown = [name for name in names if name not in datasette.databases]
+        if unknown:
+            raise ValueError(
+                f"{PLUGIN}: database {', '.join(map(repr, unknown))} is not attached; "
+                f"attached: {', '.join(sorted(datasette.databases)) or 'none'}"
+            )
+        return [datasette.databases[name] for name in names]
+    found = []
+    for name, db in datasette.databases.items():
+        if name.startswith("_"):
+            continue
+        if await db.table_exists("turns"):
+            found.append(db)
+    return found

@@ -1,0 +1,348 @@
+"""Bring a turns.db to the current shape and backfill runtime_key / inference_id, in short steps.
+
+A migration is a sequence of *steps*, each a function of a connection that the caller runs in one
+write transaction (``BEGIN IMMEDIATE`` ... ``COMMIT``): one step per column check and its ``ALTER``,
+one per window of ``batch_size`` rows of the backfill, one per index. Between steps the lock is
+free, so a live upstream server writing with ``busy_timeout=5000`` is never starved. Every step is
+complete on its own: a migration stopped anywhere leaves a valid store, and a rerun continues.
+
+Two runners share the steps: :func:`migrate_path` (the CLI, on its own connection) and
+:func:`migrate_database` (inside Datasette, through ``execute_write_fn``).
+"""
+
+from dataclasses import asdict, dataclass, field
+import asyncio
+import os
+import sqlite3
+import time
+import urllib.parse
+
+from . import backfill, schema
+
+DEFAULT_BATCH_SIZE = 2000
+DEFAULT_BUSY_TIMEOUT_MS = 5000
+PAUSE_BETWEEN_STEPS_S = 0.002
+
+
+class MigrationError(Exception):
+    """The migration cannot run; nothing has been written by the step that failed."""
+
+    exit_code = 1
+
+
+class NotATurnsDatabase(MigrationError):
+    exit_code = 2
+
+
+@dataclass
+class Report:
+    database: str
+    rules: str
+    dry_run: bool
+    columns_added: list = field(default_factory=list)
+    indexes_created: list = field(default_factory=list)
+    rows_scanned: int = 0
+    runtime_key_filled: int = 0
+    inference_id_filled: int = 0
+    turn_created_at_ms_copied: int = 0
+    updated_at_ms_filled: int = 0
+    missing_runtime_key: int = 0
+    missing_inference_id: int = 0
+    skipped_bad_metadata: int = 0
+
+    @property
+    def changed(self):
+        return bool(
+            self.columns_added
+            or self.indexes_created
+            or self.runtime_key_filled
+            or self.inference_id_filled
+            or self.turn_created_at_ms_copied
+            or self.updated_at_ms_filled
+        )
+
+    def as_dict(self):
+        return {**asdict(self), "changed": self.changed}
+
+    def text(self):
+        """The report as the CLI prints it."""
+        rules = f"with the {self.rules} rules"
+        if self.dry_run:
+            outcome = "a real run would change:" if self.changed else "a real run would change nothing"
+            headline = f"dry run {rules}, nothing written; {outcome}"
+        else:
+            headline = f"migrated {rules}" if self.changed else f"already migrated {rules}; nothing changed"
+        verb = "to add" if self.dry_run else "added"
+        rows = [
+            (f"columns {verb}", ", ".join(self.columns_added) or "none"),
+            (f"indexes {'to create' if self.dry_run else 'created'}", ", ".join(self.indexes_created) or "none"),
+            ("rows scanned", self.rows_scanned),
+            ("runtime_key filled", self.runtime_key_filled),
+            ("inference_id filled", self.inference_id_filled),
+        ]
+        if self.turn_created_at_ms_copied:
+            rows.append(("turn_created_at_ms copied", self.turn_created_at_ms_copied))
+        if self.updated_at_ms_filled:
+            rows.append(("updated_at_ms filled", self.updated_at_ms_filled))
+        rows += [
+            ("still missing runtime_key", self.missing_runtime_key),
+            ("still missing inference_id", self.missing_inference_id),
+            ("skipped, bad metadata", self.skipped_bad_metadata),
+        ]
+        width = max(len(label) for label, _ in rows)
+        lines = [f"{self.database}: {headline}"]
+        for label, value in rows:
+            shown = f"{value:,}" if isinstance(value, int) else value
+            lines.append(f"  {label + ':':<{width + 1}} {shown}")
+        return "\n".join(lines)
+
+
+class Migration:
+    """The steps that migrate one turns database; state is carried from step to step."""
+
+    def __init__(self, database, rules="canonical", batch_size=DEFAULT_BATCH_SIZE, dry_run=False,
+                 now_ms=None, progress=None):
+        if rules not in backfill.RULES:
+            raise ValueError(f"unknown rules {rules!r}: expected one of {', '.join(backfill.RULES)}")
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.report = Report(database=database, rules=rules, dry_run=dry_run)
+        self.batch_size = batch_size
+        self.now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
+        self.progress = progress
+        self._after_rowid = None
+        self._finished_scan = False
+        self._columns = []
+
+    def steps(self):
+        """Yield step functions; each must run in its own write transaction, in order."""
+        for column in schema.COLUMNS:
+            yield lambda conn, column=column: self._ensure_column(conn, column)
+        yield self._start_scan
+        while not self._finished_scan:
+            yield self._scan_window
+        for index in schema.INDEXES:
+            yield lambda conn, index=index: self._ensure_index(conn, index)
+
+    def _ensure_column(self, conn, column):
+        if column.name in schema.turns_columns(conn):
+            return
+        self.report.columns_added.append(column.name)
+        if not self.report.dry_run:
+            conn.execute(f"ALTER TABLE turns ADD COLUMN {column.name} {column.definition}")
+
+    def _start_scan(self, conn):
+        if schema.is_without_rowid(conn):
+            raise MigrationError("turns is a WITHOUT ROWID table, which no upstream version wrote")
+        self._columns = schema.turns_columns(conn)
+        self._after_rowid = conn.execute("SELECT coalesce(min(rowid), 0) - 1 FROM turns").fetchone()[0]
+
+    def _column(self, name, default):
+        """SQL for a column's value; its default when a dry run has not added it."""
+        return name if name in self._columns else default
+
+    def _scan_window(self, conn):
+        """Process the next ``batch_size`` rows: legacy timestamps, then the runtime backfill."""
+        first = self._after_rowid
+        row = conn.execute(
+            "SELECT rowid FROM turns WHERE rowid > ? ORDER BY rowid LIMIT 1 OFFSET ?",
+            (first, self.batch_size - 1),
+        ).fetchone()
+        if row is None:
+            row = conn.execute("SELECT max(rowid) FROM turns WHERE rowid > ?", (first,)).fetchone()
+        last = row[0]
+        if last is None:
+            self._finished_scan = True
+            return
+        window = {"first": first, "last": last, "now_ms": self.now_ms}
+        rows = conn.execute(
+            "SELECT count(*) FROM turns WHERE rowid > :first AND rowid <= :last", window
+        ).fetchone()[0]
+        self._fill_timestamps(conn, window)
+        self._backfill(conn, window)
+        self.report.rows_scanned += rows
+        self._after_rowid = last
+        if self.progress:
+            self.progress(rows)
+
+    def _fill_timestamps(self, conn, window):
+        created = self._column("turn_created_at_ms", "0")
+        updated = self._column("updated_at_ms", "0")
+        in_window = "rowid > :first AND rowid <= :last"
+        if schema.LEGACY_CREATED_COLUMN in self._columns:
+            needs_copy = f"coalesce({created}, 0) <= 0 AND {created} IS NOT created_at_ms"
+            self.report.turn_created_at_ms_copied += self._update_or_count(
+                conn,
+                f"UPDATE turns SET turn_created_at_ms = created_at_ms WHERE {in_window} AND {needs_copy}",
+                f"SELECT count(*) FROM turns WHERE {in_window} AND {needs_copy}",
+                window,
+            )
+            if self.report.dry_run:
+                created = f"CASE WHEN {needs_copy} THEN created_at_ms ELSE {created} END"
+        self.report.updated_at_ms_filled += self._update_or_count(
+            conn,
+            f"""UPDATE turns
+                SET updated_at_ms = CASE WHEN turn_created_at_ms > 0 THEN turn_created_at_ms ELSE :now_ms END
+                WHERE {in_window} AND coalesce(updated_at_ms, 0) <= 0""",
+            f"SELECT count(*) FROM turns WHERE {in_window} AND coalesce({updated}, 0) <= 0",
+            window,
+        )
+
+    def _update_or_count(self, conn, update_sql, count_sql, params):
+        if self.report.dry_run:
+            return conn.execute(count_sql, params).fetchone()[0]
+        return conn.execute(update_sql, params).rowcount
+
+    def _backfill(self, conn, window):
+        report = self.report
+        metadata = self._column("turn_metadata_json", "'{}'")
+        runtime_key = self._column("runtime_key", "''")
+        inference_id = self._column("inference_id", "''")
+        candidates = conn.execute(
+            f"""SELECT rowid, {metadata}, {runtime_key}, {inference_id} FROM turns
+                WHERE rowid > :first AND rowid <= :last
+                  AND ({runtime_key} = '' OR {inference_id} = '')""",
+            window,
+        ).fetchall()
+        updates = []
+        for rowid, metadata_json, old_runtime, old_inference in candidates:
+            try:
+                found = backfill.recover(metadata_json, report.rules)
+            except backfill.InvalidMetadata:
+                report.skipped_bad_metadata += 1
+                report.missing_runtime_key += old_runtime == ""
+                report.missing_inference_id += old_inference == ""
+                continue
+            new_runtime = old_runtime or found.runtime_key
+            new_inference = old_inference or found.inference_id
+            report.runtime_key_filled += new_runtime != old_runtime
+            report.inference_id_filled += new_inference != old_inference
+            report.missing_runtime_key += new_runtime == ""
+            report.missing_inference_id += new_inference == ""
+            if (new_runtime, new_inference) != (old_runtime, old_inference):
+                updates.append((new_runtime, new_inference, rowid))
+        if updates and not report.dry_run:
+            conn.executemany(
+                """UPDATE turns
+                   SET runtime_key = CASE WHEN runtime_key = '' THEN ? ELSE runtime_key END,
+                       inference_id = CASE WHEN inference_id = '' THEN ? ELSE inference_id END
+                   WHERE rowid = ?""",
+                updates,
+            )
+
+    def _ensure_index(self, conn, index):
+        if index.name in schema.turns_indexes(conn):
+            return
+        self.report.indexes_created.append(index.name)
+        if not self.report.dry_run:
+            conn.execute(index.sql)
+
+
+def run_in_transaction(conn, step):
+    """Run one step in its own ``BEGIN IMMEDIATE`` transaction, unless the caller opened one."""
+    if conn.in_transaction:
+        return step(conn)
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = step(conn)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
+def open_turns_db(path, dry_run=False, busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS):
+    """Open an existing turns.db for migration; never create one.
+
+    A dry run opens it read-only. Raises MigrationError (NotATurnsDatabase for a valid SQLite
+    file without a ``turns`` table) with a message that says what is wrong.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise MigrationError(f"{path}: no such file (migrate never creates a database)")
+    if os.path.isdir(path):
+        raise MigrationError(f"{path}: is a directory, not a turns.db")
+    if not dry_run and _read_only(path):
+        raise MigrationError(f"{path}: file is read-only; nothing was changed")
+    _check_not_truncated(path)
+    uri = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode={'ro' if dry_run else 'rw'}"
+    conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout_ms / 1000, isolation_level=None)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        if not schema.has_turns_table(conn):
+            raise NotATurnsDatabase(f"{path}: not a turns.db (it has no turns table)")
+    except sqlite3.DatabaseError as error:
+        conn.close()
+        raise MigrationError(f"{path}: not a readable SQLite database ({error})") from None
+    except MigrationError:
+        conn.close()
+        raise
+    return conn
+
+
+def _read_only(path):
+    # Root passes os.access regardless of permission bits; a file nobody may write is read-only.
+    return not os.access(path, os.W_OK) or not (os.stat(path).st_mode & 0o222)
+
+
+def _check_not_truncated(path):
+    """Compare the size the SQLite header declares with the file's size."""
+    with open(path, "rb") as f:
+        header = f.read(100)
+    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+        if header:
+            raise MigrationError(f"{path}: not an SQLite database")
+        raise MigrationError(f"{path}: empty file, not a turns.db")
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    header_valid = header[24:28] == header[92:96]
+    if header_valid and pages and os.path.getsize(path) < pages * page_size:
+        raise MigrationError(
+            f"{path}: truncated: the header declares {pages * page_size:,} bytes, "
+            f"the file has {os.path.getsize(path):,}"
+        )
+
+
+def migrate_path(path, rules="canonical", batch_size=DEFAULT_BATCH_SIZE, dry_run=False,
+                 busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS, progress=None, on_start=None):
+    """Migrate the turns.db at ``path`` on a connection of its own and return the Report."""
+    conn = open_turns_db(path, dry_run=dry_run, busy_timeout_ms=busy_timeout_ms)
+    try:
+        migration = Migration(os.fspath(path), rules, batch_size, dry_run, progress=progress)
+        if on_start:
+            on_start(conn.execute("SELECT count(*) FROM turns").fetchone()[0])
+        for step in migration.steps():
+            try:
+                if dry_run:
+                    step(conn)
+                else:
+                    run_in_transaction(conn, step)
+            except sqlite3.OperationalError as error:
+                raise _explain(path, error, busy_timeout_ms) from None
+            time.sleep(PAUSE_BETWEEN_STEPS_S if not dry_run else 0)
+        return migration.report
+    finally:
+        conn.close()
+
+
+def _explain(path, error, busy_timeout_ms):
+    message = str(error)
+    if "locked" in message or "busy" in message:
+        return MigrationError(
+            f"{path}: database is locked: gave up after {busy_timeout_ms / 1000:g} s waiting for "
+            "the write lock; every step before this one is complete, rerun to continue"
+        )
+    if "readonly" in message:
+        return MigrationError(f"{path}: cannot write ({message}); nothing was changed by this step")
+    return MigrationError(f"{path}: {message}; nothing was changed by this step")
+
+
+async def migrate_database(db, rules="canonical", batch_size=DEFAULT_BATCH_SIZE):
+    """Migrate a Datasette Database through ``execute_write_fn``, one step per write task."""
+    migration = Migration(db.name, rules, batch_size)
+    for step in migration.steps():
+        await db.execute_write_fn(lambda conn, step=step: run_in_transaction(conn, step))
+        await asyncio.sleep(PAUSE_BETWEEN_STEPS_S)
+    return migration.report

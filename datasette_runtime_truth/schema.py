@@ -1,0 +1,187 @@
+"""What a turns.db should look like, and how to tell what an existing one lacks.
+
+The DDL is the upstream pinocchio web-chat turn store's, copied exactly: names, column order and
+index column lists (``DESC`` included) are part of the contract.
+"""
+
+from dataclasses import dataclass
+import sqlite3
+
+CURRENT_TURNS_DDL = """
+CREATE TABLE turns (
+  conv_id TEXT NOT NULL,
+  session_id TEXT NOT NULL,
+  turn_id TEXT NOT NULL,
+  turn_created_at_ms INTEGER NOT NULL,
+  turn_metadata_json TEXT NOT NULL DEFAULT '{}',
+  turn_data_json TEXT NOT NULL DEFAULT '{}',
+  runtime_key TEXT NOT NULL DEFAULT '',
+  inference_id TEXT NOT NULL DEFAULT '',
+  updated_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (conv_id, session_id, turn_id)
+);
+"""
+
+PRE_CUTOVER_TURNS_DDL = """
+CREATE TABLE turns (
+  conv_id TEXT NOT NULL,
+  session_id TEXT NOT NULL,
+  turn_id TEXT NOT NULL,
+  turn_created_at_ms INTEGER NOT NULL,
+  turn_metadata_json TEXT NOT NULL DEFAULT '{}',
+  turn_data_json TEXT NOT NULL DEFAULT '{}',
+  updated_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (conv_id, session_id, turn_id)
+);
+"""
+
+BLOCKS_TABLES_DDL = """
+CREATE TABLE blocks (
+  block_id TEXT NOT NULL,
+  content_hash TEXT NOT NULL,
+  hash_algorithm TEXT NOT NULL DEFAULT 'sha256-canonical-json-v1',
+  kind TEXT NOT NULL,
+  role TEXT NOT NULL DEFAULT '',
+  payload_json TEXT NOT NULL DEFAULT '{}',
+  block_metadata_json TEXT NOT NULL DEFAULT '{}',
+  first_seen_at_ms INTEGER NOT NULL,
+  PRIMARY KEY (block_id, content_hash)
+);
+CREATE TABLE turn_block_membership (
+  conv_id TEXT NOT NULL,
+  session_id TEXT NOT NULL,
+  turn_id TEXT NOT NULL,
+  phase TEXT NOT NULL,
+  snapshot_created_at_ms INTEGER NOT NULL,
+  ordinal INTEGER NOT NULL,
+  block_id TEXT NOT NULL,
+  content_hash TEXT NOT NULL,
+  PRIMARY KEY (conv_id, session_id, turn_id, phase, snapshot_created_at_ms, ordinal),
+  FOREIGN KEY (conv_id, session_id, turn_id) REFERENCES turns(conv_id, session_id, turn_id) ON DELETE CASCADE,
+  FOREIGN KEY (block_id, content_hash) REFERENCES blocks(block_id, content_hash)
+);
+"""
+
+BLOCKS_INDEXES_DDL = """
+CREATE INDEX blocks_by_kind_role ON blocks(kind, role);
+CREATE INDEX turn_block_membership_by_turn_phase ON turn_block_membership(conv_id, session_id, turn_id, phase, snapshot_created_at_ms DESC, ordinal);
+CREATE INDEX turn_block_membership_by_block ON turn_block_membership(block_id, content_hash);
+"""
+
+PRE_CUTOVER_TURNS_INDEXES_DDL = """
+CREATE INDEX turns_by_conv_session ON turns(conv_id, session_id, updated_at_ms DESC);
+CREATE INDEX turns_by_session ON turns(session_id, updated_at_ms DESC);
+"""
+
+TIMELINE_DDL = """
+CREATE TABLE timeline_conversations (
+  conv_id TEXT PRIMARY KEY,
+  session_id TEXT NOT NULL,
+  runtime_key TEXT NOT NULL DEFAULT '',
+  created_at_ms INTEGER NOT NULL,
+  last_activity_ms INTEGER NOT NULL,
+  last_seen_version INTEGER NOT NULL DEFAULT 0,
+  has_timeline INTEGER NOT NULL DEFAULT 1,
+  status TEXT NOT NULL DEFAULT 'active',
+  last_error TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX timeline_conversations_by_last_activity ON timeline_conversations(last_activity_ms DESC, conv_id ASC);
+CREATE INDEX timeline_conversations_by_session ON timeline_conversations(session_id);
+"""
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    definition: str
+
+
+@dataclass(frozen=True)
+class Index:
+    name: str
+    columns: str
+
+    @property
+    def sql(self):
+        return f"CREATE INDEX IF NOT EXISTS {self.name} ON turns({self.columns})"
+
+
+# The upstream's column-ensure steps, in the order it runs them.
+COLUMNS = (
+    Column("turn_created_at_ms", "INTEGER NOT NULL DEFAULT 0"),
+    Column("turn_metadata_json", "TEXT NOT NULL DEFAULT '{}'"),
+    Column("turn_data_json", "TEXT NOT NULL DEFAULT '{}'"),
+    Column("updated_at_ms", "INTEGER NOT NULL DEFAULT 0"),
+    Column("runtime_key", "TEXT NOT NULL DEFAULT ''"),
+    Column("inference_id", "TEXT NOT NULL DEFAULT ''"),
+)
+
+INDEXES = (
+    Index("turns_by_conv_session", "conv_id, session_id, updated_at_ms DESC"),
+    Index("turns_by_session", "session_id, updated_at_ms DESC"),
+    Index("turns_by_conv_runtime_updated", "conv_id, runtime_key, updated_at_ms DESC"),
+    Index("turns_by_conv_inference_updated", "conv_id, inference_id, updated_at_ms DESC"),
+)
+
+RUNTIME_COLUMNS = ("runtime_key", "inference_id")
+RUNTIME_INDEXES = ("turns_by_conv_runtime_updated", "turns_by_conv_inference_updated")
+LEGACY_CREATED_COLUMN = "created_at_ms"
+
+
+def has_turns_table(conn):
+    return (
+        conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'turns'"
+        ).fetchone()
+        is not None
+    )
+
+
+def turns_columns(conn):
+    """Column names of ``turns`` in table order."""
+    return [row[0] for row in conn.execute("SELECT name FROM pragma_table_info('turns')")]
+
+
+def turns_indexes(conn):
+    """Names of the indexes on ``turns``."""
+    return {
+        row[0]
+        for row in conn.execute(
+            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'turns'"
+        )
+    }
+
+
+def missing_columns(conn):
+    present = set(turns_columns(conn))
+    return [column for column in COLUMNS if column.name not in present]
+
+
+def missing_indexes(conn):
+    present = turns_indexes(conn)
+    return [index for index in INDEXES if index.name not in present]
+
+
+def needs_schema_migration(conn):
+    """True when ``turns`` lacks one of the current columns or indexes."""
+    return bool(missing_columns(conn) or missing_indexes(conn))
+
+
+def create_turns_db(conn, shape="current"):
+    """Create the upstream tables on an empty connection: ``current`` or ``pre-cutover``."""
+    turns_ddl = {"current": CURRENT_TURNS_DDL, "pre-cutover": PRE_CUTOVER_TURNS_DDL}[shape]
+    conn.executescript(
+        turns_ddl + BLOCKS_TABLES_DDL + BLOCKS_INDEXES_DDL + PRE_CUTOVER_TURNS_INDEXES_DDL
+    )
+    if shape == "current":
+        for index in INDEXES[2:]:
+            conn.execute(index.sql)
+    conn.commit()
+
+
+def is_without_rowid(conn):
+    try:
+        conn.execute("SELECT rowid FROM turns LIMIT 0")
+    except sqlite3.OperationalError:
+        return True
+    return False
