@@ -1,0 +1,141 @@
+import json
+
+import pytest
+
+from datasette_runtime_truth.backfill import (
+    InvalidMetadata,
+    Recovered,
+    parse_metadata,
+    recover,
+    value_to_string,
+)
+
+BOTH = ("canonical", "legacy")
+
+
+# The upstream test cases, verbatim.
+@pytest.mark.parametrize("rules", BOTH)
+def test_upstream_canonical_map_under_both_rules(rules):
+    metadata = '{"geppetto.runtime@v1":{"runtime_key":"planner"},"geppetto.inference_id@v1":"inf-42"}'
+    assert recover(metadata, rules) == Recovered("planner", "inf-42")
+
+
+@pytest.mark.parametrize("rules, expected", [
+    ("legacy", Recovered("planner", "inf-42")),
+    ("canonical", Recovered("", "inf-42")),
+])
+def test_upstream_plain_string_runtime(rules, expected):
+    metadata = '{"geppetto.runtime@v1":"planner","geppetto.inference_id@v1":"inf-42"}'
+    assert recover(metadata, rules) == expected
+
+
+@pytest.mark.parametrize("rules", BOTH)
+def test_upstream_empty_object(rules):
+    assert recover("{}", rules) == Recovered("", "")
+
+
+@pytest.mark.parametrize("value, expected", [
+    ("  planner\t\n", "planner"),
+    ("   ", ""),
+    ("", ""),
+    (42, "42"),
+    (-7, "-7"),
+    (12345678901234567890, "12345678901234567890"),
+    (1.5, "1.5"),
+    (42.0, "42"),
+    (1e21, "1000000000000000000000"),
+    (2.5e-7, "0.00000025"),
+    (-0.0, "0"),
+    (True, "true"),
+    (False, "false"),
+    (None, ""),
+    ({"runtime_key": "planner"}, ""),
+    (["planner"], ""),
+])
+def test_value_to_string(value, expected):
+    assert value_to_string(value) == expected
+
+
+@pytest.mark.parametrize("text", ["", "   ", None])
+def test_empty_metadata_counts_as_empty_object(text):
+    assert parse_metadata(text) == {}
+
+
+@pytest.mark.parametrize("text", [
+    '{"geppetto.runtime@v1": {"runtime_key": "planner"}',  # truncated
+    "not json",
+    '{"inference_id": NaN}',
+    '{"inference_id": Infinity}',
+    "{'inference_id': 'x'}",
+    '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}",
+])
+def test_invalid_json_is_rejected(text):
+    with pytest.raises(InvalidMetadata):
+        parse_metadata(text)
+
+
+@pytest.mark.parametrize("text", ['["planner"]', '"planner"', "null", "42", "true"])
+@pytest.mark.parametrize("rules", BOTH)
+def test_non_object_json_is_rejected(text, rules):
+    with pytest.raises(InvalidMetadata):
+        recover(text, rules)
+
+
+@pytest.mark.parametrize("metadata, canonical, legacy", [
+    # Canonical reads only the attribution map's runtime_key member.
+    ({"runtime": "planner"}, "", "planner"),
+    ({"runtime_key": "planner"}, "", "planner"),
+    ({"geppetto.runtime@v1": {"slug": "planner"}}, "", "planner"),
+    ({"geppetto.runtime@v1": {"runtime_key": 7}}, "7", "7"),
+    ({"geppetto.runtime@v1": {"runtime_key": True}}, "true", "true"),
+    ({"geppetto.runtime@v1": {"runtime_key": None}}, "", ""),
+    ({"geppetto.runtime@v1": {"runtime_key": "  "}}, "", ""),
+    ({"geppetto.runtime@v1": {"runtime_key": {"key": "nested"}}}, "", "nested"),
+    ({"geppetto.runtime@v1": None, "runtime": "agent"}, "", "agent"),
+    # Legacy takes keys in order and skips one that gives nothing.
+    ({"geppetto.runtime@v1": "", "runtime": "agent", "runtime_key": "planner"}, "", "agent"),
+    ({"runtime": "agent", "runtime_key": "planner"}, "", "agent"),
+    ({"geppetto.runtime@v1": 3}, "", "3"),
+    ({"geppetto.runtime@v1": ["planner"]}, "", ""),
+    # Legacy probes members in order: runtime_key, key, slug, profile, profile_key, inference_id.
+    ({"runtime": {"profile_key": "pk", "slug": "sl"}}, "", "sl"),
+    ({"runtime": {"inference_id": "i", "profile": "p"}}, "", "p"),
+    ({"runtime": {"key": "", "slug": {"profile": {"profile_key": "deep"}}}}, "", "deep"),
+    ({"runtime": {"other": "x"}}, "", ""),
+    ({"geppetto.runtime@v1": {"runtime_key": "planner", "key": "other"}}, "planner", "planner"),
+])
+def test_runtime_key_rules(metadata, canonical, legacy):
+    assert recover(_json(metadata), "canonical").runtime_key == canonical
+    assert recover(_json(metadata), "legacy").runtime_key == legacy
+
+
+@pytest.mark.parametrize("metadata, canonical, legacy", [
+    ({"geppetto.inference_id@v1": "inf-1", "inference_id": "inf-2"}, "inf-1", "inf-1"),
+    ({"geppetto.inference_id@v1": "  ", "inference_id": "inf-2"}, "inf-2", "inf-2"),
+    ({"geppetto.inference_id@v1": None, "inference_id": "inf-2"}, "inf-2", "inf-2"),
+    ({"inference_id": " inf-3 "}, "inf-3", "inf-3"),
+    ({"geppetto.inference_id@v1": 42}, "42", "42"),
+    ({"geppetto.inference_id@v1": 1.5}, "1.5", "1.5"),
+    ({"geppetto.inference_id@v1": False}, "false", "false"),
+    ({"geppetto.inference_id@v1": {"inference_id": "inf-4"}}, "", "inf-4"),
+    ({"geppetto.inference_id@v1": {"key": "inf-5"}}, "", "inf-5"),
+    ({"geppetto.inference_id@v1": ["inf-6"]}, "", ""),
+    ({"geppetto.runtime@v1": {"runtime_key": "x", "inference_id": "inf-7"}}, "", ""),
+    ({"inferenceId": "inf-8"}, "", ""),
+])
+def test_inference_id_rules(metadata, canonical, legacy):
+    assert recover(_json(metadata), "canonical").inference_id == canonical
+    assert recover(_json(metadata), "legacy").inference_id == legacy
+
+
+def test_duplicate_keys_last_one_wins():
+    assert recover('{"inference_id": "a", "inference_id": "b"}').inference_id == "b"
+
+
+def test_unknown_rules():
+    with pytest.raises(ValueError, match="unknown rules 'newest'"):
+        recover("{}", "newest")
+
+
+def _json(value):
+    return json.dumps(value)
