@@ -22,9 +22,10 @@ async def turns_databases(datasette):
     if names is not None:
         unknown = [name for name in names if name not in datasette.databases]
         if unknown:
+            attached = sorted(name for name in datasette.databases if not name.startswith("_"))
             raise ValueError(
                 f"{PLUGIN}: database {', '.join(map(repr, unknown))} is not attached; "
-                f"attached: {', '.join(sorted(datasette.databases)) or 'none'}"
+                f"attached: {', '.join(attached) or 'none'}"
             )
         return [datasette.databases[name] for name in names]
     found = []
