@@ -1,0 +1,671 @@
+"""Measure the migration at scale against the physical floor, and write BENCHMARKS.md.
+
+    python benchmarks/run.py [--turns N] [--json] [--out BENCHMARKS.md] [--workdir DIR]
+
+Builds a pre-cutover sample with the project's own generator, then measures, each on a fresh copy
+of the same file (copied and fsync'd before the clock starts):
+
+* backfill vs the floor: ``datasette runtime-truth migrate`` (a subprocess, start-up included)
+  against one hand-written transaction reaching the same end state with one
+  ``UPDATE ... json_extract`` statement;
+* lock holding: the longest time a probing writer could not get the write lock;
+* a live writer: a second process saving turns the upstream way during the whole migration;
+* memory: the migration's peak RSS at N and at N/10 turns.
+
+Each section is a function in SECTIONS returning a Section; the report is rendered from them.
+Speed is measured here and never asserted in tests.
+"""
+
+import argparse
+from dataclasses import asdict, dataclass, field
+import datetime
+import importlib.metadata
+import json
+import multiprocessing
+import os
+import platform
+import shutil
+import sqlite3
+import subprocess
+import sys
+import tempfile
+import time
+
+from datasette_runtime_truth import backfill, sample, schema
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SEED = 1
+MB = 1024 * 1024
+
+TARGET_FLOOR_RATIO = 1.5
+TARGET_LOCK_MS = 250
+TARGET_RSS_MB = 150
+
+
+@dataclass
+class Row:
+    """One line of a section's table: a measurement, its target (if any) and whether it is met."""
+
+    measure: str
+    value: str
+    target: str = ""
+    met: bool | None = None
+
+
+@dataclass
+class Section:
+    title: str
+    rows: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+    data: dict = field(default_factory=dict)
+
+    @property
+    def met(self):
+        verdicts = [row.met for row in self.rows if row.met is not None]
+        return all(verdicts) if verdicts else None
+
+
+class Bench:
+    """The sample and its copies; every measurement starts from a fresh copy of the same file."""
+
+    def __init__(self, turns, workdir, batch_size=None):
+        self.turns = turns
+        self.workdir = workdir
+        self.batch_size = batch_size
+        self.samples = {}
+
+    def sample(self, turns):
+        """Build (once) the pre-cutover sample of ``turns`` turns and return its turns.db path."""
+        if turns not in self.samples:
+            started = time.perf_counter()
+            summary = sample.build(os.path.join(self.workdir, f"sample-{turns}"), turns=turns, seed=SEED)
+            self.samples[turns] = (summary, time.perf_counter() - started)
+        return self.samples[turns][0].turns_path
+
+    def copy(self, name, turns=None):
+        """A fresh, fsync'd copy of the sample, so no measurement pays for writing back the copy."""
+        source = self.sample(turns or self.turns)
+        target = os.path.join(self.workdir, f"{name}.db")
+        for suffix in ("", "-wal", "-shm"):
+            _remove(target + suffix)
+        shutil.copyfile(source, target)
+        fd = os.open(target, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        return target
+
+    def discard(self, path):
+        for suffix in ("", "-wal", "-shm"):
+            _remove(path + suffix)
+
+    def migrate_command(self, path):
+        command = [sys.executable, "-m", "datasette", "runtime-truth", "migrate", path, "--json"]
+        if self.batch_size:
+            command += ["--batch-size", str(self.batch_size)]
+        return command
+
+
+def _remove(path):
+    try:
+        os.remove(path)
+    except FileNotFoundError:
+        pass
+
+
+@dataclass
+class Run:
+    """A finished subprocess: its wall time, CPU time, peak RSS and output."""
+
+    wall_s: float
+    cpu_s: float
+    peak_rss_mb: float
+    stdout: str
+    stderr: str
+    returncode: int
+
+
+def run_child(command):
+    """Run ``command`` to completion; wall time, CPU time and peak RSS of that child alone."""
+    stdout_file = tempfile.TemporaryFile(mode="w+")
+    stderr_file = tempfile.TemporaryFile(mode="w+")
+    started = time.perf_counter()
+    process = subprocess.Popen(command, stdout=stdout_file, stderr=stderr_file, text=True)
+    _, status, usage = os.wait4(process.pid, 0)
+    wall = time.perf_counter() - started
+    process.returncode = os.waitstatus_to_exitcode(status)
+    stdout_file.seek(0)
+    stderr_file.seek(0)
+    run = Run(wall, usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024, stdout_file.read(),
+              stderr_file.read(), process.returncode)
+    stdout_file.close()
+    stderr_file.close()
+    if run.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} exited {run.returncode}: {run.stderr.strip()}")
+    return run
+
+
+# The floor: the same end state as the migration on well-formed rows (columns, canonical backfill,
+# indexes) in one transaction, every JSON decision made by SQLite's json1 in C. "Value to string"
+# is spelled out per JSON type: text trimmed, numbers as text, booleans as 'true'/'false'.
+
+def _to_text(path):
+    value = f"json_extract(turn_metadata_json, '{path}')"
+    return f"""(CASE json_type(turn_metadata_json, '{path}')
+        WHEN 'text' THEN trim({value})
+        WHEN 'integer' THEN CAST({value} AS TEXT)
+        WHEN 'real' THEN CAST({value} AS TEXT)
+        WHEN 'true' THEN 'true'
+        WHEN 'false' THEN 'false'
+        ELSE '' END)"""
+
+
+FLOOR_UPDATE = f"""
+UPDATE turns SET
+  runtime_key = CASE
+    WHEN runtime_key = '' AND json_type(turn_metadata_json, '$."geppetto.runtime@v1"') = 'object'
+    THEN {_to_text('$."geppetto.runtime@v1".runtime_key')}
+    ELSE runtime_key END,
+  inference_id = CASE
+    WHEN inference_id = ''
+    THEN coalesce(nullif({_to_text('$."geppetto.inference_id@v1"')}, ''), {_to_text('$.inference_id')})
+    ELSE inference_id END
+WHERE (runtime_key = '' OR inference_id = '')
+  AND json_valid(turn_metadata_json)
+  AND json_type(turn_metadata_json) = 'object'
+"""
+
+FLOOR_PROGRAM = """
+import json, sqlite3, sys, time
+path, update, columns, indexes = sys.argv[1], sys.argv[2], json.loads(sys.argv[3]), json.loads(sys.argv[4])
+conn = sqlite3.connect(path, isolation_level=None)
+conn.execute("PRAGMA synchronous=NORMAL")
+times = {}
+started = time.perf_counter()
+conn.execute("BEGIN IMMEDIATE")
+for sql in columns:
+    conn.execute(sql)
+times["alter_s"] = time.perf_counter() - started
+mark = time.perf_counter()
+conn.execute(update)
+times["update_s"] = time.perf_counter() - mark
+mark = time.perf_counter()
+for sql in indexes:
+    conn.execute(sql)
+times["indexes_s"] = time.perf_counter() - mark
+mark = time.perf_counter()
+conn.execute("COMMIT")
+times["commit_s"] = time.perf_counter() - mark
+conn.close()
+print(json.dumps(times))
+"""
+
+
+def run_floor(path):
+    columns = [f"ALTER TABLE turns ADD COLUMN {c.name} {c.definition}" for c in schema.COLUMNS
+               if c.name in schema.RUNTIME_COLUMNS]
+    indexes = [index.sql for index in schema.INDEXES if index.name in schema.RUNTIME_INDEXES]
+    run = run_child([sys.executable, "-c", FLOOR_PROGRAM, path, FLOOR_UPDATE, json.dumps(columns),
+                     json.dumps(indexes)])
+    return run, json.loads(run.stdout)
+
+
+def compare_values(migrated, floor):
+    """Row by row (same rowids: both are copies of one file): filled counts and differences."""
+    a = sqlite3.connect(f"file:{migrated}?mode=ro", uri=True)
+    b = sqlite3.connect(f"file:{floor}?mode=ro", uri=True)
+    sql = "SELECT rowid, runtime_key, inference_id FROM turns ORDER BY rowid"
+    counts = {"rows": 0, "migration_runtime_key": 0, "migration_inference_id": 0,
+              "floor_runtime_key": 0, "floor_inference_id": 0, "rows_differing": 0}
+    examples = []
+    for row_a, row_b in zip(a.execute(sql), b.execute(sql)):
+        counts["rows"] += 1
+        counts["migration_runtime_key"] += row_a[1] != ""
+        counts["migration_inference_id"] += row_a[2] != ""
+        counts["floor_runtime_key"] += row_b[1] != ""
+        counts["floor_inference_id"] += row_b[2] != ""
+        if row_a != row_b:
+            counts["rows_differing"] += 1
+            if len(examples) < 5:
+                examples.append({"rowid": row_a[0], "migration": row_a[1:], "floor": row_b[1:]})
+    a.close()
+    b.close()
+    return counts, examples
+
+
+def backfill_vs_floor(bench, results):
+    migrated = bench.copy("migration")
+    migration = run_child(bench.migrate_command(migrated))
+    report = json.loads(migration.stdout)
+    floor_path = bench.copy("floor")
+    floor, floor_times = run_floor(floor_path)
+    counts, examples = compare_values(migrated, floor_path)
+    bench.discard(floor_path)
+    bench.discard(migrated)
+    start_up = run_child([sys.executable, "-m", "datasette", "runtime-truth", "--help"])
+    results["quiet_migration"] = migration
+    ratio = migration.wall_s / floor.wall_s
+    cpu_ratio = migration.cpu_s / floor.cpu_s
+    same = counts["rows_differing"] == 0 and report["rows_scanned"] == counts["rows"]
+    section = Section("Backfill vs the floor")
+    section.rows = [
+        Row("migration, wall (CPU)", f"{migration.wall_s:.2f} s ({migration.cpu_s:.2f} s)"),
+        Row("floor, wall (CPU)", f"{floor.wall_s:.2f} s ({floor.cpu_s:.2f} s)"),
+        Row("migration / floor, wall", f"{ratio:.2f}x", f"≤ {TARGET_FLOOR_RATIO}x", ratio <= TARGET_FLOOR_RATIO),
+        Row("migration / floor, CPU", f"{cpu_ratio:.2f}x"),
+        Row("runtime_key filled, migration / floor",
+            f"{counts['migration_runtime_key']:,} / {counts['floor_runtime_key']:,}"),
+        Row("inference_id filled, migration / floor",
+            f"{counts['migration_inference_id']:,} / {counts['floor_inference_id']:,}"),
+        Row("rows whose values differ", f"{counts['rows_differing']:,} of {counts['rows']:,}", "0", same),
+    ]
+    section.notes = [
+        "The floor reaches the migration's end state in one `BEGIN IMMEDIATE` transaction run by the "
+        "sqlite3 module: the two `ALTER TABLE ... ADD COLUMN`, one `UPDATE ... json_extract` applying the "
+        "canonical rules in SQL (only `''` filled; invalid or non-object JSON skipped), and the two "
+        "`CREATE INDEX`. Both use `synchronous=NORMAL` on a WAL file. Its parts: "
+        + ", ".join(f"{name[:-2]} {value:.2f} s" for name, value in floor_times.items()) + ".",
+        f"The migration is the CLI in a subprocess, interpreter and Datasette start-up included "
+        f"(`datasette runtime-truth --help` alone: {start_up.wall_s:.2f} s wall). It parses each row's "
+        "metadata with Python's strict JSON parser (the rules in `backfill.py`), which SQLite's cannot "
+        "replace: duplicate keys, `NaN`, Unicode white space and number formatting differ.",
+        "Wall times on a shared machine vary with its load; CPU times (user + system of the child "
+        "process, from `wait4`) vary less.",
+    ]
+    section.data = {"migration": _run_data(migration), "floor": {**_run_data(floor), **floor_times},
+                    "ratio_wall": ratio, "ratio_cpu": cpu_ratio, "start_up_wall_s": start_up.wall_s,
+                    "report": report, "values": counts, "differing_examples": examples}
+    return section
+
+
+def _run_data(run):
+    return {"wall_s": run.wall_s, "cpu_s": run.cpu_s, "peak_rss_mb": run.peak_rss_mb}
+
+
+# Lock holding, from outside: a probing process tries BEGIN IMMEDIATE without a busy handler every
+# PROBE_INTERVAL_S; a streak of refusals is a lower bound on one write transaction of the migration
+# (the probe's resolution is the interval plus scheduling delay). The schema read at the end of each
+# streak tells which step it was: a new index, a new column, or a backfill window.
+
+PROBE_INTERVAL_S = 0.0005
+
+
+def probe(path, stop, results):
+    conn = sqlite3.connect(path, timeout=0, isolation_level=None)
+    streaks = []
+    refused_since = None
+    shape = _shape(conn)
+    while not stop.is_set():
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError:
+            if refused_since is None:
+                refused_since = time.perf_counter()
+            time.sleep(PROBE_INTERVAL_S)
+            continue
+        got_it = time.perf_counter()
+        if refused_since is not None:
+            new_shape = _shape(conn)
+            added = sorted(new_shape - shape)
+            kind = "index" if any(a.startswith("index:") for a in added) else (
+                "column" if added else "backfill window")
+            streaks.append({"ms": (got_it - refused_since) * 1000, "kind": kind, "added": added})
+            shape = new_shape
+            refused_since = None
+        conn.execute("COMMIT")
+        time.sleep(PROBE_INTERVAL_S)
+    conn.close()
+    results.put(streaks)
+
+
+def _shape(conn):
+    columns = {f"column:{name}" for name in schema.turns_columns(conn)}
+    indexes = {f"index:{name}" for name in schema.turns_indexes(conn)}
+    return columns | indexes
+
+
+# A live writer, the way the upstream server saves: WAL, busy_timeout=5000, one transaction per
+# phase snapshot (upsert the turn row, add the content-addressed blocks and the membership rows).
+# It is the pre-cutover server, so it writes no runtime_key / inference_id of its own.
+
+WRITER_PAUSE_S = 0.005
+UPSERT_TURN = """
+INSERT INTO turns (conv_id, session_id, turn_id, turn_created_at_ms, turn_metadata_json,
+                   turn_data_json, updated_at_ms)
+VALUES (?, ?, ?, ?, ?, ?, ?)
+ON CONFLICT (conv_id, session_id, turn_id) DO UPDATE SET
+  turn_created_at_ms = MIN(turns.turn_created_at_ms, excluded.turn_created_at_ms),
+  updated_at_ms = MAX(turns.updated_at_ms, excluded.updated_at_ms),
+  turn_metadata_json = excluded.turn_metadata_json,
+  turn_data_json = excluded.turn_data_json
+"""
+INSERT_BLOCK = "INSERT OR IGNORE INTO blocks VALUES (?, ?, 'sha256-canonical-json-v1', ?, ?, ?, '{}', ?)"
+INSERT_MEMBER = "INSERT OR REPLACE INTO turn_block_membership VALUES (?, ?, ?, ?, ?, ?, ?, ?)"
+PHASES = ("pre_inference", "post_inference", "final")
+
+
+def live_writer(path, stop, results):
+    conn = sqlite3.connect(path, timeout=5.0, isolation_level=None)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    saved, failures, waits = {}, [], []
+    n = 0
+    conv_id, session_id = f"live-conv-{os.getpid()}", f"live-session-{os.getpid()}"
+    while not stop.is_set():
+        turn_id = f"live-turn-{n // len(PHASES):06d}"
+        phase = PHASES[n % len(PHASES)]
+        now = int(time.time() * 1000)
+        metadata = json.dumps({"geppetto.runtime@v1": {"runtime_key": "planner"},
+                               "geppetto.inference_id@v1": f"inf-{turn_id}", "geppetto.phase": phase})
+        block = (f"block-{n}", f"hash-{n}", "llm_text", "assistant", json.dumps({"text": phase}), now)
+        started = time.perf_counter()
+        try:
+            conn.execute("BEGIN")
+            conn.execute(UPSERT_TURN, (conv_id, session_id, turn_id, now, metadata, "{}", now))
+            conn.execute(INSERT_BLOCK, block)
+            conn.execute(INSERT_MEMBER, (conv_id, session_id, turn_id, phase, now, 0, block[0], block[1]))
+            conn.execute("COMMIT")
+            saved[turn_id] = metadata
+        except sqlite3.Error as error:
+            failures.append(str(error))
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+        waits.append(time.perf_counter() - started)
+        n += 1
+        time.sleep(WRITER_PAUSE_S)
+    conn.close()
+    results.put({"conv_id": conv_id, "session_id": session_id, "saved": saved, "failures": failures,
+                 "waits": waits})
+
+
+def alongside(function, path, migrate_command):
+    """Run ``function`` in its own process for the whole migration; return (migration Run, result)."""
+    context = multiprocessing.get_context("spawn")
+    stop, results = context.Event(), context.Queue()
+    process = context.Process(target=function, args=(path, stop, results))
+    process.start()
+    time.sleep(0.5)  # let it start before the migration does
+    try:
+        migration = run_child(migrate_command)
+    finally:
+        time.sleep(0.2)
+        stop.set()
+    result = results.get(timeout=60)
+    process.join(timeout=60)
+    return migration, result
+
+
+def lock_holding(bench, results):
+    path = bench.copy("probed")
+    migration, streaks = alongside(probe, path, bench.migrate_command(path))
+    bench.discard(path)
+    longest = max(streaks, key=lambda s: s["ms"], default={"ms": 0.0, "kind": "none", "added": []})
+    by_kind = {}
+    for streak in streaks:
+        kind = streak["kind"]
+        by_kind.setdefault(kind, []).append(streak["ms"])
+    windows = by_kind.get("backfill window", [])
+    section = Section("Lock holding")
+    section.rows = [
+        Row("longest write transaction seen", f"{longest['ms']:.0f} ms ({_describe(longest)})",
+            f"≤ {TARGET_LOCK_MS} ms", longest["ms"] <= TARGET_LOCK_MS),
+        Row("longest backfill window", f"{max(windows, default=0):.0f} ms"
+            f" (median {_percentile(windows, 50):.0f} ms, {len(windows):,} windows seen)",
+            f"≤ {TARGET_LOCK_MS} ms", max(windows, default=0) <= TARGET_LOCK_MS),
+    ]
+    for ms, streak in sorted(((s["ms"], s) for s in streaks if s["kind"] == "index"), reverse=True):
+        section.rows.append(Row(f"index build: {_describe(streak)}", f"{ms:.0f} ms"))
+    section.notes = [
+        f"Measured from outside: a second process tries `BEGIN IMMEDIATE` with no busy handler every "
+        f"{PROBE_INTERVAL_S * 1000:g} ms during the whole migration; each run of refusals is one write "
+        "transaction of the migration, seen from the first refusal to the next success (a lower bound, "
+        "to within the probe interval plus scheduling delay). The schema read when the lock comes back "
+        "names the step: a new index, a new column, or else a backfill window.",
+        "`CREATE INDEX` is one statement and one transaction: its time grows with the table and cannot "
+        "be split. A writer waiting with `busy_timeout=5000` (the upstream's) waits it out instead of "
+        "failing, as long as one index build stays under 5 s; the live-writer section measures that.",
+        f"Migration with the probe: {migration.wall_s:.2f} s wall.",
+    ]
+    section.data = {"streaks_seen": len(streaks), "longest": longest, "windows_ms": _summary(windows),
+                    "index_builds": [s for s in streaks if s["kind"] == "index"],
+                    "migration": _run_data(migration)}
+    return section
+
+
+def _describe(streak):
+    if streak["kind"] == "backfill window":
+        return "a backfill window"
+    names = ", ".join(a.split(":", 1)[1] for a in streak["added"])
+    return f"{streak['kind']} {names}" if names else streak["kind"]
+
+
+def _percentile(values, p):
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
+
+
+def _summary(values):
+    return {"count": len(values), "max": max(values, default=0.0), "median": _percentile(values, 50),
+            "p95": _percentile(values, 95)}
+
+
+def live_writer_section(bench, results):
+    path = bench.copy("live")
+    migration, written = alongside(live_writer, path, bench.migrate_command(path))
+    report = json.loads(migration.stdout)
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    rows = {turn_id: (metadata, runtime_key, inference_id) for turn_id, metadata, runtime_key, inference_id in conn.execute(
+        "SELECT turn_id, turn_metadata_json, runtime_key, inference_id FROM turns WHERE conv_id = ? AND session_id = ?",
+        (written["conv_id"], written["session_id"]))}
+    integrity = conn.execute("PRAGMA integrity_check").fetchone()[0]
+    conn.close()
+    bench.discard(path)
+    saved = written["saved"]
+    missing = [turn_id for turn_id, metadata in saved.items() if rows.get(turn_id, (None,))[0] != metadata]
+    backfilled = [values for values in rows.values() if values[1:] != ("", "")]
+    wrong = [values for values in backfilled if values[1:] != _expected(values[0])]
+    waits_ms = [wait * 1000 for wait in written["waits"]]
+    failures = written["failures"]
+    section = Section("A live writer")
+    section.rows = [
+        Row("saves during the migration", f"{len(waits_ms):,} ({len(saved):,} turns)"),
+        Row("failed saves", f"{len(failures):,}", "0", not failures),
+        Row("saved turns missing or changed afterwards", f"{len(missing):,}", "0", not missing),
+        Row("its turns backfilled by the migration, wrong values",
+            f"{len(backfilled):,} backfilled, {len(wrong):,} wrong", "0 wrong", not wrong),
+        Row("longest save (lock wait included)", f"{max(waits_ms, default=0):.0f} ms",
+            "< 5,000 ms (busy_timeout)", max(waits_ms, default=0) < 5000),
+        Row("save p99 / median", f"{_percentile(waits_ms, 99):.1f} ms / {_percentile(waits_ms, 50):.1f} ms"),
+        Row("integrity_check afterwards", integrity, "ok", integrity == "ok"),
+    ]
+    section.notes = [
+        "A second process saves turns the way the upstream (pre-cutover) server does: WAL, "
+        f"`busy_timeout=5000`, one `BEGIN` ... `COMMIT` per phase snapshot (upsert of the turn row, its "
+        f"block, its membership row), a save every {WRITER_PAUSE_S * 1000:g} ms plus its own time, from "
+        "before the migration starts until after it ends. Turns it saves after the backfill has passed "
+        "them keep `''` until the next run, which is the upstream's own behaviour.",
+        f"Migration with the writer: {migration.wall_s:.2f} s wall, {report['rows_scanned']:,} rows scanned.",
+    ]
+    if failures:
+        section.notes.append("Failures: " + "; ".join(sorted(set(failures))[:5]))
+    section.data = {"saves": len(waits_ms), "turns": len(saved), "failures": failures, "missing": missing,
+                    "backfilled": len(backfilled), "wrong": len(wrong), "waits_ms": _summary(waits_ms),
+                    "integrity": integrity, "migration": _run_data(migration)}
+    return section
+
+
+def _expected(metadata):
+    found = backfill.recover(metadata)
+    return found.runtime_key, found.inference_id
+
+
+def memory(bench, results):
+    large = results["quiet_migration"]
+    small_turns = max(1, bench.turns // 10)
+    path = bench.copy("small", turns=small_turns)
+    small = run_child(bench.migrate_command(path))
+    bench.discard(path)
+    growth = large.peak_rss_mb - small.peak_rss_mb
+    flat = growth <= max(5.0, 0.1 * small.peak_rss_mb)
+    section = Section("Memory")
+    section.rows = [
+        Row(f"peak RSS at {small_turns:,} turns", f"{small.peak_rss_mb:.1f} MB"),
+        Row(f"peak RSS at {bench.turns:,} turns", f"{large.peak_rss_mb:.1f} MB",
+            f"< {TARGET_RSS_MB} MB", large.peak_rss_mb < TARGET_RSS_MB),
+        Row("growth for 10x the turns", f"{growth:+.1f} MB", "flat (≤ 5 MB or 10%)", flat),
+    ]
+    section.notes = [
+        "Peak resident set of the `datasette runtime-truth migrate` process (interpreter and Datasette "
+        "included), from `wait4`'s `ru_maxrss` for that child alone.",
+    ]
+    section.data = {"small_turns": small_turns, "small_mb": small.peak_rss_mb, "large_mb": large.peak_rss_mb}
+    return section
+
+
+# Sections run in this order; each is a function (bench, results) -> Section, and may read what an
+# earlier one left in ``results``. The debug-API routes (issue 4), the canned queries (issue 3) and
+# the load test are measured by sections added here once those features are on main.
+SECTIONS = (backfill_vs_floor, lock_holding, live_writer_section, memory)
+
+
+def machine():
+    info = {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "ram_gb": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 1024**3, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "sqlite": sqlite3.sqlite_version,
+        "datasette": importlib.metadata.version("datasette"),
+        "plugin": importlib.metadata.version("datasette-runtime-truth"),
+        "commit": _git_commit(),
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+    }
+    return info
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _git_commit():
+    try:
+        return subprocess.run(["git", "-C", ROOT, "rev-parse", "--short", "HEAD"], capture_output=True,
+                              text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return ""
+
+
+def run_all(turns, workdir, batch_size=None, sections=SECTIONS):
+    bench = Bench(turns, workdir, batch_size)
+    bench.sample(turns)
+    summary, build_s = bench.samples[turns]
+    results = {}
+    done = [section(bench, results) for section in sections]
+    return {
+        "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": machine(),
+        "sample": {"turns": summary.turns, "conversations": summary.conversations,
+                   "snapshots": summary.snapshots, "blocks": summary.blocks, "seed": SEED,
+                   "turns_db_mb": round(os.path.getsize(summary.turns_path) / MB, 1),
+                   "build_s": round(build_s, 1)},
+        "batch_size": batch_size,
+        "sections": [{"title": s.title, "met": s.met, "rows": [asdict(r) for r in s.rows],
+                      "notes": s.notes, "data": s.data} for s in done],
+        "all_met": all(s.met is not False for s in done),
+    }
+
+
+def markdown(result):
+    m, s = result["machine"], result["sample"]
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Written by `python benchmarks/run.py --turns {s['turns']}` on {result['generated']}; every "
+        "figure below comes from that one run. Rerun it to refresh this file.",
+        "",
+        "## Machine",
+        "",
+        f"- CPU: {m['cpu']}, {m['cores']} cores; RAM {m['ram_gb']} GB; {m['os']}",
+        f"- Python {m['python']}, SQLite {m['sqlite']}, Datasette {m['datasette']}, "
+        f"datasette-runtime-truth {m['plugin']}" + (f" (commit {m['commit']})" if m["commit"] else ""),
+        f"- load average when the run started: {', '.join(map(str, m['load_average_at_start']))}",
+        "",
+        "## Sample",
+        "",
+        f"A pre-cutover `turns.db` from `sample.build(turns={s['turns']}, seed={s['seed']})`: "
+        f"{s['turns']:,} turns in {s['conversations']:,} conversations, {s['snapshots']:,} phase "
+        f"snapshots, {s['blocks']:,} blocks, {s['turns_db_mb']:,} MB (built in {s['build_s']} s). "
+        "Each measurement runs on a fresh copy of that file."
+        + (f" Migration batch size: {result['batch_size']}." if result["batch_size"] else ""),
+        "",
+        "## Targets",
+        "",
+        "| section | met |",
+        "| --- | --- |",
+    ]
+    for section in result["sections"]:
+        lines.append(f"| {section['title']} | {_verdict(section['met'])} |")
+    lines += ["| Routes, canned queries, load | not measured yet: the debug API (issue 4) and the "
+              "canned queries (issue 3) are not on this branch |", ""]
+    for section in result["sections"]:
+        lines += [f"## {section['title']}", "", "| measure | value | target | met |", "| --- | --- | --- | --- |"]
+        for row in section["rows"]:
+            lines.append(f"| {row['measure']} | {row['value']} | {row['target']} | {_verdict(row['met'])} |")
+        lines.append("")
+        lines += [f"- {note}" for note in section["notes"]]
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _verdict(met):
+    return {True: "yes", False: "**no**", None: ""}[met]
+
+
+def text_table(result):
+    lines = []
+    for section in result["sections"]:
+        lines.append(f"{section['title']}: {_verdict(section['met']) or '-'}".replace("**", ""))
+        width = max(len(row["measure"]) for row in section["rows"])
+        for row in section["rows"]:
+            target = f"  (target {row['target']}: {_verdict(row['met'])})".replace("**", "") if row["target"] else ""
+            lines.append(f"  {row['measure']:<{width}}  {row['value']}{target}")
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--turns", type=int, default=1_000_000, help="turns in the sample (default 1,000,000)")
+    parser.add_argument("--json", action="store_true", help="print the results as one JSON object")
+    parser.add_argument("--out", default=os.path.join(ROOT, "BENCHMARKS.md"), help="where to write BENCHMARKS.md")
+    parser.add_argument("--workdir", help="where to build the sample and its copies (default: a temporary "
+                        "directory, removed afterwards); needs about 7 KB per turn, twice")
+    parser.add_argument("--batch-size", type=int, help="the migration's --batch-size (default: its own)")
+    args = parser.parse_args(argv)
+    if args.turns < 10:
+        parser.error("--turns must be at least 10")
+    workdir = args.workdir or tempfile.mkdtemp(prefix="runtime-truth-bench-")
+    os.makedirs(workdir, exist_ok=True)
+    try:
+        result = run_all(args.turns, workdir, args.batch_size)
+    finally:
+        if not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+    with open(args.out, "w") as f:
+        f.write(markdown(result))
+    print(json.dumps(result) if args.json else text_table(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
