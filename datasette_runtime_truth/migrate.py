@@ -6,6 +6,12 @@ one per window of ``batch_size`` rows of the backfill, one per index. Between st
 free, so a live upstream server writing with ``busy_timeout=5000`` is never starved. Every step is
 complete on its own: a migration stopped anywhere leaves a valid store, and a rerun continues.
 
+Each window is two steps: a read step, run on a read snapshot without the write lock, parses the
+candidate rows' metadata (the slow part); the write step, inside its transaction, re-reads those
+rows if anything was committed in between, keeps every decision whose row is unchanged, decides
+again for any row written meanwhile, and updates. So the lock is held for little more than the
+updates, and every value still comes from the row as it is when written.
+
 Two runners share the steps: :func:`migrate_path` (the CLI, on its own connection) and
 :func:`migrate_database` (inside Datasette, through ``execute_write_fn``).
 """
@@ -22,6 +28,22 @@ from . import backfill, schema
 DEFAULT_BATCH_SIZE = 2000
 DEFAULT_BUSY_TIMEOUT_MS = 5000
 PAUSE_BETWEEN_STEPS_S = 0.002
+# SQLite's busy handler sleeps up to 100 ms between tries: after a step that held the lock that
+# long (an index build on a big table), a longer gap lets every writer that waited get in.
+LONG_STEP_S = 0.1
+PAUSE_AFTER_LONG_STEP_S = 0.15
+
+
+def reads_only(step):
+    """Mark a step that only reads: it needs no write transaction."""
+    step.reads_only = True
+    return step
+
+
+def pause_after(step, elapsed_s):
+    if getattr(step, "reads_only", False):
+        return 0
+    return PAUSE_AFTER_LONG_STEP_S if elapsed_s >= LONG_STEP_S else PAUSE_BETWEEN_STEPS_S
 
 
 class MigrationError(Exception):
@@ -113,14 +135,24 @@ class Migration:
         self._after_rowid = None
         self._finished_scan = False
         self._columns = []
+        self._window = None
+        self._decided = {}
+        self._data_version = None
+        # True when no one else writes through this connection, so PRAGMA data_version (which
+        # sees other connections' commits only) tells whether the read step's rows are current.
+        self.own_connection = False
 
     def steps(self):
-        """Yield step functions; each must run in its own write transaction, in order."""
+        """Yield step functions, to run in order; each in its own write transaction, except those
+        marked ``reads_only`` (which may also run inside one)."""
         for column in schema.COLUMNS:
             yield lambda conn, column=column: self._ensure_column(conn, column)
         yield self._start_scan
-        while not self._finished_scan:
-            yield self._scan_window
+        while True:
+            yield self._read_window
+            if self._finished_scan:
+                break
+            yield self._write_window
         for index in schema.INDEXES:
             yield lambda conn, index=index: self._ensure_index(conn, index)
 
@@ -141,8 +173,9 @@ class Migration:
         """SQL for a column's value; its default when a dry run has not added it."""
         return name if name in self._columns else default
 
-    def _scan_window(self, conn):
-        """Process the next ``batch_size`` rows: legacy timestamps, then the runtime backfill."""
+    @reads_only
+    def _read_window(self, conn):
+        """Find the next ``batch_size`` rows and decide their backfill, without the write lock."""
         first = self._after_rowid
         row = conn.execute(
             "SELECT rowid FROM turns WHERE rowid > ? ORDER BY rowid LIMIT 1 OFFSET ?",
@@ -154,14 +187,21 @@ class Migration:
         if last is None:
             self._finished_scan = True
             return
-        window = {"first": first, "last": last, "now_ms": self.now_ms}
+        self._window = {"first": first, "last": last, "now_ms": self.now_ms}
+        self._data_version = _data_version(conn)
+        self._decided = {row: self._decide(row) for row in self._candidates(conn, self._window)}
+
+    def _write_window(self, conn):
+        """Apply the window: legacy timestamps, then the runtime backfill, rows re-read under the lock."""
+        window = self._window
         rows = conn.execute(
             "SELECT count(*) FROM turns WHERE rowid > :first AND rowid <= :last", window
         ).fetchone()[0]
         self._fill_timestamps(conn, window)
         self._backfill(conn, window)
         self.report.rows_scanned += rows
-        self._after_rowid = last
+        self._after_rowid = window["last"]
+        self._decided = {}
         if self.progress:
             self.progress(rows)
 
@@ -193,33 +233,48 @@ class Migration:
             return conn.execute(count_sql, params).fetchone()[0]
         return conn.execute(update_sql, params).rowcount
 
-    def _backfill(self, conn, window):
-        report = self.report
+    def _candidates(self, conn, window):
         metadata = self._column("turn_metadata_json", "'{}'")
         runtime_key = self._column("runtime_key", "''")
         inference_id = self._column("inference_id", "''")
-        candidates = conn.execute(
+        return conn.execute(
             f"""SELECT rowid, {metadata}, {runtime_key}, {inference_id} FROM turns
                 WHERE rowid > :first AND rowid <= :last
                   AND ({runtime_key} = '' OR {inference_id} = '')""",
             window,
         ).fetchall()
+
+    def _decide(self, row):
+        """The new (runtime_key, inference_id) of one candidate row, or None to skip it."""
+        _, metadata_json, old_runtime, old_inference = row
+        try:
+            found = backfill.recover(metadata_json, self.report.rules)
+        except backfill.InvalidMetadata:
+            return None
+        return old_runtime or found.runtime_key, old_inference or found.inference_id
+
+    def _backfill(self, conn, window):
+        report = self.report
+        decided = self._decided
+        if self.own_connection and _data_version(conn) == self._data_version:
+            candidates = decided  # nothing has been committed since the read step
+        else:
+            candidates = self._candidates(conn, window)
         updates = []
-        for rowid, metadata_json, old_runtime, old_inference in candidates:
-            try:
-                found = backfill.recover(metadata_json, report.rules)
-            except backfill.InvalidMetadata:
+        for row in candidates:
+            rowid, _, old_runtime, old_inference = row
+            new = decided[row] if row in decided else self._decide(row)
+            if new is None:
                 report.skipped_bad_metadata += 1
                 report.missing_runtime_key += old_runtime == ""
                 report.missing_inference_id += old_inference == ""
                 continue
-            new_runtime = old_runtime or found.runtime_key
-            new_inference = old_inference or found.inference_id
+            new_runtime, new_inference = new
             report.runtime_key_filled += new_runtime != old_runtime
             report.inference_id_filled += new_inference != old_inference
             report.missing_runtime_key += new_runtime == ""
             report.missing_inference_id += new_inference == ""
-            if (new_runtime, new_inference) != (old_runtime, old_inference):
+            if new != (old_runtime, old_inference):
                 updates.append((new_runtime, new_inference, rowid))
         if updates and not report.dry_run:
             conn.executemany(
@@ -236,6 +291,11 @@ class Migration:
         self.report.indexes_created.append(index.name)
         if not self.report.dry_run:
             conn.execute(index.sql)
+
+
+def _data_version(conn):
+    """Changes whenever another connection commits to the file (never for this one's own commits)."""
+    return conn.execute("PRAGMA data_version").fetchone()[0]
 
 
 def run_in_transaction(conn, step):
@@ -278,6 +338,10 @@ def open_turns_db(path, dry_run=False, busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS):
     except MigrationError:
         conn.close()
         raise
+    if not dry_run and conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+        # In WAL mode NORMAL never corrupts; a power cut may only undo the last steps, which a
+        # rerun redoes. It spares an fsync per step. Other connections keep their own setting.
+        conn.execute("PRAGMA synchronous=NORMAL")
     return conn
 
 
@@ -311,17 +375,20 @@ def migrate_path(path, rules="canonical", batch_size=DEFAULT_BATCH_SIZE, dry_run
     conn = open_turns_db(path, dry_run=dry_run, busy_timeout_ms=busy_timeout_ms)
     try:
         migration = Migration(os.fspath(path), rules, batch_size, dry_run, progress=progress)
+        migration.own_connection = True
         if on_start:
             on_start(conn.execute("SELECT count(*) FROM turns").fetchone()[0])
         for step in migration.steps():
+            started = time.perf_counter()
             try:
-                if dry_run:
+                if dry_run or getattr(step, "reads_only", False):
                     step(conn)
                 else:
                     run_in_transaction(conn, step)
             except sqlite3.OperationalError as error:
                 raise _explain(path, error, busy_timeout_ms) from None
-            time.sleep(PAUSE_BETWEEN_STEPS_S if not dry_run else 0)
+            if not dry_run:
+                time.sleep(pause_after(step, time.perf_counter() - started))
         return migration.report
     finally:
         conn.close()
@@ -343,6 +410,10 @@ async def migrate_database(db, rules="canonical", batch_size=DEFAULT_BATCH_SIZE)
     """Migrate a Datasette Database through ``execute_write_fn``, one step per write task."""
     migration = Migration(db.name, rules, batch_size)
     for step in migration.steps():
-        await db.execute_write_fn(lambda conn, step=step: run_in_transaction(conn, step))
-        await asyncio.sleep(PAUSE_BETWEEN_STEPS_S)
+        started = time.perf_counter()
+        if getattr(step, "reads_only", False):
+            await db.execute_write_fn(step)
+        else:
+            await db.execute_write_fn(lambda conn, step=step: run_in_transaction(conn, step))
+        await asyncio.sleep(pause_after(step, time.perf_counter() - started))
     return migration.report
