@@ -1,0 +1,48 @@
+"""benchmarks/run.py keeps working: a small run, checked for structure and consistency, never speed."""
+
+import json
+import pathlib
+import subprocess
+import sys
+
+SCRIPT = pathlib.Path(__file__).parent.parent / "benchmarks" / "run.py"
+SECTIONS = ["Backfill vs the floor", "Lock holding", "A live writer", "Memory"]
+
+
+def test_small_run_is_consistent(tmp_path):
+    out = tmp_path / "BENCHMARKS.md"
+    process = subprocess.run(
+        [sys.executable, str(SCRIPT), "--turns", "1000", "--json", "--out", str(out)],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert process.returncode == 0, process.stderr
+    result = json.loads(process.stdout)
+    assert result["sample"]["turns"] == 1000
+    assert set(result["machine"]) >= {"cpu", "cores", "ram_gb", "python", "sqlite", "datasette"}
+    sections = {section["title"]: section for section in result["sections"]}
+    assert list(sections) == SECTIONS
+    for section in result["sections"]:
+        for row in section["rows"]:
+            assert set(row) == {"measure", "value", "target", "met"}
+
+    floor = sections["Backfill vs the floor"]["data"]
+    report, counts = floor["report"], floor["values"]
+    assert report["rows_scanned"] == counts["rows"] == 1000
+    assert counts["rows_differing"] == 0
+    assert counts["migration_runtime_key"] == counts["floor_runtime_key"] == report["runtime_key_filled"]
+    assert counts["migration_inference_id"] == counts["floor_inference_id"] == report["inference_id_filled"]
+
+    writer = sections["A live writer"]["data"]
+    assert writer["saves"] > 0
+    assert (writer["failures"], writer["missing"], writer["wrong"], writer["integrity"]) == ([], [], 0, "ok")
+
+    lock = sections["Lock holding"]["data"]
+    assert {build["added"][0] for build in lock["index_builds"]} <= {
+        "index:turns_by_conv_runtime_updated", "index:turns_by_conv_inference_updated"}
+    assert sections["Memory"]["data"]["small_turns"] == 100
+
+    text = out.read_text()
+    assert text.startswith("# Benchmarks\n")
+    for heading in ["## Machine", "## Sample", "## Targets", *(f"## {title}" for title in SECTIONS)]:
+        assert f"\n{heading}\n" in text
+    assert "| Routes, canned queries, load | not measured yet" in text
