@@ -81,9 +81,10 @@ class Bench:
             started = time.perf_counter()
             try:
                 summary = sample.build(directory, turns=turns, seed=SEED)
+                built_s = time.perf_counter() - started
             except sample.SampleExists:  # a --workdir kept from an earlier run: same seed, same rows
-                summary = _existing_sample(directory)
-            self.samples[turns] = (summary, time.perf_counter() - started)
+                summary, built_s = _existing_sample(directory), None
+            self.samples[turns] = (summary, built_s)
         return self.samples[turns][0].turns_path
 
     def copy(self, name, turns=None):
@@ -618,7 +619,7 @@ def run_all(turns, workdir, batch_size=None, sections=SECTIONS):
         "sample": {"turns": summary.turns, "conversations": summary.conversations,
                    "snapshots": summary.snapshots, "blocks": summary.blocks, "seed": SEED,
                    "turns_db_mb": round(os.path.getsize(summary.turns_path) / MB, 1),
-                   "build_s": round(build_s, 1)},
+                   "build_s": None if build_s is None else round(build_s, 1)},
         "batch_size": batch_size,
         "sections": [{"title": s.title, "met": s.met, "rows": [asdict(r) for r in s.rows],
                       "notes": s.notes, "data": s.data} for s in done],
@@ -645,7 +646,9 @@ def markdown(result):
         "",
         f"A pre-cutover `turns.db` from `sample.build(turns={s['turns']}, seed={s['seed']})`: "
         f"{s['turns']:,} turns in {s['conversations']:,} conversations, {s['snapshots']:,} phase "
-        f"snapshots, {s['blocks']:,} blocks, {s['turns_db_mb']:,} MB (built in {s['build_s']} s). "
+        f"snapshots, {s['blocks']:,} blocks, {s['turns_db_mb']:,} MB ("
+        + (f"built in {s['build_s']} s" if s["build_s"] is not None else "kept in --workdir from an earlier run")
+        + "). "
         "Each measurement runs on a fresh copy of that file."
         + (f" Migration batch size: {result['batch_size']}." if result["batch_size"] else ""),
         "",
