@@ -3,6 +3,7 @@
 from datasette import hookimpl
 
 from . import cli as commands
+from . import links, queries
 from . import startup as on_startup
 
 
@@ -15,5 +16,22 @@ def register_commands(cli):
 def startup(datasette):
     async def inner():
         await on_startup.run(datasette)
+        await queries.register(datasette)
 
     return inner
+
+
+@hookimpl
+def canned_queries(datasette, database):
+    # Datasette 0.65 only; 1.0 has no such hook, so startup registers the queries there.
+    return queries.canned_queries(datasette, database)
+
+
+@hookimpl
+def render_cell(datasette, database, column, value):
+    return links.render_cell(datasette, database, column, value)
+
+
+@hookimpl
+def database_actions(datasette, actor, database):
+    return links.database_actions(datasette, actor, database)
