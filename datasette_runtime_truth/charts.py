@@ -62,18 +62,19 @@ def coverage_svg(days, width=720, height=260):
     parts = [
         f'<svg class="rt-coverage" role="img" viewBox="0 0 {width} {height}" width="100%" '
         f'preserveAspectRatio="xMidYMid meet" xmlns="http://www.w3.org/2000/svg" '
-        f'data-days="{len(days)}" style="max-width:{width}px;height:auto">',
+        f'data-days="{len(days)}" style="max-width:{width}px;min-width:480px;height:auto">',
         f"<title>Backfill coverage per UTC day, {escape(days[0]['day'])} to {escape(days[-1]['day'])}</title>",
     ]
     for share in (0, 0.5, 1):
         parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(share):.1f}" y2="{y(share):.1f}" '
                      f'stroke="#ddd" stroke-width="1"/>')
         parts.append(f'<text x="{left - 6}" y="{y(share) + 4:.1f}" text-anchor="end" {FONT}>'
-                     f'{_pct(share)}</text>')
+                     f'{100 * share:.0f}%</text>')
     step = max(1, -(-len(days) // 6))
     labelled = days[::step] if days[-1] in days[::step] else days[::step] + [days[-1]]
     for row in labelled:
-        parts.append(f'<text x="{x(row["day"]):.1f}" y="{height - bottom + 16}" text-anchor="middle" '
+        anchor = "end" if row is days[-1] and len(days) > 1 else "middle"
+        parts.append(f'<text x="{x(row["day"]):.1f}" y="{height - bottom + 16}" text-anchor="{anchor}" '
                      f'{FONT}>{escape(row["day"][5:])}</text>')
     parts.append(f'<text x="{left}" y="{height - 6}" {FONT}>{escape(days[0]["day"][:4])} (UTC days)</text>')
     cutover = cutover_day(days)
@@ -158,7 +159,7 @@ def timeline_svg(rows, height=96):
     parts = [
         f'<svg class="rt-timeline" role="img" viewBox="0 0 {max(width, 240)} {height}" width="100%" '
         f'xmlns="http://www.w3.org/2000/svg" data-turns="{len(rows)}" data-switches="{len(switches)}" '
-        f'style="max-width:{max(width, 240)}px;height:auto">',
+        f'style="max-width:{max(width, 240)}px;min-width:{min(max(width, 240), 420)}px;height:auto">',
         f"<title>Runtime timeline: {len(rows)} turns, {len(switches)} runtime "
         f"switch{'es' if len(switches) != 1 else ''}</title>",
     ]
