@@ -152,7 +152,8 @@ def timeline_svg(rows, height=96):
     keys = [str(_get(row, "runtime_key")) for row in rows]
     colours = runtime_colours(keys)
     switches = set(switch_positions(keys))
-    left, right, top = 8, 8, 26
+    left, right, top = 8, 8, 36
+    label_ends = [float("-inf"), float("-inf")]  # where the text on each of two label rows ends
     gap = max(4, min(28, 640 // len(rows)))
     mark = max(3, gap - 2)
     width = left + right + gap * len(rows)
@@ -166,11 +167,12 @@ def timeline_svg(rows, height=96):
     for index, (row, key) in enumerate(zip(rows, keys)):
         x = left + gap * index
         if index in switches:
+            line_x = x - (gap - mark) / 2
             parts.append(
                 f'<g class="rt-switch" data-index="{index}" data-to="{escape(key)}">'
-                f'<line x1="{x - (gap - mark) / 2:.1f}" x2="{x - (gap - mark) / 2:.1f}" y1="{top - 14}" '
-                f'y2="{top + 34}" stroke="#333" stroke-width="1.5" stroke-dasharray="3 2"/>'
-                f'<text x="{x:.1f}" y="{top - 6}" {FONT}>{escape(key) if len(rows) < 40 else ""}</text></g>'
+                f'<line x1="{line_x:.1f}" x2="{line_x:.1f}" y1="{top - 26}" y2="{top + 24}" '
+                f'stroke="#333" stroke-width="1.5" stroke-dasharray="3 2"/>'
+                f'{_switch_label(key, line_x + 3, top, label_ends)}</g>'
             )
         turn_id, inference_id = _get(row, "turn_id"), _get(row, "inference_id")
         updated = _get(row, "updated_at_ms", None)
@@ -203,6 +205,17 @@ def timeline_svg(rows, height=96):
         svg = svg.replace(f"viewBox=\"0 0 {max(width, 240)} {height}\"",
                           f"viewBox=\"0 0 {max(width, 240)} {legend_y + 8}\"", 1)
     return Markup(svg)
+
+
+def _switch_label(key, x, top, label_ends):
+    """The new runtime's name beside a switch line, on the first of two rows it fits in; none
+    when both would overlap a neighbour (the legend still names every colour)."""
+    width = 6.5 * len(key)
+    for row, y in enumerate((top - 6, top - 18)):
+        if x > label_ends[row] + 4:
+            label_ends[row] = x + width
+            return f'<text x="{x:.1f}" y="{y}" {FONT}>{escape(key)}</text>'
+    return ""
 
 
 def _format_ms(value):
