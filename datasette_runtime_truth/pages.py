@@ -49,12 +49,14 @@ async def build_reports(datasette, actor):
     visible = [db for db in databases if await permissions.can_view_database(datasette, actor, db.name)]
     if databases and not visible:
         raise Forbidden("You may not view any turns database")
-    timeline_db = await timeline_database(datasette)
-    pointers = None
+    pointers, timeline_name = None, None
+    try:
+        timeline_db = await timeline_database(datasette)
+    except ValueError:
+        timeline_db, timeline_name = None, config.plugin_config(datasette)["timeline_database"]
     if timeline_db is not None and await permissions.can_view_database(datasette, actor, timeline_db.name):
         pointers = await timeline_db.execute_fn(report.read_pointers)
-    else:
-        timeline_db = None
+        timeline_name = timeline_db.name
     rules = config.plugin_config(datasette).get("rules", "canonical")
     reports = []
     for db in visible:
@@ -62,7 +64,7 @@ async def build_reports(datasette, actor):
 
         def run(conn, db=db, opened=opened):
             return report.build(conn, db.name, path=db.path, rules=rules, opened=opened,
-                                pointers=pointers, timeline=timeline_db.name if timeline_db else None)
+                                pointers=pointers, timeline=timeline_name)
 
         reports.append(await db.execute_fn(run))
     return reports
@@ -83,7 +85,7 @@ def _links(datasette, db_report, timeline):
     """Each check's rows link, and each listed conversation's history and timeline links."""
     for check in db_report.checks:
         check.url = _query_url(datasette, db_report.database, check.query) if check.query else None
-        if check.id == "pointer" and timeline:
+        if check.id == "pointer" and timeline in datasette.databases:
             check.url = datasette.urls.table(timeline, "timeline_conversations")
         for item in check.items:
             item["history_url"] = _query_url(datasette, db_report.database, "runtime_history",

@@ -301,6 +301,8 @@ ORDER BY conv_id
 
 def _pointer_check(conn, has_runtime_key, pointers, timeline):
     title = "Conversation pointer vs newest turn"
+    if pointers is None and timeline:
+        return Check("pointer", title, INFO, f"timeline_database {timeline!r} is not attached", None)
     if pointers is None:
         return Check("pointer", title, INFO, "no timeline store to compare with", None)
     if not has_runtime_key:

@@ -210,3 +210,13 @@ async def test_rules_come_from_plugin_config(tmp_path):
     legacy = (await ds.client.get("/-/runtime-truth.json")).json()
     assert legacy["status"] == "fails"
     assert checks(legacy)["would_fill"]["figure"].endswith(f"--rules legacy`")
+
+
+@pytest.mark.asyncio
+async def test_configured_timeline_database_that_is_not_attached(tmp_path):
+    create_store(tmp_path / "turns.db", "current").close()
+    ds = Datasette([str(tmp_path / "turns.db")],
+                   plugin_config={"datasette-runtime-truth": {"timeline_database": "timeline"}})
+    data = (await ds.client.get("/-/runtime-truth.json")).json()
+    assert checks(data)["pointer"]["figure"] == "timeline_database 'timeline' is not attached"
+    assert data["status"] == "passes"
