@@ -4,6 +4,7 @@ from datasette import hookimpl
 
 from . import cli as commands
 from . import links, queries
+from . import pages as report_pages
 from . import startup as on_startup
 
 
@@ -35,3 +36,21 @@ def render_cell(datasette, database, column, value):
 @hookimpl
 def database_actions(datasette, actor, database):
     return links.database_actions(datasette, actor, database)
+
+
+@hookimpl
+def register_routes(datasette):
+    return report_pages.routes()
+
+
+@hookimpl
+def menu_links(datasette, actor):
+    async def inner():
+        return await report_pages.menu_links(datasette, actor)
+
+    return inner
+
+
+@hookimpl
+def extra_template_vars():
+    return report_pages.template_vars()
