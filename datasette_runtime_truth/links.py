@@ -29,13 +29,14 @@ async def render_cell(datasette, database, column, value):
 
 
 async def database_actions(datasette, actor, database):
-    """A turns database's action menu leads to each runtime-truth query."""
+    """A turns database's action menu leads to the cutover report and each runtime-truth query."""
     if not await queries.is_turns_database(datasette, database):
         return []
     if not await permissions.can_view_database(datasette, actor, database):
         return []
     base = datasette.urls.database(database)
-    return [
+    report = {"href": datasette.urls.path("/-/runtime-truth"), "label": "Runtime truth: cutover report"}
+    return [report] + [
         {"href": f"{base}/{query.name}", "label": f"Runtime truth: {query.title}"}
         for query in queries.QUERIES
     ]

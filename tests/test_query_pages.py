@@ -146,9 +146,20 @@ async def test_without_the_plugin_cells_stay_plain(store):
 
 
 @pytest.mark.asyncio
-async def test_database_actions_lead_to_the_queries(store):
+async def test_database_actions_lead_to_the_report_and_the_queries(store):
     async with serving(store, "plugin") as ds:
         page = (await ds.client.get("/turns")).text
+    assert re.search(r'<a href="/-/runtime-truth"[^>]*>\s*Runtime truth: cutover report\s*</a>', page)
     for query in queries.QUERIES:
         assert f'href="/turns/{query.name}"' in page
         assert f"Runtime truth: {html.escape(query.title, quote=False)}" in page
+
+
+@pytest.mark.asyncio
+async def test_runtime_history_page_draws_the_conversation_timeline(store):
+    async with serving(store, "plugin") as ds:
+        page = (await ds.client.get("/turns/runtime_history?conv_id=conv-1")).text
+    svg = re.search(r'<svg class="rt-timeline"[^>]*>', page).group(0)
+    assert 'data-turns="4"' in svg
+    assert 'data-switches="2"' in svg  # inventory@v1 -> planner@v1 -> inventory@v1, '' passed over
+    assert page.index('class="rt-timeline"') < page.index('class="rows-and-columns runtime-truth-history"')
