@@ -2,6 +2,7 @@
 
 from datasette import hookimpl
 
+from . import api
 from . import cli as commands
 from . import links, queries
 from . import pages as report_pages
@@ -40,7 +41,7 @@ def database_actions(datasette, actor, database):
 
 @hookimpl
 def register_routes(datasette):
-    return report_pages.routes()
+    return report_pages.routes() + api.routes()
 
 
 @hookimpl
