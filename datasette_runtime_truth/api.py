@@ -9,8 +9,10 @@ they are derived from turns.db. Every answer is JSON, errors included.
 
 from dataclasses import dataclass
 import re
+import sqlite3
 import urllib.parse
 
+from datasette.database import QueryInterrupted
 from datasette.utils import tilde_decode
 from datasette.utils.asgi import Forbidden, Response
 
@@ -62,10 +64,7 @@ def routes():
 def _json_view(handler):
     async def view(datasette, request):
         try:
-            if request.method != "GET":
-                raise ApiError(405, "method not allowed")
-            body = await handler(datasette, request)
-            response = Response.json(body)
+            response = Response.json(await _answer(handler, datasette, request))
         except ApiError as error:
             response = Response.json(shapes.error_body(error.message, error.status), status=error.status)
             if error.status == 405:
@@ -74,6 +73,19 @@ def _json_view(handler):
 
     view.__name__ = handler.__name__
     return view
+
+
+async def _answer(handler, datasette, request):
+    if request.method != "GET":
+        raise ApiError(405, "method not allowed")
+    try:
+        return await handler(datasette, request)
+    except QueryInterrupted:
+        limit = datasette.sql_time_limit_ms
+        raise ApiError(503, f"the query took longer than sql_time_limit_ms ({limit} ms): "
+                            "raise it with --setting sql_time_limit_ms N") from None
+    except sqlite3.DatabaseError as error:
+        raise ApiError(500, f"database error: {error}") from None
 
 
 # --- the four endpoints -------------------------------------------------------------------------

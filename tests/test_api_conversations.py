@@ -94,6 +94,7 @@ async def test_detail_derived_from_turns(paths):
 @pytest.mark.parametrize("path, status, error", [
     ("/api/debug/conversations/", 400, "missing conv_id"),
     ("/api/debug/conversations/%FF", 400, "invalid conv_id"),
+    ("/api/debug/conversations/%zz", 400, "invalid conv_id"),
     ("/api/debug/conversations/%20", 400, "invalid conv_id"),
     ("/api/debug/conversations/nope", 404, "conversation not found"),
     ("/api/debug/conversations/conv-1%27%20OR%20%271%27=%271", 404, "conversation not found"),
