@@ -3,8 +3,8 @@
 ``/api/debug/...`` answers for the default turns database (the plugin's ``database`` setting,
 else the only attached turns database); ``/-/runtime-truth/{database}/api/debug/...`` for any
 turns database. Conversations come from the timeline store when one is attached (the plugin's
-``timeline_database`` setting, else the database with a ``timeline_conversations`` table), else
-they are derived from turns.db. Every answer is JSON, errors included.
+``timeline_database`` setting, else the first database with a ``timeline_conversations`` table),
+else they are derived from turns.db. Every answer is JSON, errors included.
 """
 
 from dataclasses import dataclass
@@ -16,7 +16,7 @@ from datasette.database import QueryInterrupted
 from datasette.utils import tilde_decode
 from datasette.utils.asgi import Forbidden, Response
 
-from . import config, store
+from . import config, pages, store
 from . import payload as shapes
 from .cors import add_cors
 from .permissions import ensure_view_database
@@ -39,9 +39,11 @@ class ApiError(Exception):
 
 @dataclass(frozen=True)
 class Stores:
-    """The databases one request reads: a turns database and a timeline store, either may be None."""
+    """What one request reads: a turns database (with its TurnsShape) and a timeline store;
+    either may be None."""
 
     turns: object
+    shape: object
     timeline: object
 
 
@@ -119,9 +121,8 @@ async def turns(datasette, request):
     if not conv_id and not session_id:
         raise ApiError(400, "missing conv_id or session_id")
     stores = await _stores(datasette, request, require_turns=True)
-    shape = await store.turns_shape(stores.turns)
     found = await store.snapshots(
-        stores.turns, shape, conv_id=conv_id or None, session_id=session_id or None,
+        stores.turns, stores.shape, conv_id=conv_id or None, session_id=session_id or None,
         phase=phase or None, since_ms=since_ms, limit=limit,
     )
     return shapes.turns_envelope(conv_id, session_id, phase, since_ms, [shapes.turns_item(s) for s in found])
@@ -131,8 +132,8 @@ async def turn(datasette, request):
     ids = _turn_ids(request.url_vars.get("turn_path"))
     stores = await _stores(datasette, request, require_turns=True)
     conv_id, session_id, turn_id = ids
-    shape = await store.turns_shape(stores.turns)
-    found = await store.snapshots(stores.turns, shape, conv_id=conv_id, session_id=session_id, turn_id=turn_id)
+    found = await store.snapshots(stores.turns, stores.shape, conv_id=conv_id, session_id=session_id,
+                                  turn_id=turn_id)
     if not found and not await store.turn_exists(stores.turns, conv_id, session_id, turn_id):
         raise ApiError(404, "turn not found")
     return shapes.turn_envelope(conv_id, session_id, turn_id, [shapes.turn_item(s) for s in found])
@@ -141,19 +142,20 @@ async def turn(datasette, request):
 # --- stores and permissions ---------------------------------------------------------------------
 
 async def _stores(datasette, request, with_timeline=False, require_turns=False):
-    """The databases this request reads, after checking the actor may view each of them."""
+    """The databases this request reads, once the actor may view each of them."""
     turns_db = await _turns_database(datasette, request.url_vars.get("database"))
-    if turns_db is not None and not (await store.turns_shape(turns_db)).has_turns:
-        turns_db = None
-    if require_turns and turns_db is None:
-        raise ApiError(404, "turn store not enabled")
-    timeline_db = await _timeline_database(datasette, turns_db) if with_timeline else None
+    timeline_db = await _timeline_database(datasette) if with_timeline else None
     for db in {db.name: db for db in (turns_db, timeline_db) if db is not None}.values():
         try:
             await ensure_view_database(datasette, request.actor, db.name)
         except Forbidden:
             raise ApiError(403, f"forbidden: you may not view the {db.name} database") from None
-    return Stores(turns_db, timeline_db)
+    shape = await store.turns_shape(turns_db) if turns_db is not None else None
+    if shape is None or not shape.has_turns:
+        if require_turns:
+            raise ApiError(404, "turn store not enabled")
+        turns_db, shape = None, None
+    return Stores(turns_db, shape, timeline_db)
 
 
 async def _turns_database(datasette, route_name):
@@ -178,28 +180,19 @@ async def _turns_database(datasette, route_name):
     return candidates[0] if candidates else None
 
 
-async def _timeline_database(datasette, turns_db):
-    """The timeline store: the configured one, else turns.db itself or another attached database
-    with a ``timeline_conversations`` table; None when there is none."""
-    name = config.plugin_config(datasette).get("timeline_database")
-    if name:
-        if name not in datasette.databases:
-            raise ApiError(404, f"timeline_database {name!r} is not attached")
-        return datasette.databases[name]
-    candidates = [turns_db] if turns_db is not None else []
-    candidates += [db for db_name, db in datasette.databases.items() if not db_name.startswith("_")]
-    for db in candidates:
-        if await db.table_exists("timeline_conversations"):
-            return db
-    return None
+async def _timeline_database(datasette):
+    """The timeline store the cutover report uses too; None when there is none."""
+    try:
+        return await pages.timeline_database(datasette)
+    except ValueError as error:
+        raise ApiError(404, str(error)) from None
 
 
 async def _conversation_rows(stores, limit, conv_id=None):
     if stores.timeline is not None:
         return await store.timeline_conversations(stores.timeline, limit, conv_id=conv_id)
     if stores.turns is not None:
-        shape = await store.turns_shape(stores.turns)
-        return await store.derived_conversations(stores.turns, shape, limit, conv_id=conv_id)
+        return await store.derived_conversations(stores.turns, stores.shape, limit, conv_id=conv_id)
     return []
 
 
