@@ -2,7 +2,10 @@
 
 from datasette import hookimpl
 
+from . import api
 from . import cli as commands
+from . import links, queries
+from . import pages as report_pages
 from . import startup as on_startup
 
 
@@ -15,5 +18,40 @@ def register_commands(cli):
 def startup(datasette):
     async def inner():
         await on_startup.run(datasette)
+        await queries.register(datasette)
 
     return inner
+
+
+@hookimpl
+def canned_queries(datasette, database):
+    # Datasette 0.65 only; 1.0 has no such hook, so startup registers the queries there.
+    return queries.canned_queries(datasette, database)
+
+
+@hookimpl
+def render_cell(datasette, database, column, value):
+    return links.render_cell(datasette, database, column, value)
+
+
+@hookimpl
+def database_actions(datasette, actor, database):
+    return links.database_actions(datasette, actor, database)
+
+
+@hookimpl
+def register_routes(datasette):
+    return report_pages.routes() + api.routes()
+
+
+@hookimpl
+def menu_links(datasette, actor):
+    async def inner():
+        return await report_pages.menu_links(datasette, actor)
+
+    return inner
+
+
+@hookimpl
+def extra_template_vars():
+    return report_pages.template_vars()

@@ -2,11 +2,15 @@
 
 import contextlib
 import json
+import os
+import sqlite3
 import sys
+import urllib.parse
 
 import click
 
 from . import migrate as migration
+from . import report as cutover
 from . import sample
 
 
@@ -63,6 +67,50 @@ def migrate(path, dry_run, rules, batch_size, busy_timeout_ms, as_json):
             click.echo(f"Error: {error}", err=True)
             sys.exit(error.exit_code)
     click.echo(json.dumps(report.as_dict()) if as_json else report.text())
+
+
+@runtime_truth.command()
+@click.argument("path", type=click.Path(dir_okay=True))
+@click.option("--timeline", "timeline_path", type=click.Path(exists=True, dir_okay=False),
+              help="A timeline.db whose conversation pointers to compare with each newest turn.")
+@click.option("--rules", type=click.Choice(["canonical", "legacy"]), default="canonical",
+              show_default=True, help="The backfill rules a migrate run would use.")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
+def check(path, timeline_path, rules, as_json):
+    """Is the turns.db at PATH cut over? Exit 0: every check passes; 1: a check fails;
+    2: PATH is not a turns.db."""
+    try:
+        conn = migration.open_turns_db(path, dry_run=True)
+    except migration.MigrationError as error:
+        click.echo(f"Error: {error}".replace(" (migrate never creates a database)", ""), err=True)
+        sys.exit(2)
+    try:
+        pointers = _read_pointers(timeline_path) if timeline_path else None
+        result = cutover.build(conn, os.path.basename(path), path=path, rules=rules,
+                               opened="read-only", pointers=pointers, timeline=timeline_path)
+    finally:
+        conn.close()
+    if as_json:
+        click.echo(json.dumps(result.as_dict()))
+    else:
+        click.echo(result.text())
+    sys.exit(1 if result.status == cutover.FAILS else 0)
+
+
+def _read_pointers(timeline_path):
+    uri = f"file:{urllib.parse.quote(os.path.abspath(timeline_path))}?mode=ro"
+    try:
+        conn = sqlite3.connect(uri, uri=True)
+        try:
+            if not cutover.is_timeline_store(conn):
+                raise click.BadParameter(f"{timeline_path} has no timeline_conversations table",
+                                         param_hint="--timeline")
+            return cutover.read_pointers(conn)
+        finally:
+            conn.close()
+    except sqlite3.DatabaseError as error:
+        raise click.BadParameter(f"{timeline_path}: not a readable SQLite database ({error})",
+                                 param_hint="--timeline")
 
 
 @contextlib.contextmanager

@@ -357,7 +357,7 @@ def _check_not_truncated(path):
     if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
         if header:
             raise MigrationError(f"{path}: not an SQLite database")
-        raise MigrationError(f"{path}: empty file, not a turns.db")
+        raise NotATurnsDatabase(f"{path}: not a turns.db (an empty file)")
     page_size = int.from_bytes(header[16:18], "big")
     page_size = 65536 if page_size == 1 else page_size
     pages = int.from_bytes(header[28:32], "big")

@@ -104,15 +104,15 @@ def test_directory(tmp_path):
     assert (result.exit_code, result.output) == (1, f"Error: {tmp_path}: is a directory, not a turns.db\n")
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"this is a text file, not a database\n" * 10, "not an SQLite database"),
-    (b"", "empty file, not a turns.db"),
+@pytest.mark.parametrize("content, exit_code, message", [
+    (b"this is a text file, not a database\n" * 10, 1, "not an SQLite database"),
+    (b"", 2, "not a turns.db (an empty file)"),
 ])
-def test_not_sqlite(tmp_path, content, message):
+def test_not_sqlite(tmp_path, content, exit_code, message):
     path = tmp_path / "turns.db"
     path.write_bytes(content)
     result = run("migrate", path)
-    assert (result.exit_code, result.output) == (1, f"Error: {path}: {message}\n")
+    assert (result.exit_code, result.output) == (exit_code, f"Error: {path}: {message}\n")
     assert path.read_bytes() == content
     assert sorted(os.listdir(tmp_path)) == ["turns.db"]
 

@@ -1,0 +1,225 @@
+"""Server-rendered SVG charts: backfill coverage per UTC day, and one conversation's runtime timeline.
+
+Plain strings of SVG with presentation attributes only, so they need no stylesheet, no script and
+no network; ``viewBox`` plus ``width="100%"`` lets them shrink to a phone's width. Every mark
+carries ``data-*`` attributes and a ``<title>`` tooltip, so what a person sees can also be read
+back by a test.
+"""
+
+import datetime
+
+from markupsafe import Markup, escape
+
+RUNTIME_COLOUR = "#0072B2"
+INFERENCE_COLOUR = "#D55E00"
+UNKNOWN_COLOUR = "#b0b0b0"
+# Okabe-Ito, safe for the common colour-vision deficiencies; assigned in order of first appearance.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+FONT = 'font-family="system-ui, sans-serif" font-size="11" fill="#333"'
+
+
+def _share(part, whole):
+    return part / whole if whole else 0.0
+
+
+def _pct(share):
+    return f"{100 * share:.0f}%" if share in (0, 1) else f"{100 * share:.1f}%"
+
+
+def _date(day):
+    return datetime.date.fromisoformat(day)
+
+
+def cutover_day(days):
+    """The first day of the final run of days on which every turn has a runtime_key, when days
+    without one come before it (the day the server started writing the column); else None."""
+    start = None
+    for row in days:
+        if row["turns"] and row["runtime_key"] == row["turns"]:
+            start = start or row["day"]
+        else:
+            start = None
+    if start is None or start == days[0]["day"]:
+        return None
+    return start
+
+
+def coverage_svg(days, width=720, height=260):
+    """Per UTC day, the share of turns with runtime_key (solid) and inference_id (dashed)."""
+    if not days:
+        return Markup('<p class="rt-empty">No turns with a timestamp yet.</p>')
+    left, right, top, bottom = 44, 12, 16, 46
+    plot_w, plot_h = width - left - right, height - top - bottom
+    first, last = _date(days[0]["day"]), _date(days[-1]["day"])
+    span = max((last - first).days, 1)
+
+    def x(day):
+        return left + plot_w * ((_date(day) - first).days / span if len(days) > 1 else 0.5)
+
+    def y(share):
+        return top + plot_h * (1 - share)
+
+    parts = [
+        f'<svg class="rt-coverage" role="img" viewBox="0 0 {width} {height}" width="100%" '
+        f'preserveAspectRatio="xMidYMid meet" xmlns="http://www.w3.org/2000/svg" '
+        f'data-days="{len(days)}" style="max-width:{width}px;min-width:480px;height:auto">',
+        f"<title>Backfill coverage per UTC day, {escape(days[0]['day'])} to {escape(days[-1]['day'])}</title>",
+    ]
+    for share in (0, 0.5, 1):
+        parts.append(f'<line x1="{left}" x2="{width - right}" y1="{y(share):.1f}" y2="{y(share):.1f}" '
+                     f'stroke="#ddd" stroke-width="1"/>')
+        parts.append(f'<text x="{left - 6}" y="{y(share) + 4:.1f}" text-anchor="end" {FONT}>'
+                     f'{100 * share:.0f}%</text>')
+    step = max(1, -(-len(days) // 6))
+    labelled = days[::step] if days[-1] in days[::step] else days[::step] + [days[-1]]
+    for row in labelled:
+        anchor = "end" if row is days[-1] and len(days) > 1 else "middle"
+        parts.append(f'<text x="{x(row["day"]):.1f}" y="{height - bottom + 16}" text-anchor="{anchor}" '
+                     f'{FONT}>{escape(row["day"][5:])}</text>')
+    parts.append(f'<text x="{left}" y="{height - 6}" {FONT}>{escape(days[0]["day"][:4])} (UTC days)</text>')
+    cutover = cutover_day(days)
+    if cutover:
+        cx = x(cutover)
+        parts.append(f'<line class="rt-cutover" data-day="{cutover}" x1="{cx:.1f}" x2="{cx:.1f}" '
+                     f'y1="{top}" y2="{top + plot_h}" stroke="#555" stroke-dasharray="2 3"/>')
+        parts.append(f'<text x="{cx + 4:.1f}" y="{top + 10}" {FONT}>cutover {escape(cutover)}</text>')
+    for key, colour, dash in (("runtime_key", RUNTIME_COLOUR, ""), ("inference_id", INFERENCE_COLOUR, "5 3")):
+        points = " ".join(f'{x(r["day"]):.1f},{y(_share(r[key], r["turns"])):.1f}' for r in days)
+        dashed = f' stroke-dasharray="{dash}"' if dash else ""
+        parts.append(f'<polyline class="rt-line-{key}" points="{points}" fill="none" stroke="{colour}" '
+                     f'stroke-width="2"{dashed}/>')
+    for row in days:
+        runtime, inference = _share(row["runtime_key"], row["turns"]), _share(row["inference_id"], row["turns"])
+        tip = (f'{row["day"]}: {row["turns"]:,} turns; runtime_key {_pct(runtime)} '
+               f'({row["runtime_key"]:,}), inference_id {_pct(inference)} ({row["inference_id"]:,})')
+        parts.append(
+            f'<g class="rt-day" data-day="{escape(row["day"])}" data-turns="{row["turns"]}" '
+            f'data-runtime-key="{row["runtime_key"]}" data-inference-id="{row["inference_id"]}">'
+            f'<title>{escape(tip)}</title>'
+            f'<circle cx="{x(row["day"]):.1f}" cy="{y(runtime):.1f}" r="3" fill="{RUNTIME_COLOUR}"/>'
+            f'<circle cx="{x(row["day"]):.1f}" cy="{y(inference):.1f}" r="2.5" fill="#fff" '
+            f'stroke="{INFERENCE_COLOUR}" stroke-width="1.5"/></g>'
+        )
+    legend_y = height - bottom + 32
+    parts.append(f'<line x1="{width - 250}" x2="{width - 230}" y1="{legend_y - 4}" y2="{legend_y - 4}" '
+                 f'stroke="{RUNTIME_COLOUR}" stroke-width="2"/>'
+                 f'<text x="{width - 226}" y="{legend_y}" {FONT}>runtime_key</text>'
+                 f'<line x1="{width - 140}" x2="{width - 120}" y1="{legend_y - 4}" y2="{legend_y - 4}" '
+                 f'stroke="{INFERENCE_COLOUR}" stroke-width="2" stroke-dasharray="5 3"/>'
+                 f'<text x="{width - 116}" y="{legend_y}" {FONT}>inference_id</text>')
+    parts.append("</svg>")
+    return Markup("".join(parts))
+
+
+def _get(row, key, default=""):
+    """A column of a sqlite3.Row or a dict, or ``default`` when the row lacks it."""
+    try:
+        value = row[key]
+    except (KeyError, IndexError):
+        return default
+    return default if value is None else value
+
+
+def runtime_colours(keys):
+    """{runtime_key: colour}, in order of first appearance; '' (unknown) is grey."""
+    colours = {"": UNKNOWN_COLOUR}
+    for key in keys:
+        if key not in colours:
+            colours[key] = PALETTE[(len(colours) - 1) % len(PALETTE)]
+    return colours
+
+
+def switch_positions(runtime_keys):
+    """Indexes i where turn i's runtime_key differs from the last known one before it (turns
+    without a runtime_key are passed over, as the report's switch count does)."""
+    positions, previous = [], None
+    for index, key in enumerate(runtime_keys):
+        if not key:
+            continue
+        if previous is not None and key != previous:
+            positions.append(index)
+        previous = key
+    return positions
+
+
+def timeline_svg(rows, height=96):
+    """One conversation's turns in history order, each a mark coloured by its runtime_key, with
+    runtime switches marked. ``rows`` are mappings with turn_id, runtime_key, inference_id,
+    updated_at_ms and maybe session_id (the runtime_history query's rows)."""
+    rows = list(rows)
+    if not rows:
+        return Markup('<p class="rt-empty">No turns in this conversation.</p>')
+    keys = [str(_get(row, "runtime_key")) for row in rows]
+    colours = runtime_colours(keys)
+    switches = set(switch_positions(keys))
+    left, right, top = 8, 8, 36
+    label_ends = [float("-inf"), float("-inf")]  # where the text on each of two label rows ends
+    gap = max(4, min(28, 640 // len(rows)))
+    mark = max(3, gap - 2)
+    width = left + right + gap * len(rows)
+    parts = [
+        f'<svg class="rt-timeline" role="img" viewBox="0 0 {max(width, 240)} {height}" width="100%" '
+        f'xmlns="http://www.w3.org/2000/svg" data-turns="{len(rows)}" data-switches="{len(switches)}" '
+        f'style="max-width:{max(width, 240)}px;min-width:{min(max(width, 240), 420)}px;height:auto">',
+        f"<title>Runtime timeline: {len(rows)} turns, {len(switches)} runtime "
+        f"switch{'es' if len(switches) != 1 else ''}</title>",
+    ]
+    for index, (row, key) in enumerate(zip(rows, keys)):
+        x = left + gap * index
+        if index in switches:
+            line_x = x - (gap - mark) / 2
+            parts.append(
+                f'<g class="rt-switch" data-index="{index}" data-to="{escape(key)}">'
+                f'<line x1="{line_x:.1f}" x2="{line_x:.1f}" y1="{top - 26}" y2="{top + 24}" '
+                f'stroke="#333" stroke-width="1.5" stroke-dasharray="3 2"/>'
+                f'{_switch_label(key, line_x + 3, top, label_ends)}</g>'
+            )
+        turn_id, inference_id = _get(row, "turn_id"), _get(row, "inference_id")
+        updated = _get(row, "updated_at_ms", None)
+        when = _format_ms(updated)
+        session = _get(row, "session_id")
+        tip = (f"turn {turn_id}: runtime_key {key or '(none)'}, inference_id {inference_id or '(none)'}"
+               f"{', ' + when if when else ''}{', session ' + str(session) if session else ''}")
+        fill = colours[key]
+        stroke = ' stroke="#777" stroke-dasharray="2 1"' if not key else ""
+        parts.append(
+            f'<rect class="rt-turn" data-turn-id="{escape(turn_id)}" data-runtime-key="{escape(key)}" '
+            f'x="{x:.1f}" y="{top}" width="{mark}" height="20" rx="2" fill="{fill}"{stroke}>'
+            f'<title>{escape(tip)}</title></rect>'
+        )
+    legend_x, legend_y = left, top + 50
+    for key, colour in colours.items():
+        if key == "" and "" not in keys:
+            continue
+        count = keys.count(key)
+        label = f"{key or '(no runtime_key)'} × {count}"
+        parts.append(f'<g class="rt-legend" data-runtime-key="{escape(key)}" data-count="{count}">'
+                     f'<rect x="{legend_x}" y="{legend_y - 9}" width="10" height="10" fill="{colour}"/>'
+                     f'<text x="{legend_x + 14}" y="{legend_y}" {FONT}>{escape(label)}</text></g>')
+        legend_x += 24 + 7 * len(label)
+        if legend_x > max(width, 240) - 80:
+            legend_x, legend_y = left, legend_y + 16
+    parts.append("</svg>")
+    svg = "".join(parts)
+    if legend_y + 8 > height:
+        svg = svg.replace(f"viewBox=\"0 0 {max(width, 240)} {height}\"",
+                          f"viewBox=\"0 0 {max(width, 240)} {legend_y + 8}\"", 1)
+    return Markup(svg)
+
+
+def _switch_label(key, x, top, label_ends):
+    """The new runtime's name beside a switch line, on the first of two rows it fits in; none
+    when both would overlap a neighbour (the legend still names every colour)."""
+    width = 6.5 * len(key)
+    for row, y in enumerate((top - 6, top - 18)):
+        if x > label_ends[row] + 4:
+            label_ends[row] = x + width
+            return f'<text x="{x:.1f}" y="{y}" {FONT}>{escape(key)}</text>'
+    return ""
+
+
+def _format_ms(value):
+    if not isinstance(value, (int, float)) or value <= 0:
+        return ""
+    moment = datetime.datetime.fromtimestamp(value / 1000, tz=datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")

@@ -1,0 +1,173 @@
+"""The cutover report inside Datasette: ``/-/runtime-truth``, its JSON, and a conversation timeline.
+
+The views gather what each turns database's report needs (its connection, how Datasette opened
+it, the timeline store's pointers) and hand it to :mod:`report`, the same code the ``check``
+command runs. Every database the actor may not view is left out.
+"""
+
+from urllib.parse import urlencode
+
+from datasette.utils import add_cors_headers, tilde_decode, tilde_encode
+from datasette.utils.asgi import Forbidden, NotFound, Response
+
+from . import charts, config, permissions, report
+
+PREFIX = "/-/runtime-truth"
+SHOWN_TIMELINES = 5  # switched conversations drawn inline on the report
+
+
+def routes():
+    return [
+        (rf"^{PREFIX}$", report_page),
+        (rf"^{PREFIX}\.json$", report_json),
+        (rf"^{PREFIX}/(?P<database>[^/]+)/conversation$", conversation_page),
+    ]
+
+
+async def timeline_database(datasette):
+    """The timeline store holding conversation pointers: the ``timeline_database`` setting, else
+    the first attached database with a ``timeline_conversations`` table, else None."""
+    name = config.plugin_config(datasette).get("timeline_database")
+    if name:
+        if name not in datasette.databases:
+            raise ValueError(f"{config.PLUGIN}: timeline_database {name!r} is not attached")
+        return datasette.databases[name]
+    for db_name, db in datasette.databases.items():
+        if not db_name.startswith("_") and await db.table_exists("timeline_conversations"):
+            return db
+    return None
+
+
+async def visible_turns_databases(datasette, actor):
+    return [db for db in await config.turns_databases(datasette)
+            if await permissions.can_view_database(datasette, actor, db.name)]
+
+
+async def build_reports(datasette, actor):
+    """A DatabaseReport for each turns database the actor may view."""
+    databases = await config.turns_databases(datasette)
+    visible = [db for db in databases if await permissions.can_view_database(datasette, actor, db.name)]
+    if databases and not visible:
+        raise Forbidden("You may not view any turns database")
+    pointers, timeline_name = None, None
+    try:
+        timeline_db = await timeline_database(datasette)
+    except ValueError:
+        timeline_db, timeline_name = None, config.plugin_config(datasette)["timeline_database"]
+    if timeline_db is not None and await permissions.can_view_database(datasette, actor, timeline_db.name):
+        pointers = await timeline_db.execute_fn(report.read_pointers)
+        timeline_name = timeline_db.name
+    rules = config.plugin_config(datasette).get("rules", "canonical")
+    reports = []
+    for db in visible:
+        opened = "mutable" if db.is_mutable else "immutable"
+
+        def run(conn, db=db, opened=opened):
+            return report.build(conn, db.name, path=db.path, rules=rules, opened=opened,
+                                pointers=pointers, timeline=timeline_name)
+
+        reports.append(await db.execute_fn(run))
+    return reports
+
+
+def _query_url(datasette, database, query, **params):
+    url = datasette.urls.table(database, query)
+    return url + ("?" + urlencode(params) if params else "")
+
+
+def timeline_url(datasette, database, conv_id):
+    return datasette.urls.path(
+        f"{PREFIX}/{tilde_encode(database)}/conversation?{urlencode({'conv_id': conv_id})}"
+    )
+
+
+def _links(datasette, db_report, timeline):
+    """Each check's rows link, and each listed conversation's history and timeline links."""
+    for check in db_report.checks:
+        check.url = _query_url(datasette, db_report.database, check.query) if check.query else None
+        if check.id == "pointer" and timeline in datasette.databases:
+            check.url = datasette.urls.table(timeline, "timeline_conversations")
+        for item in check.items:
+            item["history_url"] = _query_url(datasette, db_report.database, "runtime_history",
+                                             conv_id=item["conv_id"])
+            item["timeline_url"] = timeline_url(datasette, db_report.database, item["conv_id"])
+
+
+def _as_json(datasette, reports):
+    databases = []
+    for db_report in reports:
+        _links(datasette, db_report, db_report.timeline)
+        data = db_report.as_dict()
+        for check, check_data in zip(db_report.checks, data["checks"]):
+            check_data["url"] = check.url
+        data["coverage_url"] = _query_url(datasette, db_report.database, "backfill_coverage")
+        databases.append(data)
+    return {"status": report.overall_status(reports), "databases": databases}
+
+
+async def report_json(datasette, request):
+    reports = await build_reports(datasette, request.actor)
+    response = Response.json(_as_json(datasette, reports))
+    if datasette.cors:
+        add_cors_headers(response.headers)
+    return response
+
+
+async def report_page(datasette, request):
+    reports = await build_reports(datasette, request.actor)
+    sections = []
+    for db_report in reports:
+        _links(datasette, db_report, db_report.timeline)
+        db = datasette.databases[db_report.database]
+        switched = db_report.check("runtime_switches").items[:SHOWN_TIMELINES]
+        timelines = []
+        for item in switched:
+            rows = await db.execute_fn(lambda conn, c=item["conv_id"]: report.conversation_history(conn, c))
+            timelines.append({**item, "svg": charts.timeline_svg(rows)})
+        sections.append({
+            "report": db_report,
+            "coverage_svg": charts.coverage_svg(db_report.coverage),
+            "coverage_url": _query_url(datasette, db_report.database, "backfill_coverage"),
+            "timelines": timelines,
+        })
+    return Response.html(await datasette.render_template(
+        "runtime_truth.html",
+        {"status": report.overall_status(reports), "sections": sections,
+         "json_url": datasette.urls.path(f"{PREFIX}.json")},
+        request=request,
+    ))
+
+
+async def conversation_page(datasette, request):
+    name = tilde_decode(request.url_vars["database"])
+    if name not in datasette.databases:
+        raise NotFound(f"Database not found: {name}")
+    await permissions.ensure_view_database(datasette, request.actor, name)
+    db = datasette.databases[name]
+    if db not in await config.turns_databases(datasette):
+        raise NotFound(f"{name} is not a turns database")
+    conv_id = request.args.get("conv_id", "")
+    if not conv_id:
+        return Response.text("missing conv_id: add ?conv_id=... to the URL", status=400)
+    rows = await db.execute_fn(lambda conn: report.conversation_history(conn, conv_id))
+    if not rows:
+        raise NotFound(f"conversation not found: {conv_id}")
+    switches = charts.switch_positions([row["runtime_key"] for row in rows])
+    return Response.html(await datasette.render_template(
+        "runtime_truth_conversation.html",
+        {"database": name, "conv_id": conv_id, "rows": rows, "switches": len(switches),
+         "history_url": _query_url(datasette, name, "runtime_history", conv_id=conv_id),
+         "report_url": datasette.urls.path(PREFIX)},
+        request=request,
+    ))
+
+
+async def menu_links(datasette, actor):
+    if await visible_turns_databases(datasette, actor):
+        return [{"href": datasette.urls.path(PREFIX), "label": "Runtime truth report"}]
+    return []
+
+
+def template_vars():
+    """What every template sees: the timeline function the runtime_history page's partial calls."""
+    return {"runtime_truth_timeline": charts.timeline_svg}

@@ -1,0 +1,217 @@
+"""The JSON shapes of the /api/debug/* routes, and the turn payload as YAML. Pure functions, no I/O.
+
+Field names and field order are the upstream web-chat server's (``../shared/spec/turns-db.md``,
+section 4), with the playbook's ``runtime_key`` on turn items. Every per-turn value comes from the
+turn row; the conversation pointer only ever appears as a conversation's ``resolved_runtime_key``.
+
+The payload YAML imitates gopkg.in/yaml.v3 ``Marshal`` of the upstream map: keys sorted, four-space
+indentation with sequences indented under their key (``- `` items whose mappings continue two
+columns in), no line wrapping, strings plain where YAML allows, double-quoted when a plain scalar
+would read as another type (``"true"``, ``"123"``, ``""``), single-quoted where plain is not
+allowed (``'a: b'``), multi-line strings as literal blocks (``|``).
+"""
+
+from dataclasses import dataclass
+import json
+
+import yaml
+
+MAX_JSON_DEPTH = 64
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """One phase snapshot of a turn, with the turn row's runtime truth and the built payload."""
+
+    conv_id: str
+    session_id: str
+    turn_id: str
+    phase: str
+    created_at_ms: int
+    runtime_key: str
+    inference_id: str
+    payload: dict
+
+
+def conversation_item(conv_id, session_id, resolved_runtime_key, last_activity_ms,
+                      has_timeline_source, detail=False):
+    """One conversation as the upstream lists it. A store on disk has no live state, so the
+    live-only fields are always 0 / false / ""."""
+    item = {
+        "conv_id": conv_id,
+        "session_id": session_id,
+        "resolved_runtime_key": resolved_runtime_key or "",
+        "active_sockets": 0,
+        "stream_running": False,
+        "queue_depth": 0,
+        "buffered_events": 0,
+        "last_activity_ms": last_activity_ms,
+        "has_timeline_source": bool(has_timeline_source),
+        "source": "persisted",
+    }
+    if detail:
+        item["active_request_key"] = ""
+    return item
+
+
+def turns_envelope(conv_id, session_id, phase, since_ms, items):
+    """The /api/debug/turns body: the filters echoed (``limit`` is not), keys in upstream order."""
+    return {
+        "conv_id": conv_id,
+        "items": items,
+        "phase": phase,
+        "session_id": session_id,
+        "since_ms": since_ms,
+    }
+
+
+def turns_item(snapshot):
+    """One snapshot in the /api/debug/turns list."""
+    return {
+        "conv_id": snapshot.conv_id,
+        "session_id": snapshot.session_id,
+        "turn_id": snapshot.turn_id,
+        "phase": snapshot.phase,
+        "runtime_key": snapshot.runtime_key or "",
+        "inference_id": snapshot.inference_id or "",
+        "created_at_ms": snapshot.created_at_ms,
+        "payload": to_yaml(snapshot.payload),
+    }
+
+
+def turn_envelope(conv_id, session_id, turn_id, items):
+    """The /api/debug/turn/{conv}/{session}/{turn} body."""
+    return {"conv_id": conv_id, "items": items, "session_id": session_id, "turn_id": turn_id}
+
+
+def turn_item(snapshot):
+    """One phase snapshot in the turn detail: the payload as YAML and as a JSON object."""
+    return {
+        "phase": snapshot.phase,
+        "created_at_ms": snapshot.created_at_ms,
+        "runtime_key": snapshot.runtime_key or "",
+        "inference_id": snapshot.inference_id or "",
+        "payload": to_yaml(snapshot.payload),
+        "parsed": snapshot.payload,
+    }
+
+
+def error_body(message, status):
+    return {"ok": False, "error": message, "status": status}
+
+
+def turn_payload(turn_id, blocks, metadata_json, data_json):
+    """The upstream turn map ``{id, blocks: [{id, kind, role?, payload?, metadata?}], metadata?,
+    data?}``, keys sorted at every level, optional keys left out when empty.
+
+    ``blocks`` are ``(block_id, kind, role, payload_json, block_metadata_json)`` tuples in ordinal
+    order. JSON columns are parsed; text that is not JSON is kept as the string it is.
+    """
+    payload = {
+        "blocks": [_block(*block) for block in blocks],
+        "id": turn_id,
+    }
+    _put_if_present(payload, "metadata", parse_json(metadata_json))
+    _put_if_present(payload, "data", parse_json(data_json))
+    return _sorted(payload)
+
+
+def _block(block_id, kind, role, payload_json, metadata_json):
+    block = {"id": block_id or "", "kind": kind or ""}
+    _put_if_present(block, "role", role)
+    _put_if_present(block, "payload", parse_json(payload_json))
+    _put_if_present(block, "metadata", parse_json(metadata_json))
+    return block
+
+
+def _put_if_present(mapping, key, value):
+    if value not in (None, "", {}, []):
+        mapping[key] = value
+
+
+def parse_json(text):
+    """A JSON column's value; ``''``/NULL give None; text that is not strict JSON (``NaN``
+    included), or nests deeper than MAX_JSON_DEPTH, stays a string."""
+    if text is None:
+        return None
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    if not isinstance(text, str):
+        return text
+    if not text.strip():
+        return None
+    try:
+        value = json.loads(text, parse_constant=_reject_constant)
+    except (ValueError, RecursionError):
+        return text
+    if _depth(value) > MAX_JSON_DEPTH:
+        return text
+    return value
+
+
+def _reject_constant(name):
+    raise ValueError(f"{name} is not JSON")
+
+
+def _depth(value):
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict):
+            stack.extend((child, depth + 1) for child in item.values())
+        elif isinstance(item, list):
+            stack.extend((child, depth + 1) for child in item)
+    return deepest
+
+
+def _sorted(value):
+    if isinstance(value, dict):
+        return {key: _sorted(value[key]) for key in sorted(value)}
+    if isinstance(value, list):
+        return [_sorted(item) for item in value]
+    return value
+
+
+class _GoYamlDumper(yaml.SafeDumper):
+    """PyYAML's safe dumper with yaml.v3's indentation rules."""
+
+    def increase_indent(self, flow=False, indentless=False):
+        self.indents.append(self.indent)
+        if self.indent is None:
+            self.indent = self.best_indent if flow else 0
+        elif not indentless:
+            if self.states and self.states[-1] == self.expect_block_sequence_item:
+                self.indent += 2  # a mapping inside "- " continues after the indicator
+            else:
+                self.indent = self.best_indent * ((self.indent + self.best_indent) // self.best_indent)
+
+    def expect_block_sequence(self):
+        # yaml.v3 indents a sequence under its mapping key; PyYAML would not.
+        self.increase_indent(flow=False, indentless=False)
+        self.state = self.expect_first_block_sequence_item
+
+
+def _represent_str(dumper, value):
+    style = None
+    if "\n" in value:
+        style = "|"
+    elif value == "" or dumper.resolve(yaml.ScalarNode, value, (True, False)) != "tag:yaml.org,2002:str":
+        style = '"'
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_GoYamlDumper.add_representer(str, _represent_str)
+
+
+def to_yaml(value):
+    """``value`` as a YAML document in the style of yaml.v3's Marshal."""
+    return yaml.dump(
+        value,
+        Dumper=_GoYamlDumper,
+        indent=4,
+        sort_keys=True,
+        allow_unicode=True,
+        default_flow_style=False,
+        width=float("inf"),
+    )

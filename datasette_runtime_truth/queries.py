@@ -1,0 +1,250 @@
+"""The canned queries: the playbook's SQL checks and the ones an operator reaches for next.
+
+This module is the one source of truth. The plugin registers these queries on every turns database
+(the ``canned_queries`` hook on Datasette 0.65, ``datasette.add_query`` on 1.0), and
+``bundle.py`` generates the top-level ``metadata.yml`` / ``datasette.yaml`` and the query-page
+templates from it, so the bundle also works with no plugin installed.
+
+Every value travels as a bound parameter. Datasette passes a missing parameter as ``''``; each query
+answers that with an empty result (or, for paging parameters, the first page).
+"""
+
+from dataclasses import dataclass
+
+from . import config
+
+SOURCE = "datasette-runtime-truth"
+DEFAULT_PAGE = 50
+MAX_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class Query:
+    name: str
+    title: str
+    sql: str
+    meaning: str
+    good_answer: str
+    params: tuple = ()
+
+    def __post_init__(self):
+        object.__setattr__(self, "sql", self.sql.strip() + "\n")
+
+    @property
+    def description(self):
+        return f"{self.meaning} A good answer: {self.good_answer}"
+
+    def as_config(self):
+        """The query as an entry under ``queries:`` in metadata.yml (0.65) or datasette.yaml (1.0)."""
+        entry = {"title": self.title, "description": self.description, "sql": self.sql}
+        if self.params:
+            entry["params"] = list(self.params)
+        return entry
+
+
+QUERIES = (
+    Query(
+        name="turns_schema",
+        title="turns: schema columns",
+        sql="""
+SELECT cid, name, type, "notnull", dflt_value, pk
+FROM pragma_table_info('turns')
+ORDER BY cid
+""",
+        meaning="The playbook's `PRAGMA table_info(turns)`: the columns of the turns table.",
+        good_answer="`runtime_key TEXT NOT NULL DEFAULT ''` and `inference_id TEXT NOT NULL "
+                    "DEFAULT ''` are both listed (after `updated_at_ms` on a migrated store, "
+                    "before it on a fresh one; both are correct).",
+    ),
+    Query(
+        name="turns_runtime_indexes",
+        title="turns: runtime indexes",
+        sql="""
+SELECT name, sql
+FROM sqlite_master
+WHERE type = 'index'
+  AND tbl_name = 'turns'
+  AND name IN ('turns_by_conv_runtime_updated', 'turns_by_conv_inference_updated')
+ORDER BY name
+""",
+        meaning="The playbook's index check: the two indexes that make per-turn runtime and "
+                "inference lookups fast.",
+        good_answer="two rows, `turns_by_conv_inference_updated` on "
+                    "`(conv_id, inference_id, updated_at_ms DESC)` and "
+                    "`turns_by_conv_runtime_updated` on `(conv_id, runtime_key, updated_at_ms DESC)`.",
+    ),
+    Query(
+        name="runtime_history",
+        title="Runtime history of one conversation",
+        sql="""
+SELECT turn_id, runtime_key, inference_id, updated_at_ms, session_id
+FROM turns
+WHERE conv_id = :conv_id
+ORDER BY updated_at_ms ASC, turn_id ASC
+""",
+        params=("conv_id",),
+        meaning="The playbook's runtime history: each turn of the conversation with the runtime "
+                "that produced it and its inference id, oldest first (`session_id` is added last, "
+                "for the link to each turn's debug JSON).",
+        good_answer="turns after the cutover carry a `runtime_key` and an `inference_id`; a runtime "
+                    "switch shows as a change between turns; an empty `runtime_key` is an unknown, "
+                    "pre-cutover turn and stays empty (never filled in from the conversation's "
+                    "current runtime).",
+    ),
+    Query(
+        name="missing_backfill_count",
+        title="Turns still missing runtime_key or inference_id",
+        sql="""
+SELECT COUNT(*) AS missing_runtime_or_inference
+FROM turns
+WHERE COALESCE(runtime_key, '') = ''
+   OR COALESCE(inference_id, '') = ''
+""",
+        meaning="The playbook's backfill check: how many turns still have an empty `runtime_key` "
+                "or `inference_id`.",
+        good_answer="only old turns whose metadata was missing or non-canonical are counted; the "
+                    "backfill is best effort, so a non-zero count is expected on a store with "
+                    "pre-cutover history, and it must not grow with new turns.",
+    ),
+    Query(
+        name="missing_backfill_rows",
+        title="Turns still missing runtime_key or inference_id: their metadata",
+        sql=f"""
+SELECT conv_id, session_id, turn_id, turn_metadata_json
+FROM turns
+WHERE (COALESCE(runtime_key, '') = '' OR COALESCE(inference_id, '') = '')
+  AND (conv_id, session_id, turn_id) > (:after_conv, :after_session, :after_turn)
+ORDER BY conv_id, session_id, turn_id
+LIMIT CASE WHEN CAST(:limit AS INTEGER) > 0
+           THEN min(CAST(:limit AS INTEGER), {MAX_PAGE})
+           ELSE {DEFAULT_PAGE} END
+""",
+        params=("after_conv", "after_session", "after_turn", "limit"),
+        meaning="The playbook's candidate rows for manual recovery, in primary-key order, "
+                f"{DEFAULT_PAGE} at a time (`limit` up to {MAX_PAGE}); for the next page pass the "
+                "last row's ids as `after_conv`, `after_session`, `after_turn`.",
+        good_answer="the metadata of these rows has no runtime attribution map and no inference "
+                    "id: keep the empty sentinel rather than fabricate history from the "
+                    "conversation's latest pointer.",
+    ),
+    Query(
+        name="runtime_switches",
+        title="Conversations that switched runtime",
+        sql="""
+WITH known AS (
+  SELECT conv_id, turn_id, runtime_key, updated_at_ms,
+         lag(runtime_key) OVER history AS previous_runtime_key
+  FROM turns
+  WHERE runtime_key <> ''
+  WINDOW history AS (PARTITION BY conv_id ORDER BY updated_at_ms, turn_id)
+),
+changes AS (
+  SELECT conv_id, turn_id, runtime_key, updated_at_ms,
+         row_number() OVER history AS step,
+         group_concat(runtime_key, ' -> ') OVER (
+           history ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+         ) AS runtime_order
+  FROM known
+  WHERE previous_runtime_key IS NULL OR previous_runtime_key <> runtime_key
+  WINDOW history AS (PARTITION BY conv_id ORDER BY updated_at_ms, turn_id)
+)
+SELECT conv_id,
+       COUNT(DISTINCT runtime_key) AS runtime_keys,
+       COUNT(*) - 1 AS switches,
+       max(runtime_order) AS runtime_order,
+       max(CASE WHEN step = 2 THEN turn_id END) AS first_switch_turn_id,
+       max(CASE WHEN step = 2 THEN updated_at_ms END) AS first_switch_at_ms
+FROM changes
+GROUP BY conv_id
+HAVING COUNT(DISTINCT runtime_key) > 1
+ORDER BY first_switch_at_ms DESC, conv_id
+""",
+        meaning="Conversations whose turns carry more than one non-empty `runtime_key`: how many "
+                "runtimes, how many switches, in what order, and the turn and time of the first "
+                "switch (turns with an unknown runtime are left out; newest first switch first).",
+        good_answer="each switch shows in the conversation's runtime history as turns under "
+                    "different runtimes; the conversation's current pointer "
+                    "(`resolved_runtime_key`) is only the last runtime of `runtime_order`.",
+    ),
+    Query(
+        name="inference_lookup",
+        title="Turns carrying an inference id",
+        sql="""
+WITH RECURSIVE conversations(conv_id) AS (
+  SELECT min(conv_id) FROM turns WHERE :inference_id <> ''
+  UNION ALL
+  SELECT (SELECT min(conv_id) FROM turns WHERE conv_id > conversations.conv_id)
+  FROM conversations
+  WHERE conversations.conv_id IS NOT NULL
+)
+SELECT turns.conv_id, turns.session_id, turns.turn_id, turns.runtime_key, turns.inference_id,
+       turns.updated_at_ms
+FROM conversations
+CROSS JOIN turns
+  ON turns.conv_id = conversations.conv_id AND turns.inference_id = :inference_id
+ORDER BY turns.updated_at_ms, turns.conv_id, turns.session_id, turns.turn_id
+""",
+        params=("inference_id",),
+        meaning="The turn that carries an inference id (the id is looked up per conversation "
+                "through `turns_by_conv_inference_updated`).",
+        good_answer="exactly one turn; more than one means the same inference was recorded on "
+                    "several turns, none means the id never reached turns.db.",
+    ),
+    Query(
+        name="backfill_coverage",
+        title="Backfill coverage per day",
+        sql="""
+SELECT date(updated_at_ms / 1000, 'unixepoch') AS day,
+       COUNT(*) AS turns,
+       SUM(runtime_key <> '') AS with_runtime_key,
+       SUM(inference_id <> '') AS with_inference_id,
+       SUM(runtime_key = '' AND inference_id = '') AS with_neither
+FROM turns
+GROUP BY day
+ORDER BY day
+""",
+        meaning="Per UTC day of `updated_at_ms`: how many turns, how many carry a `runtime_key`, "
+                "an `inference_id`, and neither.",
+        good_answer="from the cutover day on, every turn carries both; before it, coverage is "
+                    "whatever the backfill could recover, and `with_neither` marks history that "
+                    "stays unknown.",
+    ),
+)
+
+BY_NAME = {query.name: query for query in QUERIES}
+
+
+def as_config():
+    """All queries as the ``queries:`` mapping of a database in metadata.yml / datasette.yaml."""
+    return {query.name: query.as_config() for query in QUERIES}
+
+
+async def is_turns_database(datasette, name):
+    """True when ``name`` is one of the plugin's turns databases (see config.turns_databases)."""
+    names = config.configured_names(datasette)
+    if names is not None:
+        return name in names
+    if name.startswith("_") or name not in datasette.databases:
+        return False
+    return await datasette.databases[name].table_exists("turns")
+
+
+async def canned_queries(datasette, database):
+    """The 0.65 ``canned_queries`` hook: every query, on a turns database."""
+    if not await is_turns_database(datasette, database):
+        return {}
+    return as_config()
+
+
+async def register(datasette):
+    """On Datasette 1.0 (which has no ``canned_queries`` hook) add every query to every turns
+    database with ``add_query``. Trusted, so they run where arbitrary SQL is not allowed."""
+    if not hasattr(datasette, "add_query"):
+        return
+    for db in await config.turns_databases(datasette):
+        for query in QUERIES:
+            await datasette.add_query(
+                db.name, query.name, query.sql, title=query.title,
+                description=query.description, parameters=list(query.params),
+                is_trusted=True, source=SOURCE, replace=True,
+            )

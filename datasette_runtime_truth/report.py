@@ -1,0 +1,402 @@
+"""The cutover report: every playbook check on one turns.db, as pass / fail / info.
+
+Pure over an open SQLite connection, so the ``/-/runtime-truth`` page (through ``execute_fn``) and
+``datasette runtime-truth check`` (on a read-only connection of its own) run the same code. Nothing
+here writes. A check *fails* only when something a migration would fix is not done; what no
+migration can recover (rows whose metadata never named a runtime) is information.
+"""
+
+from dataclasses import asdict, dataclass, field
+import os
+
+from . import backfill, schema
+
+PASS, FAIL, INFO = "pass", "fail", "info"
+PASSES, FAILS, EMPTY = "passes", "fails", "no turns database"
+EXPECTED_DEFINITION = "TEXT NOT NULL DEFAULT ''"
+LISTED = 20  # conversations named under a check; the canned query shows them all
+
+# Expected (column, descending) pairs of the two runtime indexes, from the upstream DDL.
+EXPECTED_INDEX_COLUMNS = {
+    index.name: [
+        (part.split()[0], part.upper().endswith(" DESC"))
+        for part in (piece.strip() for piece in index.columns.split(","))
+    ]
+    for index in schema.INDEXES
+    if index.name in schema.RUNTIME_INDEXES
+}
+
+
+@dataclass
+class Check:
+    id: str
+    title: str
+    status: str
+    figure: str
+    value: int = None
+    query: str = None  # the canned query that shows this check's rows
+    items: list = field(default_factory=list)
+
+
+@dataclass
+class DatabaseReport:
+    database: str
+    path: str
+    rules: str
+    turns: int
+    checks: list
+    coverage: list  # one dict per UTC day: day, turns, runtime_key, inference_id
+    timeline: str = None  # the timeline store compared against, if any
+
+    @property
+    def status(self):
+        return FAILS if any(check.status == FAIL for check in self.checks) else PASSES
+
+    @property
+    def failures(self):
+        return [check for check in self.checks if check.status == FAIL]
+
+    def check(self, check_id):
+        return next(check for check in self.checks if check.id == check_id)
+
+    def as_dict(self):
+        data = asdict(self)
+        data["status"] = self.status
+        return data
+
+    def text(self):
+        """The report as ``datasette runtime-truth check`` prints it."""
+        failed = len(self.failures)
+        verdict = (f"FAILS ({failed} of {len(self.checks)} checks fail)" if failed
+                   else f"PASSES (all {len(self.checks)} checks pass or are information)")
+        lines = [f"{self.path or self.database}: {verdict}"]
+        width = max(len(check.title) for check in self.checks)
+        for check in self.checks:
+            see = f"  [{check.query}]" if check.query else ""
+            lines.append(f"  {check.status:<4}  {check.title:<{width}}  {check.figure}{see}")
+            for item in check.items[:5]:
+                lines.append(f"{'':<{width + 10}}  - {_describe_item(item)}")
+            if len(check.items) > 5:
+                lines.append(f"{'':<{width + 10}}  - ... ({check.value:,} in all)")
+        return "\n".join(lines)
+
+
+def overall_status(reports):
+    if not reports:
+        return EMPTY
+    return FAILS if any(report.status == FAILS for report in reports) else PASSES
+
+
+def _describe_item(item):
+    if "switches" in item:
+        return f"{item['conv_id']}: {item['switches']} switch{'es' if item['switches'] != 1 else ''}"
+    return f"{item['conv_id']}: pointer {item['pointer']!r}, newest turn {item['newest_runtime_key']!r}"
+
+
+def build(conn, database, path=None, rules="canonical", opened="mutable", pointers=None,
+          timeline=None):
+    """Run every check on the turns.db behind ``conn`` and return a DatabaseReport.
+
+    ``opened`` says how the caller opened the file (``mutable``, ``immutable`` or ``read-only``);
+    ``pointers`` maps conv_id to the timeline store's ``runtime_key`` (see read_pointers), or is
+    None when there is no timeline store.
+    """
+    if rules not in backfill.RULES:
+        raise ValueError(f"unknown rules {rules!r}: expected one of {', '.join(backfill.RULES)}")
+    columns = _column_types(conn)
+    turns = conn.execute("SELECT count(*) FROM turns").fetchone()[0]
+    have = {name: name in columns for name in schema.RUNTIME_COLUMNS}
+    checks = [
+        _columns_check(columns),
+        _indexes_check(conn),
+        *_backfill_checks(conn, columns, turns, rules, path),
+        _switches_check(conn, have["runtime_key"]),
+        _pointer_check(conn, have["runtime_key"], pointers, timeline),
+        _journal_check(conn, path, opened),
+    ]
+    return DatabaseReport(
+        database=database, path=path, rules=rules, turns=turns, checks=checks,
+        coverage=coverage(conn, columns), timeline=timeline,
+    )
+
+
+def _column_types(conn):
+    """{name: "TYPE [NOT NULL] [DEFAULT x]"} for every column of ``turns``."""
+    found = {}
+    for _, name, type_, notnull, default, _ in conn.execute("PRAGMA table_info(turns)"):
+        parts = [type_.upper()]
+        if notnull:
+            parts.append("NOT NULL")
+        if default is not None:
+            parts.append(f"DEFAULT {default}")
+        found[name] = " ".join(parts)
+    return found
+
+
+def _columns_check(columns):
+    title = "runtime_key and inference_id columns"
+    missing = [name for name in schema.RUNTIME_COLUMNS if name not in columns]
+    wrong = [f"{name} is {columns[name]}" for name in schema.RUNTIME_COLUMNS
+             if name in columns and columns[name] != EXPECTED_DEFINITION]
+    present = len(schema.RUNTIME_COLUMNS) - len(missing)
+    if missing or wrong:
+        problems = ([f"missing: {', '.join(missing)}"] if missing else []) + wrong
+        figure = "; ".join(problems) + f" (expected {EXPECTED_DEFINITION})"
+        return Check("columns", title, FAIL, figure, present, "turns_schema")
+    return Check("columns", title, PASS, f"both {EXPECTED_DEFINITION}", present, "turns_schema")
+
+
+def index_columns(conn, name):
+    """[(column, descending)] of an index on ``turns``, or None when it does not exist."""
+    exists = conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'index' AND tbl_name = 'turns' AND name = ?",
+        (name,),
+    ).fetchone()
+    if exists is None:
+        return None
+    rows = conn.execute(
+        "SELECT name, desc FROM pragma_index_xinfo(?) WHERE key = 1 ORDER BY seqno", (name,)
+    ).fetchall()
+    return [(column, bool(desc)) for column, desc in rows]
+
+
+def _indexes_check(conn):
+    title = "Runtime indexes"
+    problems, good = [], 0
+    for name, expected in EXPECTED_INDEX_COLUMNS.items():
+        found = index_columns(conn, name)
+        if found is None:
+            problems.append(f"{name} missing")
+        elif found != expected:
+            problems.append(f"{name} is on ({_index_text(found)}), expected ({_index_text(expected)})")
+        else:
+            good += 1
+    if problems:
+        return Check("indexes", title, FAIL, "; ".join(problems), good, "turns_runtime_indexes")
+    figure = "; ".join(f"{name} ({_index_text(cols)})" for name, cols in EXPECTED_INDEX_COLUMNS.items())
+    return Check("indexes", title, PASS, figure, good, "turns_runtime_indexes")
+
+
+def _index_text(columns):
+    return ", ".join(f"{column} DESC" if desc else column for column, desc in columns)
+
+
+def _backfill_checks(conn, columns, turns, rules, path):
+    """Missing values, bad metadata, and rows a migrate run would still fill, in one scan."""
+    runtime_key = "runtime_key" if "runtime_key" in columns else "''"
+    inference_id = "inference_id" if "inference_id" in columns else "''"
+    metadata = "turn_metadata_json" if "turn_metadata_json" in columns else "'{}'"
+    missing_runtime = missing_inference = bad = fill_runtime = fill_inference = fill_rows = 0
+    rows = conn.execute(f"SELECT {runtime_key}, {inference_id}, {metadata} FROM turns")
+    for old_runtime, old_inference, metadata_json in rows:
+        missing_runtime += old_runtime == ""
+        missing_inference += old_inference == ""
+        try:
+            found = backfill.recover(metadata_json, rules)
+        except backfill.InvalidMetadata:
+            bad += 1
+            continue
+        would_runtime = old_runtime == "" and found.runtime_key != ""
+        would_inference = old_inference == "" and found.inference_id != ""
+        fill_runtime += would_runtime
+        fill_inference += would_inference
+        fill_rows += would_runtime or would_inference
+    if fill_rows:
+        command = f"datasette runtime-truth migrate {path or 'turns.db'}"
+        if rules != "canonical":
+            command += f" --rules {rules}"
+        fill = Check(
+            "would_fill", "Rows a migrate run would still fill", FAIL,
+            f"{fill_rows:,} rows ({fill_runtime:,} runtime_key, {fill_inference:,} inference_id, "
+            f"{rules} rules): run `{command}`",
+            fill_rows, "missing_backfill_rows",
+        )
+    else:
+        fill = Check("would_fill", "Rows a migrate run would still fill", PASS,
+                     f"none: every recoverable value is filled ({rules} rules)", 0,
+                     "missing_backfill_rows")
+    return [
+        _missing_check("missing_runtime_key", "Rows without runtime_key", missing_runtime,
+                       fill_runtime, turns),
+        _missing_check("missing_inference_id", "Rows without inference_id", missing_inference,
+                       fill_inference, turns),
+        Check("bad_metadata", "Rows with invalid or non-object metadata", INFO,
+              f"{bad:,} of {turns:,} rows (skipped by the backfill; they keep '')", bad,
+              "missing_backfill_rows"),
+        fill,
+    ]
+
+
+def _missing_check(check_id, title, missing, recoverable, turns):
+    figure = f"{missing:,} of {turns:,} rows ({_percent(missing, turns)})"
+    if recoverable:
+        figure += f": {recoverable:,} recoverable by a migrate run, {missing - recoverable:,} not"
+    elif missing:
+        figure += ": nothing in their metadata to recover, so they keep ''"
+    return Check(check_id, title, INFO, figure, missing, "missing_backfill_count")
+
+
+def _percent(part, whole):
+    if not whole:
+        return "0%"
+    share = 100 * part / whole
+    return f"{share:.0f}%" if share == int(share) or share >= 10 else f"{share:.1f}%"
+
+
+SWITCHES_SQL = """
+WITH known AS (
+  SELECT conv_id, runtime_key,
+         lag(runtime_key) OVER (PARTITION BY conv_id ORDER BY updated_at_ms, turn_id) AS previous
+  FROM turns
+  WHERE runtime_key != ''
+)
+SELECT conv_id, count(*) AS switches
+FROM known
+WHERE previous IS NOT NULL AND previous != runtime_key
+GROUP BY conv_id
+ORDER BY switches DESC, conv_id
+"""
+
+
+def switched_conversations(conn):
+    """[(conv_id, switches)]: conversations whose known runtime_key changes between consecutive
+    turns (by updated_at_ms, then turn_id; turns without a runtime_key are passed over)."""
+    return conn.execute(SWITCHES_SQL).fetchall()
+
+
+def _switches_check(conn, has_runtime_key):
+    title = "Conversations that switched runtime"
+    if not has_runtime_key:
+        return Check("runtime_switches", title, INFO, "no runtime_key column yet", 0, "runtime_switches")
+    switched = switched_conversations(conn)
+    conversations = conn.execute("SELECT count(DISTINCT conv_id) FROM turns").fetchone()[0]
+    total = sum(switches for _, switches in switched)
+    figure = (f"{len(switched):,} of {conversations:,} conversations "
+              f"({total:,} switch{'es' if total != 1 else ''})")
+    items = [{"conv_id": conv_id, "switches": n} for conv_id, n in switched[:LISTED]]
+    return Check("runtime_switches", title, INFO, figure, len(switched), "runtime_switches", items)
+
+
+def read_pointers(conn):
+    """{conv_id: runtime_key} from a timeline store's ``timeline_conversations`` (the pointer)."""
+    return dict(conn.execute("SELECT conv_id, runtime_key FROM timeline_conversations"))
+
+
+def is_timeline_store(conn):
+    return conn.execute(
+        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'timeline_conversations'"
+    ).fetchone() is not None
+
+
+NEWEST_SQL = """
+SELECT conv_id, runtime_key FROM (
+  SELECT conv_id, runtime_key,
+         row_number() OVER (PARTITION BY conv_id ORDER BY updated_at_ms DESC, turn_id DESC) AS n
+  FROM turns
+)
+WHERE n = 1
+ORDER BY conv_id
+"""
+
+
+def _pointer_check(conn, has_runtime_key, pointers, timeline):
+    title = "Conversation pointer vs newest turn"
+    if pointers is None and timeline:
+        return Check("pointer", title, INFO, f"timeline_database {timeline!r} is not attached", None)
+    if pointers is None:
+        return Check("pointer", title, INFO, "no timeline store to compare with", None)
+    if not has_runtime_key:
+        return Check("pointer", title, INFO, "no runtime_key column yet", None)
+    compared = unknown = 0
+    differ = []
+    for conv_id, newest in conn.execute(NEWEST_SQL):
+        if conv_id not in pointers:
+            continue
+        if newest == "":
+            unknown += 1
+            continue
+        compared += 1
+        if pointers[conv_id] != newest:
+            differ.append({"conv_id": conv_id, "pointer": pointers[conv_id], "newest_runtime_key": newest})
+    figure = (f"{len(differ):,} of {compared:,} conversations differ from their newest turn's "
+              f"runtime_key in {timeline or 'the timeline store'}")
+    if unknown:
+        figure += f"; {unknown:,} more have no runtime_key on their newest turn"
+    figure += " (information: the pointer is never turn history, and history is never rewritten)"
+    return Check("pointer", title, INFO, figure, len(differ), None, differ[:LISTED])
+
+
+def _journal_check(conn, path, opened):
+    title = "Journal mode and how it is opened"
+    mode = conn.execute("PRAGMA journal_mode").fetchone()[0].lower()
+    if path and file_is_wal(path):
+        mode = "wal"  # an immutable open reports "delete" for a WAL file
+    figure = f"{mode}, opened {opened}"
+    if mode == "wal" and opened == "immutable":
+        pending = path and os.path.exists(path + "-wal") and os.path.getsize(path + "-wal") > 0
+        if pending:
+            return Check("journal", title, FAIL,
+                         figure + ": the -wal file holds changes an immutable open ignores, so "
+                         "every figure here may be stale; serve turns.db mutable (without -i)")
+        return Check("journal", title, INFO,
+                     figure + ": correct only while the -wal file is empty; serve a live turns.db "
+                     "mutable (without -i)")
+    return Check("journal", title, INFO, figure)
+
+
+def file_is_wal(path):
+    """True when the SQLite header says the file is in WAL mode (bytes 18 and 19 are 2)."""
+    try:
+        with open(path, "rb") as f:
+            header = f.read(20)
+    except OSError:
+        return False
+    return len(header) == 20 and header[18] == 2 and header[19] == 2
+
+
+def coverage(conn, columns=None):
+    """Per UTC day of ``updated_at_ms``: turns, and how many carry runtime_key / inference_id."""
+    columns = columns if columns is not None else _column_types(conn)
+    stamp = _stamp_column(columns)
+    if stamp is None:
+        return []
+    runtime_key = "runtime_key != ''" if "runtime_key" in columns else "0"
+    inference_id = "inference_id != ''" if "inference_id" in columns else "0"
+    rows = conn.execute(
+        f"""SELECT strftime('%Y-%m-%d', {stamp} / 1000, 'unixepoch') AS day, count(*),
+                   sum({runtime_key}), sum({inference_id})
+            FROM turns
+            WHERE {stamp} > 0
+            GROUP BY day
+            ORDER BY day"""
+    ).fetchall()
+    return [{"day": day, "turns": n, "runtime_key": r, "inference_id": i} for day, n, r, i in rows]
+
+
+HISTORY_SQL = """
+SELECT turn_id, session_id, {runtime_key} AS runtime_key, {inference_id} AS inference_id,
+       {stamp} AS updated_at_ms
+FROM turns
+WHERE conv_id = :conv_id
+ORDER BY {stamp} ASC, turn_id ASC
+LIMIT :limit
+"""
+
+
+def _stamp_column(columns):
+    """The turn time to order and bucket by: updated_at_ms, or what an older store has instead."""
+    return next((c for c in ("updated_at_ms", "turn_created_at_ms", schema.LEGACY_CREATED_COLUMN)
+                 if c in columns), None)
+
+
+def conversation_history(conn, conv_id, limit=5000):
+    """One conversation's turns in history order, as dicts (the playbook's history query)."""
+    columns = _column_types(conn)
+    sql = HISTORY_SQL.format(
+        runtime_key="runtime_key" if "runtime_key" in columns else "''",
+        inference_id="inference_id" if "inference_id" in columns else "''",
+        stamp=_stamp_column(columns) or "0",
+    )
+    cursor = conn.execute(sql, {"conv_id": conv_id, "limit": limit})
+    names = [d[0] for d in cursor.description]
+    return [dict(zip(names, row)) for row in cursor]

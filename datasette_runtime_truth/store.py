@@ -1,0 +1,252 @@
+"""Reading conversations, turns and phase snapshots from turns.db and the timeline store.
+
+Every query is built from fixed SQL fragments chosen by what the store has (a pre-cutover store has
+no ``runtime_key``; a very old one no ``updated_at_ms``; a minimal one no snapshot tables) and which
+filters are present; every value travels as a bound parameter. Ties on a timestamp are broken by
+the ids, ascending, so every list has one order.
+"""
+
+from dataclasses import dataclass
+import itertools
+
+from .payload import Snapshot, turn_payload
+
+SNAPSHOT_TABLES = ("turn_block_membership", "blocks")
+
+
+@dataclass(frozen=True)
+class TurnsShape:
+    """What a turns database has: the ``turns`` columns and whether snapshot tables exist."""
+
+    columns: frozenset
+    has_snapshots: bool
+
+    @property
+    def has_turns(self):
+        return bool(self.columns)
+
+    def expression(self, *candidates, default):
+        """The first of ``candidates`` that is a column of ``turns`` (as ``t.name``), else ``default``."""
+        for name in candidates:
+            if name in self.columns:
+                return f"t.{name}"
+        return default
+
+    @property
+    def runtime_key(self):
+        return self.expression("runtime_key", default="''")
+
+    @property
+    def inference_id(self):
+        return self.expression("inference_id", default="''")
+
+    @property
+    def updated_at_ms(self):
+        return self.expression("updated_at_ms", "turn_created_at_ms", "created_at_ms", default="0")
+
+    @property
+    def metadata_json(self):
+        return self.expression("turn_metadata_json", default="'{}'")
+
+    @property
+    def data_json(self):
+        return self.expression("turn_data_json", default="'{}'")
+
+
+async def table_columns(db, table):
+    rows = (await db.execute("SELECT name FROM pragma_table_info(:table)", {"table": table})).rows
+    return frozenset(row[0] for row in rows)
+
+
+async def turns_shape(db):
+    columns = await table_columns(db, "turns")
+    has_snapshots = all([await db.table_exists(table) for table in SNAPSHOT_TABLES])
+    return TurnsShape(columns, has_snapshots)
+
+
+# --- conversations ------------------------------------------------------------------------------
+
+TIMELINE_CONVERSATIONS_SQL = """
+SELECT conv_id, session_id, {runtime_key} AS runtime_key, last_activity_ms,
+       ({has_timeline} OR {last_seen_version} > 0) AS has_timeline_source
+FROM timeline_conversations
+{where}
+ORDER BY last_activity_ms DESC, conv_id ASC
+LIMIT :limit
+"""
+
+
+async def timeline_conversations(db, limit, conv_id=None):
+    """Rows ``(conv_id, session_id, runtime_key, last_activity_ms, has_timeline_source)`` from
+    the timeline store, newest activity first."""
+    columns = await table_columns(db, "timeline_conversations")
+
+    def column(name, default):
+        return name if name in columns else default
+
+    sql = TIMELINE_CONVERSATIONS_SQL.format(
+        runtime_key=column("runtime_key", "''"),
+        has_timeline=column("has_timeline", "0"),
+        last_seen_version=column("last_seen_version", "0"),
+        where="WHERE conv_id = :conv_id" if conv_id is not None else "",
+    )
+    return (await db.execute(sql, {"limit": limit, "conv_id": conv_id})).rows
+
+
+DERIVED_CONVERSATIONS_SQL = """
+WITH latest AS (
+  SELECT t.conv_id, max({updated_at_ms}) AS last_activity_ms
+  FROM turns AS t
+  {where}
+  GROUP BY t.conv_id
+  ORDER BY last_activity_ms DESC, t.conv_id ASC
+  LIMIT :limit
+),
+newest_turn AS (
+  SELECT latest.conv_id, t.session_id, {runtime_key} AS runtime_key, latest.last_activity_ms,
+         row_number() OVER (PARTITION BY latest.conv_id ORDER BY t.session_id, t.turn_id) AS n
+  FROM latest
+  JOIN turns AS t ON t.conv_id = latest.conv_id AND {updated_at_ms} = latest.last_activity_ms
+)
+SELECT conv_id, session_id, runtime_key, last_activity_ms, 0 AS has_timeline_source
+FROM newest_turn
+WHERE n = 1
+ORDER BY last_activity_ms DESC, conv_id ASC
+"""
+
+
+def derived_conversations_query(shape, limit, conv_id=None):
+    """One conversation per ``conv_id`` in turns.db: the session and runtime of its most recently
+    updated turn, its newest ``updated_at_ms`` as last activity.
+
+    The grouping reads only the ``turns_by_conv_session`` index (conv_id, session_id,
+    updated_at_ms), never the table; the newest turn of each listed conversation is then one index
+    search."""
+    sql = DERIVED_CONVERSATIONS_SQL.format(
+        updated_at_ms=shape.updated_at_ms,
+        runtime_key=shape.runtime_key,
+        where="WHERE t.conv_id = :conv_id" if conv_id is not None else "",
+    )
+    return sql, {"limit": limit, "conv_id": conv_id}
+
+
+async def derived_conversations(db, shape, limit, conv_id=None):
+    sql, params = derived_conversations_query(shape, limit, conv_id)
+    return (await db.execute(sql, params)).rows
+
+
+# --- snapshots ----------------------------------------------------------------------------------
+
+SNAPSHOTS_SQL = """
+WITH page AS (
+  SELECT m.conv_id, m.session_id, m.turn_id, m.phase, m.snapshot_created_at_ms AS created_at_ms,
+         {runtime_key} AS runtime_key, {inference_id} AS inference_id,
+         {metadata_json} AS metadata_json, {data_json} AS data_json
+  FROM turns AS t
+  JOIN turn_block_membership AS m
+    ON m.conv_id = t.conv_id AND m.session_id = t.session_id AND m.turn_id = t.turn_id
+  WHERE {conditions}
+  GROUP BY m.conv_id, m.session_id, m.turn_id, m.phase, m.snapshot_created_at_ms
+  ORDER BY created_at_ms DESC, m.conv_id, m.session_id, m.turn_id, m.phase
+  {limit}
+)
+SELECT page.*, m.ordinal, m.block_id, b.kind, b.role, b.payload_json,
+       b.block_metadata_json
+FROM page
+JOIN turn_block_membership AS m
+  ON m.conv_id = page.conv_id AND m.session_id = page.session_id AND m.turn_id = page.turn_id
+ AND m.phase = page.phase AND m.snapshot_created_at_ms = page.created_at_ms
+LEFT JOIN blocks AS b ON b.block_id = m.block_id AND b.content_hash = m.content_hash
+ORDER BY page.created_at_ms DESC, page.conv_id, page.session_id, page.turn_id, page.phase, m.ordinal
+"""
+
+# A store with a turns table and no snapshot tables: each turn row is one item, phase ''.
+TURN_ROWS_SQL = """
+SELECT t.conv_id, t.session_id, t.turn_id, '' AS phase, {updated_at_ms} AS created_at_ms,
+       {runtime_key} AS runtime_key, {inference_id} AS inference_id,
+       {metadata_json} AS metadata_json, {data_json} AS data_json,
+       NULL AS ordinal, NULL AS block_id, NULL AS kind, NULL AS role, NULL AS payload_json,
+       NULL AS block_metadata_json
+FROM turns AS t
+WHERE {conditions}
+ORDER BY created_at_ms DESC, t.conv_id, t.session_id, t.turn_id
+{limit}
+"""
+
+
+def snapshots_query(shape, conv_id=None, session_id=None, turn_id=None, phase=None, since_ms=0,
+                    limit=None):
+    """SQL and parameters listing phase snapshots, newest first, with their blocks by ordinal.
+
+    At least one of ``conv_id`` / ``session_id`` should be given: the turns are then found through
+    ``turns_by_conv_session`` / ``turns_by_session`` (or the primary key), and their snapshots
+    through ``turn_block_membership_by_turn_phase``."""
+    params = {"conv_id": conv_id, "session_id": session_id, "turn_id": turn_id, "phase": phase,
+              "since_ms": since_ms, "limit": limit}
+    conditions = [
+        condition
+        for condition, wanted in (
+            ("t.conv_id = :conv_id", conv_id is not None),
+            ("t.session_id = :session_id", session_id is not None),
+            ("t.turn_id = :turn_id", turn_id is not None),
+        )
+        if wanted
+    ]
+    if shape.has_snapshots:
+        template = SNAPSHOTS_SQL
+        snapshot_time, snapshot_phase = "m.snapshot_created_at_ms", "m.phase"
+    else:
+        template = TURN_ROWS_SQL
+        snapshot_time, snapshot_phase = shape.updated_at_ms, "''"
+    if phase is not None:
+        conditions.append(f"{snapshot_phase} = :phase")
+    if since_ms > 0:
+        conditions.append(f"{snapshot_time} >= :since_ms")
+    sql = template.format(
+        runtime_key=shape.runtime_key,
+        inference_id=shape.inference_id,
+        metadata_json=shape.metadata_json,
+        data_json=shape.data_json,
+        updated_at_ms=shape.updated_at_ms,
+        conditions=" AND ".join(conditions) or "1",
+        limit="LIMIT :limit" if limit is not None else "",
+    )
+    return sql, params
+
+
+async def snapshots(db, shape, **filters):
+    """The snapshots matching ``filters`` (see snapshots_query) as payload.Snapshot objects."""
+    sql, params = snapshots_query(shape, **filters)
+    rows = (await db.execute(sql, params)).rows
+    return [_snapshot(list(group)) for _, group in itertools.groupby(rows, key=_snapshot_key)]
+
+
+def _snapshot_key(row):
+    return (row["conv_id"], row["session_id"], row["turn_id"], row["phase"], row["created_at_ms"])
+
+
+def _snapshot(rows):
+    first = rows[0]
+    blocks = [
+        (row["block_id"], row["kind"], row["role"], row["payload_json"], row["block_metadata_json"])
+        for row in rows
+        if row["ordinal"] is not None
+    ]
+    return Snapshot(
+        conv_id=first["conv_id"],
+        session_id=first["session_id"],
+        turn_id=first["turn_id"],
+        phase=first["phase"],
+        created_at_ms=first["created_at_ms"],
+        runtime_key=first["runtime_key"],
+        inference_id=first["inference_id"],
+        payload=turn_payload(first["turn_id"], blocks, first["metadata_json"], first["data_json"]),
+    )
+
+
+async def turn_exists(db, conv_id, session_id, turn_id):
+    rows = (await db.execute(
+        "SELECT 1 FROM turns WHERE conv_id = :conv_id AND session_id = :session_id AND turn_id = :turn_id",
+        {"conv_id": conv_id, "session_id": session_id, "turn_id": turn_id},
+    )).rows
+    return bool(rows)

@@ -1,0 +1,76 @@
+"""A real ``datasette`` server on 127.0.0.1 and headless Debian Chromium, for the browser tests."""
+
+import contextlib
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextlib.contextmanager
+def datasette_server(*args, log_path=None, startup_timeout_s=60):
+    """Run ``datasette serve ARGS`` on a free port; yield its base URL; stop it afterwards."""
+    port = free_port()
+    command = [sys.executable, "-m", "datasette", "serve", *map(str, args),
+               "-h", "127.0.0.1", "-p", str(port)]
+    log = open(log_path, "wb") if log_path else subprocess.DEVNULL
+    process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        _wait_until_up(process, base + "/-/versions.json", startup_timeout_s, log_path)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        if log_path:
+            log.close()
+
+
+def _wait_until_up(process, url, timeout_s, log_path):
+    deadline = time.monotonic() + timeout_s
+    while True:
+        if process.poll() is not None:
+            output = open(log_path).read() if log_path else ""
+            raise RuntimeError(f"datasette exited with {process.returncode}: {output}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"datasette did not answer {url} within {timeout_s} s")
+        time.sleep(0.1)
+
+
+@contextlib.contextmanager
+def chromium():
+    """A headless Chromium browser driven by Playwright, never a downloaded build."""
+    from playwright.sync_api import sync_playwright
+
+    if not os.path.exists(CHROMIUM):
+        raise RuntimeError(f"{CHROMIUM} is missing: run scripts/ensure-browser")
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            yield browser
+        finally:
+            browser.close()

@@ -1,0 +1,95 @@
+"""The payload builder and its yaml.v3-style YAML, without a server."""
+
+import pytest
+import yaml
+
+from datasette_runtime_truth.payload import parse_json, to_yaml, turn_payload
+
+
+def test_turn_payload_sorts_keys_and_leaves_out_empty_optionals():
+    blocks = [
+        ("b1", "user", "user", '{"text": "hi", "a": 1}', "{}"),
+        ("b2", "tool_call", "", "", '{"z": true, "call": {"y": 2, "x": 1}}'),
+    ]
+    result = turn_payload("turn-1", blocks, '{"k": "v"}', "{}")
+    assert result == {
+        "blocks": [
+            {"id": "b1", "kind": "user", "payload": {"a": 1, "text": "hi"}, "role": "user"},
+            {"id": "b2", "kind": "tool_call", "metadata": {"call": {"x": 1, "y": 2}, "z": True}},
+        ],
+        "id": "turn-1",
+        "metadata": {"k": "v"},
+    }
+    assert list(result) == ["blocks", "id", "metadata"]
+    assert list(result["blocks"][1]["metadata"]["call"]) == ["x", "y"]
+
+
+def test_turn_payload_with_data_and_no_blocks():
+    assert turn_payload("t", [], "", '{"geppetto.turn_data@v1": {"n": 1}}') == {
+        "blocks": [], "data": {"geppetto.turn_data@v1": {"n": 1}}, "id": "t",
+    }
+
+
+@pytest.mark.parametrize("text, expected", [
+    (None, None),
+    ("", None),
+    ("  ", None),
+    ("{}", {}),
+    ('{"a": [1, 2.5, null, true]}', {"a": [1, 2.5, None, True]}),
+    ('["planner"]', ["planner"]),
+    ("42", 42),
+    ('{"a": ', '{"a": '),
+    ('{"a": NaN}', '{"a": NaN}'),
+    ("[" * 65 + "]" * 65, "[" * 65 + "]" * 65),
+    (b'{"a": 1}', {"a": 1}),
+])
+def test_parse_json(text, expected):
+    assert parse_json(text) == expected
+
+
+def test_nesting_deeper_than_the_limit_stays_text():
+    deep = "[" * 5000 + "]" * 5000
+    assert parse_json(deep) == deep
+    assert isinstance(parse_json("[" * 64 + "]" * 64), list)
+
+
+def test_yaml_matches_yaml_v3_marshal_style():
+    value = turn_payload(
+        "turn-1",
+        [("b1", "user", "user", '{"text": "line one\\nline two", "n": [1, [2, 3], {"ok": "true"}]}', "")],
+        '{"geppetto.runtime@v1": {"runtime_key": "inventory@v1"}, "count": "123", "empty": "", '
+        '"colon": "a: b", "yes": "yes", "none": null, "pi": 3.5, "word": "ünï"}',
+        "",
+    )
+    assert to_yaml(value) == (
+        "blocks:\n"
+        "    - id: b1\n"
+        "      kind: user\n"
+        "      payload:\n"
+        "        n:\n"
+        "            - 1\n"
+        "            - - 2\n"
+        "              - 3\n"
+        "            - ok: \"true\"\n"
+        "        text: |-\n"
+        "            line one\n"
+        "            line two\n"
+        "      role: user\n"
+        "id: turn-1\n"
+        "metadata:\n"
+        "    colon: 'a: b'\n"
+        "    count: \"123\"\n"
+        "    empty: \"\"\n"
+        "    geppetto.runtime@v1:\n"
+        "        runtime_key: inventory@v1\n"
+        "    none: null\n"
+        "    pi: 3.5\n"
+        "    word: ünï\n"
+        "    \"yes\": \"yes\"\n"
+    )
+    assert yaml.safe_load(to_yaml(value)) == value
+
+
+def test_long_strings_are_not_wrapped():
+    text = "word " * 40 + "end"
+    assert to_yaml({"id": text}) == f"id: {text}\n"

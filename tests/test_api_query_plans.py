@@ -1,0 +1,58 @@
+"""The SQL behind the debug routes reads indexes, never whole tables (EXPLAIN QUERY PLAN)."""
+
+import re
+import sqlite3
+
+import pytest
+
+from api_helpers import build_turns_db
+from datasette_runtime_truth import store
+
+BASE_TABLE = re.compile(r"^(SCAN|SEARCH) (t|m|b|turns|turn_block_membership|blocks)\b")
+
+
+@pytest.fixture(params=["current", "migrated", "pre-cutover"])
+def conn_and_shape(request, tmp_path):
+    conn = sqlite3.connect(build_turns_db(tmp_path / "turns.db", request.param))
+    columns = frozenset(row[1] for row in conn.execute("PRAGMA table_info(turns)"))
+    yield conn, store.TurnsShape(columns, has_snapshots=True)
+    conn.close()
+
+
+def plan(conn, sql, params):
+    return [row[3] for row in conn.execute("EXPLAIN QUERY PLAN " + sql, params)]
+
+
+def table_steps(lines):
+    return [line for line in lines if BASE_TABLE.match(line)]
+
+
+@pytest.mark.parametrize("filters, first_index", [
+    ({"conv_id": "conv-1", "limit": 200}, "turn_block_membership_by_turn_phase"),
+    ({"session_id": "session-1", "limit": 200}, "turns_by_session"),
+    ({"conv_id": "conv-1", "session_id": "session-1", "phase": "final", "since_ms": 100, "limit": 1},
+     "turn_block_membership_by_turn_phase"),
+    ({"conv_id": "conv-1", "session_id": "session-1", "turn_id": "turn-1"}, None),
+])
+def test_turns_list_and_turn_detail_only_search_indexes(conn_and_shape, filters, first_index):
+    conn, shape = conn_and_shape
+    steps = table_steps(plan(conn, *store.snapshots_query(shape, **filters)))
+    assert len(steps) == 4, steps
+    assert all(step.startswith("SEARCH ") and " USING " in step and "INDEX" in step for step in steps), steps
+    if first_index:
+        assert first_index in steps[0]
+    assert any("sqlite_autoindex_blocks_1 (block_id=? AND content_hash=?)" in step for step in steps)
+
+
+def test_conversations_list_reads_a_covering_index_and_then_searches(conn_and_shape):
+    conn, shape = conn_and_shape
+    steps = table_steps(plan(conn, *store.derived_conversations_query(shape, 500)))
+    assert len(steps) == 2, steps
+    assert steps[0].startswith("SCAN t USING COVERING INDEX turns_by_conv_"), steps
+    assert steps[1].startswith("SEARCH t USING INDEX turns_by_conv_") and "(conv_id=?)" in steps[1], steps
+
+
+def test_conversation_detail_only_searches(conn_and_shape):
+    conn, shape = conn_and_shape
+    steps = table_steps(plan(conn, *store.derived_conversations_query(shape, 1, conv_id="conv-1")))
+    assert len(steps) == 2 and all(step.startswith("SEARCH t USING") and "(conv_id=?)" in step for step in steps), steps

@@ -1,0 +1,74 @@
+"""The README's curl session against `make demo`, run as written against the same sample data.
+
+`make demo` writes seed 1 with 20,000 turns; the sample generator draws conversations in order, so
+the first few hundred turns of seed 1, and the ids the README uses, are the same at 400 turns.
+"""
+
+import json
+import pathlib
+import re
+import shlex
+
+import pytest
+
+from api_helpers import datasette
+from datasette_runtime_truth import migrate, sample
+
+README = pathlib.Path(__file__).parent.parent / "README.md"
+SERVER = "http://127.0.0.1:8001"
+
+
+def session_section():
+    text = README.read_text()
+    return text.split("### A session against `make demo`", 1)[1].split("\n## ", 1)[0]
+
+
+def curl_urls():
+    bash = re.search(r"```bash\n(.*?)```", session_section(), re.S).group(1)
+    urls = []
+    for line in bash.splitlines():
+        words = shlex.split(line)
+        assert words[:2] == ["curl", "-s"] and len(words) == 3, line
+        assert words[2].startswith(SERVER + "/"), line
+        urls.append(words[2][len(SERVER):])
+    return urls
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("demo")
+    summary = sample.build(directory, turns=400, seed=1)
+    migrate.migrate_path(summary.turns_path)
+    return summary.turns_path, summary.timeline_path
+
+
+@pytest.mark.asyncio
+async def test_every_curl_in_the_readme_answers_as_described(demo):
+    ds = datasette(demo)
+    urls = curl_urls()
+    assert len(urls) == 6
+    responses = [await ds.client.get(url) for url in urls]
+    assert [response.status_code for response in responses] == [200, 200, 200, 200, 200, 400]
+    conversations, conversation, turns, turn, by_session, bad = [response.json() for response in responses]
+
+    assert len(conversations["items"]) > 0
+    shown = re.search(r"```json\n(.*?)```", session_section(), re.S).group(1)
+    assert conversation == json.loads(shown)
+
+    assert [(item["turn_id"][:8], item["runtime_key"]) for item in turns["items"]] == [
+        ("cb03be7f", "agent"), ("9dfcba4e", ""),
+    ]
+    assert [(item["phase"], item["runtime_key"], item["inference_id"]) for item in turn["items"]] == [
+        (phase, "planner@v1", "7a436450-613e-4b56-85fa-3fadff720bc4")
+        for phase in ("final", "post_inference", "post_tools", "pre_inference")
+    ]
+    yaml_lines = re.search(r"```yaml\n(blocks:.*?)```", session_section(), re.S).group(1).splitlines()
+    payload_lines = turn["items"][0]["payload"].splitlines()
+    shown_lines = [line for line in yaml_lines if line.strip() != "..."]
+    assert all(line in payload_lines for line in shown_lines)
+
+    assert by_session["since_ms"] == 1772556300000
+    assert {item["turn_id"][:8] for item in by_session["items"]} == {"f904281a", "9dfcba4e", "cb03be7f"}
+
+    error = re.search(r"answers `400` with\n`(.*?)`", session_section(), re.S).group(1)
+    assert bad == json.loads(error)

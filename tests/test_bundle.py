@@ -1,0 +1,74 @@
+"""The no-plugin bundle: generated files match queries.py, and the README's links work as written."""
+
+import re
+import subprocess
+import sys
+
+import pytest
+import yaml
+
+from datasette_runtime_truth import bundle, migrate, queries, sample
+from query_store import MODES, ROOT, serving
+
+README_LINK = re.compile(r"http://127\.0\.0\.1:8001(/turns/[^\s|`)]+)")
+
+
+def test_committed_bundle_matches_queries_py():
+    assert bundle.stale_files() == []
+
+
+def test_check_command_reports_a_stale_file(tmp_path):
+    assert subprocess.run([sys.executable, "-m", "datasette_runtime_truth.bundle", "--check"],
+                          cwd=ROOT).returncode == 0
+    bundle.write(tmp_path)
+    (tmp_path / "metadata.yml").write_text("databases: {}\n")
+    assert bundle.stale_files(tmp_path) == [str(tmp_path / "metadata.yml")]
+
+
+def test_both_config_files_hold_every_query():
+    for name in ("metadata.yml", "datasette.yaml"):
+        loaded = yaml.safe_load((ROOT / name).read_text())
+        assert loaded == {"databases": {"turns": {"queries": queries.as_config()}}}
+    assert list(queries.as_config()) == [
+        "turns_schema", "turns_runtime_indexes", "runtime_history", "missing_backfill_count",
+        "missing_backfill_rows", "runtime_switches", "inference_lookup", "backfill_coverage"]
+
+
+def readme_links():
+    return README_LINK.findall((ROOT / "README.md").read_text())
+
+
+def test_readme_lists_page_json_and_csv_for_every_query():
+    by_query = {}
+    for link in readme_links():
+        name = re.match(r"/turns/(\w+)", link).group(1)
+        kind = "json" if ".json?" in link else "csv" if ".csv" in link else "page"
+        by_query.setdefault(name, set()).add(kind)
+        if kind == "json":
+            assert link.endswith("_shape=array")
+    assert by_query == {query.name: {"page", "json", "csv"} for query in queries.QUERIES}
+
+
+@pytest.fixture(scope="module")
+def demo_store(tmp_path_factory):
+    """The demo's data: seed 1, migrated. Its first conversations are the same at any size."""
+    directory = tmp_path_factory.mktemp("demo")
+    sample.build(str(directory), turns=300, seed=1)
+    migrate.migrate_path(str(directory / "turns.db"))
+    return directory / "turns.db"
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("mode", MODES)
+async def test_readme_links_work_as_written(demo_store, mode):
+    async with serving(demo_store, mode) as ds:
+        for link in readme_links():
+            response = await ds.client.get(link)
+            assert response.status_code == 200, link
+            if ".json?" in link:
+                assert len(response.json()) >= 1, link
+            elif ".csv" in link:
+                assert len(response.text.splitlines()) >= 2, link
+            else:
+                assert '<p class="runtime-truth-meaning">' in response.text, link
+                assert "runtime-truth-not-migrated" not in response.text, link

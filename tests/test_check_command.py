@@ -1,0 +1,83 @@
+"""``datasette runtime-truth check``: the report on the terminal, and an exit code for scripts."""
+
+import json
+import os
+
+from click.testing import CliRunner
+from datasette.cli import cli
+
+from builders import create_store, dump, insert_turn
+from datasette_runtime_truth.sample import build as build_sample
+
+
+def run(*args):
+    return CliRunner().invoke(cli, ["runtime-truth", "check", *map(str, args)])
+
+
+def test_sample_exits_1_before_migration_and_0_after(tmp_path):
+    sample = build_sample(tmp_path, turns=200, seed=5)
+    before = dump(sample.turns_path)
+    result = run(sample.turns_path)
+    assert result.exit_code == 1, result.output
+    lines = result.output.splitlines()
+    assert lines[0] == f"{sample.turns_path}: FAILS (3 of 9 checks fail)"
+    assert lines[1].split()[:2] == ["fail", "runtime_key"]
+    assert f"run `datasette runtime-truth migrate {sample.turns_path}`" in result.output
+    assert dump(sample.turns_path) == before  # the check never writes
+
+    migrated = CliRunner().invoke(cli, ["runtime-truth", "migrate", sample.turns_path])
+    assert migrated.exit_code == 0, migrated.output
+    result = run(sample.turns_path, "--timeline", sample.timeline_path)
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines()[0] == (
+        f"{sample.turns_path}: PASSES (all 9 checks pass or are information)"
+    )
+    assert "in " + sample.timeline_path in result.output
+
+
+def test_json_is_the_same_report(tmp_path):
+    path = tmp_path / "turns.db"
+    conn = create_store(path, "current")
+    insert_turn(conn, "c1", "s1", "t1", metadata={"inference_id": "inf-1"}, runtime_key="agent")
+    conn.close()
+    result = run(path, "--json")
+    assert result.exit_code == 1
+    data = json.loads(result.output)
+    assert data["status"] == "fails"
+    assert data["database"] == "turns.db"
+    assert data["turns"] == 1
+    by_id = {check["id"]: check for check in data["checks"]}
+    assert by_id["would_fill"] == {
+        "id": "would_fill", "title": "Rows a migrate run would still fill", "status": "fail",
+        "figure": f"1 rows (0 runtime_key, 1 inference_id, canonical rules): "
+                  f"run `datasette runtime-truth migrate {path}`",
+        "value": 1, "query": "missing_backfill_rows", "items": [],
+    }
+    assert by_id["journal"]["figure"] == "wal, opened read-only"
+
+
+def test_exit_2_when_path_is_not_a_turns_db(tmp_path):
+    (tmp_path / "notes.txt").write_text("hello")
+    other = create_store(tmp_path / "other.db", "current")
+    other.execute("DROP TABLE turn_block_membership")
+    other.execute("DROP TABLE turns")
+    other.commit()
+    for path, message in [
+        (tmp_path / "missing.db", "no such file"),
+        (tmp_path, "is a directory"),
+        (tmp_path / "notes.txt", "not an SQLite database"),
+        (tmp_path / "other.db", "not a turns.db (it has no turns table)"),
+    ]:
+        result = run(path)
+        assert result.exit_code == 2, (path, result.output)
+        assert message in result.output
+    assert not os.path.exists(tmp_path / "missing.db")
+
+
+def test_bad_timeline_is_a_usage_error(tmp_path):
+    create_store(tmp_path / "turns.db", "current").close()
+    result = run(tmp_path / "turns.db", "--timeline", tmp_path / "turns.db")
+    assert result.exit_code == 2
+    assert "has no timeline_conversations table" in result.output
+    result = run(tmp_path / "turns.db", "--timeline", tmp_path / "nope.db")
+    assert result.exit_code == 2
