@@ -11,7 +11,7 @@ demo:
 	.venv/demo/bin/python -m pip install -q --disable-pip-version-check -e .
 	.venv/demo/bin/datasette runtime-truth demo demo-data --turns $(DEMO_TURNS) --force
 	.venv/demo/bin/datasette runtime-truth migrate demo-data/turns.db
-	@echo "Serving the demo: open http://127.0.0.1:$(PORT)/ (Ctrl-C to stop)"
+	@echo "Serving the demo: open http://127.0.0.1:$(PORT)/-/runtime-truth (Ctrl-C to stop)"
 	.venv/demo/bin/datasette serve demo-data/turns.db demo-data/timeline.db -h 127.0.0.1 -p $(PORT)
 
 test:
