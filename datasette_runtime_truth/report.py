@@ -182,12 +182,18 @@ def _index_text(columns):
 
 
 def _backfill_checks(conn, columns, turns, rules, path):
-    """Missing values, bad metadata, and rows a migrate run would still fill, in one scan."""
+    """Missing values, bad metadata, and rows a migrate run would still fill, in one scan.
+
+    Like the migration, only rows still missing a value are parsed: bad metadata on a row whose
+    values are both set harms nothing, and such rows are most of a migrated store."""
     runtime_key = "runtime_key" if "runtime_key" in columns else "''"
     inference_id = "inference_id" if "inference_id" in columns else "''"
     metadata = "turn_metadata_json" if "turn_metadata_json" in columns else "'{}'"
     missing_runtime = missing_inference = bad = fill_runtime = fill_inference = fill_rows = 0
-    rows = conn.execute(f"SELECT {runtime_key}, {inference_id}, {metadata} FROM turns")
+    rows = conn.execute(
+        f"SELECT {runtime_key}, {inference_id}, {metadata} FROM turns"
+        f" WHERE {runtime_key} = '' OR {inference_id} = ''"
+    )
     for old_runtime, old_inference, metadata_json in rows:
         missing_runtime += old_runtime == ""
         missing_inference += old_inference == ""
@@ -221,7 +227,7 @@ def _backfill_checks(conn, columns, turns, rules, path):
         _missing_check("missing_inference_id", "Rows without inference_id", missing_inference,
                        fill_inference, turns),
         Check("bad_metadata", "Rows with invalid or non-object metadata", INFO,
-              f"{bad:,} of {turns:,} rows (skipped by the backfill; they keep '')", bad,
+              f"{bad:,} of {turns:,} rows (among those still missing a value: the backfill skips them, they keep '')", bad,
               "missing_backfill_rows"),
         fill,
     ]

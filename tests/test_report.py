@@ -117,9 +117,10 @@ def test_bad_metadata_counts_invalid_and_non_object_but_not_empty(tmp_path):
     conn = create_store(tmp_path / "turns.db", "current")
     for n, metadata in enumerate(['{"a": ', '["planner"]', "42", '{"x": NaN}', "", "{}"]):
         insert_turn(conn, "c1", "s1", f"t{n}", metadata=metadata)
+    insert_turn(conn, "c1", "s1", "set", metadata="{", runtime_key="agent", inference_id="inf-1")
     check = build(conn).check("bad_metadata")
     assert (check.status, check.value) == ("info", 4)
-    assert check.figure == "4 of 6 rows (skipped by the backfill; they keep '')"
+    assert check.figure == "4 of 7 rows (among those still missing a value: the backfill skips them, they keep '')"
 
 
 def test_values_already_set_are_never_counted_as_would_fill(tmp_path):
@@ -262,9 +263,12 @@ def test_sample_store_fails_before_migration_and_passes_after(tmp_path, shape):
     conn.close()
     assert before.status == "fails"
     assert "would_fill" in [check.id for check in before.failures]
-    migrate_path(summary.turns_path)
+    migration = migrate_path(summary.turns_path)
     conn = sqlite3.connect(f"file:{summary.turns_path}?mode=ro", uri=True)
     after = build(conn, path=summary.turns_path)
     assert after.status == "passes"
+    assert after.check("bad_metadata").value == migration.skipped_bad_metadata > 0
+    assert after.check("missing_runtime_key").value == migration.missing_runtime_key
+    assert after.check("missing_inference_id").value == migration.missing_inference_id
     assert sum(day["turns"] for day in after.coverage) == 300
     assert json.loads(json.dumps(after.as_dict()))["status"] == "passes"
