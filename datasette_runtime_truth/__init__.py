@@ -53,5 +53,5 @@ def menu_links(datasette, actor):
 
 
 @hookimpl
-def extra_template_vars():
-    return report_pages.template_vars()
+def extra_template_vars(datasette):
+    return report_pages.template_vars(datasette)

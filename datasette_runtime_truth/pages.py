@@ -168,6 +168,16 @@ async def menu_links(datasette, actor):
     return []
 
 
-def template_vars():
-    """What every template sees: the timeline function the runtime_history page's partial calls."""
-    return {"runtime_truth_timeline": charts.timeline_svg}
+def template_vars(datasette):
+    """What every template sees with the plugin installed: the timeline function the
+    runtime_history page's partial calls, and each database's file path for the migrate hint."""
+
+    def db_path(database):
+        db = datasette.databases.get(database)
+        return db.path if db is not None and db.path else f"{database}.db"
+
+    return {
+        "runtime_truth_plugin": True,
+        "runtime_truth_timeline": charts.timeline_svg,
+        "runtime_truth_db_path": db_path,
+    }

@@ -324,11 +324,11 @@ def _pointer_check(conn, has_runtime_key, pointers, timeline):
         compared += 1
         if pointers[conv_id] != newest:
             differ.append({"conv_id": conv_id, "pointer": pointers[conv_id], "newest_runtime_key": newest})
-    figure = (f"{len(differ):,} of {compared:,} conversations differ from their newest turn's "
-              f"runtime_key in {timeline or 'the timeline store'}")
+    figure = (f"{len(differ):,} of the {compared:,} conversations whose newest turn has a runtime_key "
+              f"have another pointer in {timeline or 'the timeline store'}")
     if unknown:
-        figure += f"; {unknown:,} more have no runtime_key on their newest turn"
-    figure += " (information: the pointer is never turn history, and history is never rewritten)"
+        figure += f" ({unknown:,} conversations' newest turn has none, so nothing to compare)"
+    figure += "; information only: the pointer is never turn history, and history is never rewritten"
     return Check("pointer", title, INFO, figure, len(differ), None, differ[:LISTED])
 
 

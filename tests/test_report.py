@@ -183,9 +183,9 @@ def test_pointer_differences_are_information_from_the_timeline_store(tmp_path):
     assert (check.status, check.value) == ("info", 1)
     assert check.items == [{"conv_id": "conv-2", "pointer": "agent", "newest_runtime_key": "default"}]
     assert check.figure == (
-        "1 of 2 conversations differ from their newest turn's runtime_key in timeline; "
-        "1 more have no runtime_key on their newest turn (information: the pointer is never "
-        "turn history, and history is never rewritten)"
+        "1 of the 2 conversations whose newest turn has a runtime_key have another pointer in "
+        "timeline (1 conversations' newest turn has none, so nothing to compare); information "
+        "only: the pointer is never turn history, and history is never rewritten"
     )
     assert [row[0] for row in conn.execute("SELECT runtime_key FROM turns ORDER BY rowid")] == [
         "inventory@v1", "planner@v1", "default", ""
