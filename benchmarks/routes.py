@@ -258,8 +258,7 @@ def routes_and_queries(bench, results):
     cases = route_cases(turns_conn, timeline_conn, picked, database)
     measured = {}
     load = None
-    log = os.path.join(bench.workdir, "served-datasette.log")
-    with Server([turns_path, timeline_path], log) as server, \
+    with Server([turns_path, timeline_path], os.path.join(bench.workdir, "served-datasette.log")) as server, \
             httpx.Client(base_url=server.url, timeout=REQUEST_TIMEOUT_S) as client:
         for name, case in cases.items():
             measured[name] = compare(client, case)
@@ -271,7 +270,7 @@ def routes_and_queries(bench, results):
     sql, params = store.derived_conversations_query(shape, api_conversations_limit())
     derived = Case("/api/debug/conversations (derived from turns.db, no timeline store)",
                    [("/api/debug/conversations", turns_conn, sql, params)] * SCAN_REQUESTS, _same_count)
-    with Server([turns_path], log) as server, \
+    with Server([turns_path], os.path.join(bench.workdir, "served-no-timeline-datasette.log")) as server, \
             httpx.Client(base_url=server.url, timeout=REQUEST_TIMEOUT_S) as client:
         measured["conversations_derived"] = compare(client, derived)
     cases["conversations_derived"] = derived
@@ -340,7 +339,7 @@ def routes_section(bench, cases, measured, baseline, report_ms, report_statuses,
         "The ratio of a fast route to its SQL includes the server's fixed cost per request (HTTP on "
         "loopback, Datasette's ASGI stack, permission checks, reading the store's shape), shown by the "
         "`/-/versions.json` row, and the route's own work: parsing each block's payload and writing the "
-        "upstream's JSON (and, for the turn detail, YAML) body. Where the SQL itself takes well under a "
+        "upstream's JSON body, a YAML text of each snapshot's payload included. Where the SQL itself takes well under a "
         "millisecond, that fixed cost alone exceeds 2x. Both routes write each snapshot's payload as "
         "YAML in the style of Go's yaml.v3 with PyYAML's pure-Python emitter (its indentation rules "
         "need the Python emitter's hooks; libyaml's C emitter cannot follow them): the row above times "

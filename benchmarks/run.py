@@ -636,7 +636,7 @@ def markdown(result):
         "| --- | --- |",
     ]
     for section in result["sections"]:
-        lines.append(f"| {section['title']} | {_verdict(section['met'])} |")
+        lines.append(f"| {section['title']} | {_verdict(section['met']) or 'no target (information)'} |")
     lines.append("")
     for section in result["sections"]:
         lines += [f"## {section['title']}", "", "| measure | value | target | met |", "| --- | --- | --- | --- |"]
