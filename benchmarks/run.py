@@ -1,6 +1,6 @@
 """Measure the migration at scale against the physical floor, and write BENCHMARKS.md.
 
-    python benchmarks/run.py [--turns N] [--json] [--out BENCHMARKS.md] [--workdir DIR]
+    python benchmarks/run.py [--turns N] [--json] [--out BENCHMARKS.md] [--workdir DIR] [--load-seconds S]
 
 Builds a pre-cutover sample with the project's own generator, then measures, each on a fresh copy
 of the same file (copied and fsync'd before the clock starts):
@@ -10,14 +10,18 @@ of the same file (copied and fsync'd before the clock starts):
   ``UPDATE ... json_extract`` statement;
 * lock holding: the longest time a probing writer could not get the write lock;
 * a live writer: a second process saving turns the upstream way during the whole migration;
-* memory: the migration's peak RSS at N and at N/10 turns.
+* memory: the migration's peak RSS at N and at N/10 turns;
+* routes, canned queries and load (benchmarks/routes.py): on a migrated copy served by a real
+  ``datasette serve``, the debug API routes and the canned queries' JSON against the same SQL run
+  directly, and 20 clients for 20 seconds (``--load-seconds``) against the debug routes.
 
-Each section is a function in SECTIONS returning a Section; the report is rendered from them.
+Each section is a function in SECTIONS returning a Section (or a list of them); the report is
+rendered from them.
 Speed is measured here and never asserted in tests.
 """
 
 import argparse
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 import datetime
 import importlib.metadata
 import json
@@ -33,6 +37,11 @@ import time
 
 from datasette_runtime_truth import backfill, sample, schema
 
+from measure import Row, Section
+from measure import percentile as _percentile
+from measure import summary as _summary
+import routes
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEED = 1
 MB = 1024 * 1024
@@ -42,36 +51,14 @@ TARGET_LOCK_MS = 250
 TARGET_RSS_MB = 150
 
 
-@dataclass
-class Row:
-    """One line of a section's table: a measurement, its target (if any) and whether it is met."""
-
-    measure: str
-    value: str
-    target: str = ""
-    met: bool | None = None
-
-
-@dataclass
-class Section:
-    title: str
-    rows: list = field(default_factory=list)
-    notes: list = field(default_factory=list)
-    data: dict = field(default_factory=dict)
-
-    @property
-    def met(self):
-        verdicts = [row.met for row in self.rows if row.met is not None]
-        return all(verdicts) if verdicts else None
-
-
 class Bench:
     """The sample and its copies; every measurement starts from a fresh copy of the same file."""
 
-    def __init__(self, turns, workdir, batch_size=None):
+    def __init__(self, turns, workdir, batch_size=None, load_seconds=routes.LOAD_SECONDS):
         self.turns = turns
         self.workdir = workdir
         self.batch_size = batch_size
+        self.load_seconds = load_seconds
         self.samples = {}
 
     def sample(self, turns):
@@ -480,18 +467,6 @@ def _describe(streak):
     return f"{streak['kind']} {names}" if names else streak["kind"]
 
 
-def _percentile(values, p):
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(p / 100 * (len(ordered) - 1))))]
-
-
-def _summary(values):
-    return {"count": len(values), "max": max(values, default=0.0), "median": _percentile(values, 50),
-            "p95": _percentile(values, 95)}
-
-
 def live_writer_section(bench, results):
     path = bench.copy("live")
     migration, written = alongside(live_writer, path, bench.migrate_command(path))
@@ -566,10 +541,10 @@ def memory(bench, results):
     return section
 
 
-# Sections run in this order; each is a function (bench, results) -> Section, and may read what an
-# earlier one left in ``results``. The debug-API routes (issue 4), the canned queries (issue 3) and
-# the load test are still to be added here, each as one more such function.
-SECTIONS = (backfill_vs_floor, lock_holding, live_writer_section, memory)
+# Sections run in this order; each is a function (bench, results) -> Section (or a list of
+# Sections, when several share one server), and may read what an earlier one left in ``results``.
+# The routes, canned queries and load sections (benchmarks/routes.py) share one served copy.
+SECTIONS = (backfill_vs_floor, lock_holding, live_writer_section, memory, routes.routes_and_queries)
 
 
 def machine():
@@ -607,12 +582,15 @@ def _git_commit():
         return ""
 
 
-def run_all(turns, workdir, batch_size=None, sections=SECTIONS):
-    bench = Bench(turns, workdir, batch_size)
+def run_all(turns, workdir, batch_size=None, sections=SECTIONS, load_seconds=routes.LOAD_SECONDS):
+    bench = Bench(turns, workdir, batch_size, load_seconds)
     bench.sample(turns)
     summary, build_s = bench.samples[turns]
     results = {}
-    done = [section(bench, results) for section in sections]
+    done = []
+    for section in sections:
+        measured = section(bench, results)
+        done += measured if isinstance(measured, list) else [measured]
     return {
         "generated": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "machine": machine(),
@@ -658,9 +636,8 @@ def markdown(result):
         "| --- | --- |",
     ]
     for section in result["sections"]:
-        lines.append(f"| {section['title']} | {_verdict(section['met'])} |")
-    lines += ["| Routes, canned queries, load | not measured yet: benchmarks/run.py has no section "
-              "for the debug API routes, the canned queries or the load test so far |", ""]
+        lines.append(f"| {section['title']} | {_verdict(section['met']) or 'no target (information)'} |")
+    lines.append("")
     for section in result["sections"]:
         lines += [f"## {section['title']}", "", "| measure | value | target | met |", "| --- | --- | --- | --- |"]
         for row in section["rows"]:
@@ -694,13 +671,16 @@ def main(argv=None):
     parser.add_argument("--workdir", help="where to build the sample and its copies (default: a temporary "
                         "directory, removed afterwards); needs about 7 KB per turn, twice")
     parser.add_argument("--batch-size", type=int, help="the migration's --batch-size (default: its own)")
+    parser.add_argument("--load-seconds", type=float, default=routes.LOAD_SECONDS,
+                        help=f"how long the load test's {routes.LOAD_CLIENTS} clients run "
+                        f"(default {routes.LOAD_SECONDS:g})")
     args = parser.parse_args(argv)
     if args.turns < 10:
         parser.error("--turns must be at least 10")
     workdir = args.workdir or tempfile.mkdtemp(prefix="runtime-truth-bench-")
     os.makedirs(workdir, exist_ok=True)
     try:
-        result = run_all(args.turns, workdir, args.batch_size)
+        result = run_all(args.turns, workdir, args.batch_size, load_seconds=args.load_seconds)
     finally:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)

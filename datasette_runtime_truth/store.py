@@ -76,10 +76,9 @@ LIMIT :limit
 """
 
 
-async def timeline_conversations(db, limit, conv_id=None):
-    """Rows ``(conv_id, session_id, runtime_key, last_activity_ms, has_timeline_source)`` from
-    the timeline store, newest activity first."""
-    columns = await table_columns(db, "timeline_conversations")
+def timeline_conversations_query(columns, limit, conv_id=None):
+    """SQL and parameters listing the timeline store's conversations, given the columns of its
+    ``timeline_conversations`` table."""
 
     def column(name, default):
         return name if name in columns else default
@@ -90,7 +89,15 @@ async def timeline_conversations(db, limit, conv_id=None):
         last_seen_version=column("last_seen_version", "0"),
         where="WHERE conv_id = :conv_id" if conv_id is not None else "",
     )
-    return (await db.execute(sql, {"limit": limit, "conv_id": conv_id})).rows
+    return sql, {"limit": limit, "conv_id": conv_id}
+
+
+async def timeline_conversations(db, limit, conv_id=None):
+    """Rows ``(conv_id, session_id, runtime_key, last_activity_ms, has_timeline_source)`` from
+    the timeline store, newest activity first."""
+    columns = await table_columns(db, "timeline_conversations")
+    sql, params = timeline_conversations_query(columns, limit, conv_id)
+    return (await db.execute(sql, params)).rows
 
 
 DERIVED_CONVERSATIONS_SQL = """

@@ -6,13 +6,13 @@ import subprocess
 import sys
 
 SCRIPT = pathlib.Path(__file__).parent.parent / "benchmarks" / "run.py"
-SECTIONS = ["Backfill vs the floor", "Lock holding", "A live writer", "Memory"]
+SECTIONS = ["Backfill vs the floor", "Lock holding", "A live writer", "Memory", "Routes", "Canned queries", "Load"]
 
 
 def test_small_run_is_consistent(tmp_path):
     out = tmp_path / "BENCHMARKS.md"
     process = subprocess.run(
-        [sys.executable, str(SCRIPT), "--turns", "1000", "--json", "--out", str(out)],
+        [sys.executable, str(SCRIPT), "--turns", "1000", "--json", "--out", str(out), "--load-seconds", "2"],
         capture_output=True, text=True, timeout=300,
     )
     assert process.returncode == 0, process.stderr
@@ -41,8 +41,30 @@ def test_small_run_is_consistent(tmp_path):
         "index:turns_by_conv_runtime_updated", "index:turns_by_conv_inference_updated"}
     assert sections["Memory"]["data"]["small_turns"] == 100
 
+    routes = sections["Routes"]["data"]
+    assert routes["migration"]["rows_scanned"] == 1000
+    conversations = routes["conversations"]
+    assert conversations > 50  # distinct conversations drawn from the sample's
+    canned = sections["Canned queries"]["data"]
+    measured = {**{name: routes[name] for name in ("turns", "turn", "conversations_timeline",
+                                                    "conversations_derived")}, **canned}
+    for name, figures in measured.items():
+        assert figures["statuses"] == {"200": figures["requests"]}, name
+        assert figures["disagreements"] == 0, name
+    assert [routes[name]["requests"] for name in ("turns", "turn", "conversations_timeline")] == [conversations] * 3
+    assert canned["runtime_history"]["requests"] == conversations
+    assert routes["conversations_derived"]["requests"] == canned["inference_lookup"]["requests"] == 20
+    assert routes["turn"]["aside_ms"]["count"] == conversations
+    assert routes["report_statuses"] == {"200": 3}
+
+    load = sections["Load"]["data"]
+    assert (load["clients"], load["seconds"]) == (20, 2)
+    assert load["requests"] > 0
+    assert load["statuses"] == {"200": load["requests"]}
+    assert (load["server_errors"], load["other_statuses"], load["transport_errors"]) == (0, 0, 0)
+
     text = out.read_text()
     assert text.startswith("# Benchmarks\n")
     for heading in ["## Machine", "## Sample", "## Targets", *(f"## {title}" for title in SECTIONS)]:
         assert f"\n{heading}\n" in text
-    assert "| Routes, canned queries, load | not measured yet" in text
+    assert "not measured" not in text
