@@ -16,7 +16,7 @@ from datasette.database import QueryInterrupted
 from datasette.utils import tilde_decode
 from datasette.utils.asgi import Forbidden, Response
 
-from . import config, pages, store
+from . import config, store
 from . import payload as shapes
 from .cors import add_cors
 from .permissions import ensure_view_database
@@ -183,7 +183,7 @@ async def _turns_database(datasette, route_name):
 async def _timeline_database(datasette):
     """The timeline store the cutover report uses too; None when there is none."""
     try:
-        return await pages.timeline_database(datasette)
+        return await config.timeline_database(datasette)
     except ValueError as error:
         raise ApiError(404, str(error)) from None
 

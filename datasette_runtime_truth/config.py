@@ -35,3 +35,27 @@ async def turns_databases(datasette):
         if await db.table_exists("turns"):
             found.append(db)
     return found
+
+
+async def is_turns_database(datasette, name):
+    """True when ``name`` is one of the plugin's turns databases (see turns_databases)."""
+    names = configured_names(datasette)
+    if names is not None:
+        return name in names
+    if name.startswith("_") or name not in datasette.databases:
+        return False
+    return await datasette.databases[name].table_exists("turns")
+
+
+async def timeline_database(datasette):
+    """The timeline store holding conversation pointers: the ``timeline_database`` setting, else
+    the first attached database with a ``timeline_conversations`` table, else None."""
+    name = plugin_config(datasette).get("timeline_database")
+    if name:
+        if name not in datasette.databases:
+            raise ValueError(f"{PLUGIN}: timeline_database {name!r} is not attached")
+        return datasette.databases[name]
+    for db_name, db in datasette.databases.items():
+        if not db_name.startswith("_") and await db.table_exists("timeline_conversations"):
+            return db
+    return None

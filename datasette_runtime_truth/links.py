@@ -5,7 +5,7 @@ import weakref
 
 from markupsafe import Markup
 
-from . import permissions, queries
+from . import config, permissions, queries
 
 # column -> (query, parameter): a cell's value becomes that query's parameter.
 CELL_LINKS = {
@@ -30,7 +30,7 @@ async def render_cell(datasette, database, column, value):
 
 async def database_actions(datasette, actor, database):
     """A turns database's action menu leads to the cutover report and each runtime-truth query."""
-    if not await queries.is_turns_database(datasette, database):
+    if not await config.is_turns_database(datasette, database):
         return []
     if not await permissions.can_view_database(datasette, actor, database):
         return []
@@ -45,5 +45,5 @@ async def database_actions(datasette, actor, database):
 async def _is_turns_database(datasette, database):
     known = _turns_databases.setdefault(datasette, {})
     if database not in known:
-        known[database] = await queries.is_turns_database(datasette, database)
+        known[database] = await config.is_turns_database(datasette, database)
     return known[database]

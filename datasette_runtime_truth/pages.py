@@ -24,20 +24,6 @@ def routes():
     ]
 
 
-async def timeline_database(datasette):
-    """The timeline store holding conversation pointers: the ``timeline_database`` setting, else
-    the first attached database with a ``timeline_conversations`` table, else None."""
-    name = config.plugin_config(datasette).get("timeline_database")
-    if name:
-        if name not in datasette.databases:
-            raise ValueError(f"{config.PLUGIN}: timeline_database {name!r} is not attached")
-        return datasette.databases[name]
-    for db_name, db in datasette.databases.items():
-        if not db_name.startswith("_") and await db.table_exists("timeline_conversations"):
-            return db
-    return None
-
-
 async def visible_turns_databases(datasette, actor):
     return [db for db in await config.turns_databases(datasette)
             if await permissions.can_view_database(datasette, actor, db.name)]
@@ -51,7 +37,7 @@ async def build_reports(datasette, actor):
         raise Forbidden("You may not view any turns database")
     pointers, timeline_name = None, None
     try:
-        timeline_db = await timeline_database(datasette)
+        timeline_db = await config.timeline_database(datasette)
     except ValueError:
         timeline_db, timeline_name = None, config.plugin_config(datasette)["timeline_database"]
     if timeline_db is not None and await permissions.can_view_database(datasette, actor, timeline_db.name):

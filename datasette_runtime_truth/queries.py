@@ -219,19 +219,9 @@ def as_config():
     return {query.name: query.as_config() for query in QUERIES}
 
 
-async def is_turns_database(datasette, name):
-    """True when ``name`` is one of the plugin's turns databases (see config.turns_databases)."""
-    names = config.configured_names(datasette)
-    if names is not None:
-        return name in names
-    if name.startswith("_") or name not in datasette.databases:
-        return False
-    return await datasette.databases[name].table_exists("turns")
-
-
 async def canned_queries(datasette, database):
     """The 0.65 ``canned_queries`` hook: every query, on a turns database."""
-    if not await is_turns_database(datasette, database):
+    if not await config.is_turns_database(datasette, database):
         return {}
     return as_config()
 
