@@ -1,0 +1,260 @@
+"""The three pieces of Go the upstream store runs on metadata, reproduced exactly.
+
+* :func:`decode`: ``encoding/json`` unmarshalling into ``any``: every number a float64, duplicate
+  keys keep the last value, lone surrogate escapes become U+FFFD, ``NaN`` / ``Infinity`` and
+  numbers beyond float64 are errors, nesting deeper than 10,000 levels is an error.
+* :func:`sprint`: ``fmt.Sprint`` of such a value (``1e+06``, ``map[a:1 b:x]``, ``[x <nil>]``).
+* :func:`trim_space`: ``strings.TrimSpace`` (Unicode White_Space, not Python's ``str.strip()``).
+
+Python's own ``json`` module does the parsing whenever its answer is Go's; a small iterative
+parser takes the rare texts where it is not (surrogate escapes, very deep nesting, huge numbers).
+Pure functions, no I/O.
+"""
+
+import json
+import math
+import re
+
+MAX_DEPTH = 10000
+
+# unicode.IsSpace: the Latin-1 spaces plus the rest of Unicode's White_Space property.
+GO_SPACE = (
+    "\t\n\v\f\r \x85\xa0\u1680\u2000\u2001\u2002\u2003\u2004\u2005\u2006\u2007\u2008\u2009"
+    "\u200a\u2028\u2029\u202f\u205f\u3000"
+)
+
+
+class InvalidJSON(ValueError):
+    """Text that Go's ``json.Unmarshal`` refuses."""
+
+
+def trim_space(text):
+    """Go's ``strings.TrimSpace``."""
+    return text.strip(GO_SPACE)
+
+
+def _checked_float(text):
+    number = float(text)
+    if math.isinf(number):
+        raise InvalidJSON(f"number {text[:40]} overflows a float64")
+    return number
+
+
+def _reject_constant(name):
+    raise InvalidJSON(f"invalid character {name[0]!r} looking for beginning of value")
+
+
+_FAST = json.JSONDecoder(parse_float=_checked_float, parse_int=float, parse_constant=_reject_constant)
+# Where Python's parser and Go's part ways: a surrogate escape, or an integer long enough to
+# overflow a float64 (which parse_int=float would turn into inf without a word).
+_NOT_FAST = re.compile(r"\\u[dD][89a-fA-F]|\d{300}")
+
+
+def decode(text):
+    """``text`` decoded as Go's ``json.Unmarshal(..., &v)`` with ``v any``; InvalidJSON if refused."""
+    if _NOT_FAST.search(text) is None:
+        try:
+            return _FAST.decode(text)
+        except RecursionError:
+            pass
+        except ValueError as error:
+            raise InvalidJSON(str(error)) from None
+    return _Parser(text).parse()
+
+
+_WS = " \t\n\r"
+_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+_NUMBER = re.compile(r"-?(?:0|[1-9][0-9]*)(?:\.[0-9]+)?(?:[eE][-+]?[0-9]+)?")
+_PLAIN = re.compile(r'[^"\\\x00-\x1f]*')
+_HEX4 = re.compile(r"[0-9a-fA-F]{4}")
+
+
+class _Parser:
+    """An iterative JSON parser with Go's rules, for the texts Python's parser gets wrong."""
+
+    def __init__(self, text):
+        self.text = text
+        self.pos = 0
+
+    def fail(self, what):
+        raise InvalidJSON(f"{what} at offset {self.pos}")
+
+    def skip_ws(self):
+        text, pos = self.text, self.pos
+        while pos < len(text) and text[pos] in _WS:
+            pos += 1
+        self.pos = pos
+
+    def parse(self):
+        stack = []  # the open containers, each as [container, key of the value being read]
+        while True:
+            self.skip_ws()
+            value = self.value_or_open(stack)
+            if value is _OPEN:
+                self.skip_ws()
+                container = stack[-1][0]
+                if self.text.startswith("]" if isinstance(container, list) else "}", self.pos):
+                    self.pos += 1
+                    value = stack.pop()[0]
+                else:
+                    if isinstance(container, dict):
+                        stack[-1][1] = self.key()
+                    continue
+            while True:
+                if not stack:
+                    self.skip_ws()
+                    if self.pos != len(self.text):
+                        self.fail("invalid character after top-level value")
+                    return value
+                container, key = stack[-1]
+                if isinstance(container, list):
+                    container.append(value)
+                else:
+                    container[key] = value
+                self.skip_ws()
+                char = self.next_char()
+                if char == ",":
+                    if isinstance(container, dict):
+                        self.skip_ws()
+                        stack[-1][1] = self.key()
+                    break
+                if char != ("]" if isinstance(container, list) else "}"):
+                    self.fail("expected , or a closing bracket")
+                value = stack.pop()[0]
+
+    def next_char(self):
+        if self.pos >= len(self.text):
+            self.fail("unexpected end of JSON input")
+        char = self.text[self.pos]
+        self.pos += 1
+        return char
+
+    def key(self):
+        if self.next_char() != '"':
+            self.fail("expected a string key")
+        key = self.string()
+        self.skip_ws()
+        if self.next_char() != ":":
+            self.fail("expected :")
+        return key
+
+    def value_or_open(self, stack):
+        """A scalar, or _OPEN after pushing a new container."""
+        char = self.next_char()
+        if char in "[{":
+            if len(stack) >= MAX_DEPTH:
+                self.fail("exceeded max depth")
+            stack.append([[] if char == "[" else {}, None])
+            return _OPEN
+        if char == '"':
+            return self.string()
+        for word, value in (("true", True), ("false", False), ("null", None)):
+            if self.text.startswith(word, self.pos - 1):
+                self.pos += len(word) - 1
+                return value
+        match = _NUMBER.match(self.text, self.pos - 1)
+        if match is None:
+            self.fail(f"invalid character {char!r} looking for beginning of value")
+        self.pos = match.end()
+        return _checked_float(match.group())
+
+    def string(self):
+        text, parts = self.text, []
+        while True:
+            match = _PLAIN.match(text, self.pos)
+            parts.append(match.group())
+            self.pos = match.end()
+            char = self.next_char()
+            if char == '"':
+                return "".join(parts)
+            if char != "\\":
+                self.fail("invalid control character in string")
+            char = self.next_char()
+            if char in _ESCAPES:
+                parts.append(_ESCAPES[char])
+            elif char == "u":
+                parts.append(self.unicode_escape())
+            else:
+                self.fail("invalid escape in string")
+
+    def hex4(self):
+        if _HEX4.fullmatch(self.text, self.pos, self.pos + 4) is None:
+            self.fail("invalid \\u escape")
+        self.pos += 4
+        return int(self.text[self.pos - 4:self.pos], 16)
+
+    def unicode_escape(self):
+        code = self.hex4()
+        if not 0xD800 <= code <= 0xDFFF:
+            return chr(code)
+        # Go's rule: a high surrogate followed by a low one is one character; any other
+        # surrogate is U+FFFD, and what follows it is read on its own.
+        if code <= 0xDBFF and self.text.startswith("\\u", self.pos):
+            saved = self.pos
+            self.pos += 2
+            low = self.hex4()
+            if 0xDC00 <= low <= 0xDFFF:
+                return chr(0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00))
+            self.pos = saved
+        return "\ufffd"
+
+
+_OPEN = object()
+
+
+def format_float(number):
+    """A float64 as Go's ``strconv.FormatFloat(f, 'g', -1, 64)`` (and so ``fmt.Sprint``) writes it."""
+    if number != number:
+        return "NaN"
+    if math.isinf(number):
+        return "+Inf" if number > 0 else "-Inf"
+    sign = "-" if math.copysign(1.0, number) < 0 else ""
+    if number == 0:
+        return sign + "0"
+    mantissa, _, exponent = repr(abs(number)).partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    significant = (whole + fraction).lstrip("0")
+    point = len(whole) + int(exponent or 0) - (len(whole) + len(fraction) - len(significant))
+    digits = significant.rstrip("0")
+    return sign + _go_g(digits, point)
+
+
+def _go_g(digits, point):
+    exp10 = point - 1
+    if exp10 < -4 or exp10 >= 6:
+        head = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
+        return f"{head}e{'-' if exp10 < 0 else '+'}{abs(exp10):02d}"
+    if point <= 0:
+        return "0." + "0" * -point + digits
+    if point >= len(digits):
+        return digits + "0" * (point - len(digits))
+    return digits[:point] + "." + digits[point:]
+
+
+def sprint(value):
+    """Go's ``fmt.Sprint`` of a decoded JSON value; iterative, so any depth is fine."""
+    out = []
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            out.append(item)
+        elif item is None:
+            out.append("<nil>")
+        elif isinstance(item, bool):
+            out.append("true" if item else "false")
+        elif isinstance(item, (int, float)):
+            out.append(format_float(float(item)))
+        elif isinstance(item, dict):
+            parts = ["map["]
+            for index, key in enumerate(sorted(item)):
+                parts += [(" " if index else "") + key + ":", item[key]]
+            stack.extend(reversed(parts + ["]"]))
+        elif isinstance(item, list):
+            parts = ["["]
+            for index, element in enumerate(item):
+                parts += [" ", element] if index else [element]
+            stack.extend(reversed(parts + ["]"]))
+        else:
+            raise TypeError(f"not a decoded JSON value: {type(item).__name__}")
+    return "".join(out)
