@@ -16,7 +16,7 @@ from datasette.database import QueryInterrupted
 from datasette.utils import tilde_decode
 from datasette.utils.asgi import Forbidden, Response
 
-from . import config, store
+from . import config, golang, store
 from . import payload as shapes
 from .cors import add_cors
 from .permissions import ensure_view_database
@@ -113,10 +113,9 @@ async def conversation(datasette, request):
 
 
 async def turns(datasette, request):
-    conv_id = request.args.get("conv_id") or ""
-    session_id = request.args.get("session_id") or ""
-    phase = request.args.get("phase") or ""
-    since_ms = _whole_number(request, "since_ms", 0)
+    conv_id, session_id, phase = (golang.trim_space(request.args.get(name) or "")
+                                  for name in ("conv_id", "session_id", "phase"))
+    since_ms = max(0, _whole_number(request, "since_ms", 0))
     limit = _limit(datasette, request)
     if not conv_id and not session_id:
         raise ApiError(400, "missing conv_id or session_id")

@@ -11,9 +11,9 @@ Pure functions, no I/O. Two generations of upstream rules exist:
 Nothing here ever looks at the conversation-level runtime pointer.
 """
 
-from dataclasses import dataclass
-from decimal import Decimal
-import json
+from typing import NamedTuple
+
+from . import golang
 
 RULES = ("canonical", "legacy")
 
@@ -24,70 +24,48 @@ LEGACY_PROBE_MEMBERS = ("runtime_key", "key", "slug", "profile", "profile_key", 
 
 
 class InvalidMetadata(ValueError):
-    """turn_metadata_json is not valid JSON, or its top level is not an object."""
+    """turn_metadata_json is not JSON Go can decode, or its top level is not an object."""
 
 
-@dataclass(frozen=True)
-class Recovered:
+class Recovered(NamedTuple):
     runtime_key: str
     inference_id: str
 
 
 def parse_metadata(text):
-    """Parse ``turn_metadata_json`` into a dict; ``''`` and NULL count as ``{}``.
+    """``turn_metadata_json`` decoded as the upstream decodes it: Go's ``encoding/json`` into a
+    ``map[string]any``. Blank text (Go's TrimSpace), NULL and a top-level ``null`` count as ``{}``.
 
-    Raises InvalidMetadata for text that is not strict JSON (``NaN`` and ``Infinity`` included)
-    or whose top level is not an object.
+    Raises InvalidMetadata for text Go refuses (``NaN``, a BOM, trailing text, a number beyond
+    float64, nesting past 10,000 levels, ...) or whose top level is not an object.
     """
-    if text is None or (isinstance(text, str) and not text.strip()):
+    if text is None:
         return {}
     if isinstance(text, bytes):
-        try:
-            text = text.decode("utf-8")
-        except UnicodeDecodeError as error:
-            raise InvalidMetadata(str(error)) from None
+        text = text.decode("utf-8", errors="replace")
     if not isinstance(text, str):
         raise InvalidMetadata(f"not text: {type(text).__name__}")
-    if text.startswith("\ufeff"):
-        raise InvalidMetadata("Unexpected UTF-8 BOM")
+    if not text or (text[0] in golang.GO_SPACE and not golang.trim_space(text)):
+        return {}
     try:
-        value = _DECODER.decode(text)
-    except (ValueError, RecursionError) as error:
-        raise InvalidMetadata(str(error) or "nested too deeply") from None
+        value = golang.decode(text)
+    except golang.InvalidJSON as error:
+        raise InvalidMetadata(str(error)) from None
+    if value is None:
+        return {}
     if not isinstance(value, dict):
         raise InvalidMetadata(f"top level is {type(value).__name__}, not an object")
     return value
 
 
-def _reject_constant(name):
-    raise ValueError(f"{name} is not JSON")
-
-
-# One decoder for every row: json.loads(text, parse_constant=...) builds a new one per call, which
-# costs as much as parsing a turn's metadata.
-_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
-
-
 def value_to_string(value):
-    """A JSON scalar as the text upstream stores: trimmed strings, decimal numbers, true/false.
-
-    ``null``, objects, arrays and anything empty after trimming give ``''``.
-    """
-    if isinstance(value, bool):
-        return "true" if value else "false"
+    """A decoded JSON value as upstream's ``stringFromValue``: a string trimmed (Go's TrimSpace),
+    anything else ``fmt.Sprint``-ed and trimmed; ``null`` gives ``''``."""
     if isinstance(value, str):
-        return value.strip()
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return _decimal_text(value)
-    return ""
-
-
-def _decimal_text(number):
-    """Shortest round-trip decimal text without an exponent: 1.5 -> '1.5', 42.0 -> '42'."""
-    text = format(Decimal(repr(number)).normalize(), "f")
-    return "0" if text == "-0" else text
+        return golang.trim_space(value)
+    if value is None:
+        return ""
+    return golang.trim_space(golang.sprint(value))
 
 
 def first_string(metadata, keys, probe=False):
@@ -155,3 +133,24 @@ def recover(metadata_json, rules="canonical"):
         raise ValueError(f"unknown rules {rules!r}: expected one of {', '.join(RULES)}") from None
     metadata = parse_metadata(metadata_json)
     return Recovered(runtime_rule(metadata), inference_rule(metadata))
+
+
+def is_candidate(runtime_key, inference_id):
+    """Upstream looks only at rows where a column is exactly ``''`` (or NULL)."""
+    return not runtime_key or not inference_id
+
+
+def next_values(metadata_json, runtime_key, inference_id, rules="canonical"):
+    """The (runtime_key, inference_id) upstream's backfill writes to a candidate row, or None when
+    it leaves the row as it is.
+
+    Each column keeps its trimmed value, or takes the recovered one when that is empty; the row is
+    written, both columns, only when that differs from the trimmed values it has. So a padded
+    value is stored trimmed and a blank one refilled, but only in a row that gains something.
+    Raises InvalidMetadata when upstream skips the row.
+    """
+    found_runtime, found_inference = recover(metadata_json, rules)
+    old = (golang.trim_space(runtime_key) if runtime_key else "",
+           golang.trim_space(inference_id) if inference_id else "")
+    new = (old[0] or found_runtime, old[1] or found_inference)
+    return None if new == old else new

@@ -7,7 +7,7 @@
 * :func:`trim_space`: ``strings.TrimSpace`` (Unicode White_Space, not Python's ``str.strip()``).
 
 Python's own ``json`` module does the parsing whenever its answer is Go's; a small iterative
-parser takes the rare texts where it is not (surrogate escapes, very deep nesting, huge numbers).
+parser takes the rare texts where it is not (surrogate escapes, nesting too deep for Python).
 Pure functions, no I/O.
 """
 
@@ -44,15 +44,19 @@ def _reject_constant(name):
     raise InvalidJSON(f"invalid character {name[0]!r} looking for beginning of value")
 
 
-_FAST = json.JSONDecoder(parse_float=_checked_float, parse_int=float, parse_constant=_reject_constant)
-# Where Python's parser and Go's part ways: a surrogate escape, or an integer long enough to
-# overflow a float64 (which parse_int=float would turn into inf without a word).
-_NOT_FAST = re.compile(r"\\u[dD][89a-fA-F]|\d{300}")
+def _int_as_float(text):
+    return float(text) if len(text) < 300 else _checked_float(text)
+
+
+_FAST = json.JSONDecoder(parse_float=_checked_float, parse_int=_int_as_float,
+                         parse_constant=_reject_constant)
+# Where Python's parser and Go's part ways on valid JSON: Python keeps a lone surrogate escape.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
 def decode(text):
     """``text`` decoded as Go's ``json.Unmarshal(..., &v)`` with ``v any``; InvalidJSON if refused."""
-    if _NOT_FAST.search(text) is None:
+    if "\\u" not in text or _SURROGATE_ESCAPE.search(text) is None:
         try:
             return _FAST.decode(text)
         except RecursionError:

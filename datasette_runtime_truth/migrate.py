@@ -23,7 +23,7 @@ import sqlite3
 import time
 import urllib.parse
 
-from . import backfill, schema
+from . import backfill, golang, schema
 
 DEFAULT_BATCH_SIZE = 2000
 DEFAULT_BUSY_TIMEOUT_MS = 5000
@@ -66,11 +66,15 @@ class Report:
     rows_scanned: int = 0
     runtime_key_filled: int = 0
     inference_id_filled: int = 0
+    values_trimmed: int = 0
     turn_created_at_ms_copied: int = 0
     updated_at_ms_filled: int = 0
     missing_runtime_key: int = 0
     missing_inference_id: int = 0
     skipped_bad_metadata: int = 0
+    skipped_unwritable: int = 0
+    unwritable_error: str = ""
+    journal_mode: str = ""
 
     @property
     def changed(self):
@@ -79,6 +83,8 @@ class Report:
             or self.indexes_created
             or self.runtime_key_filled
             or self.inference_id_filled
+            or self.values_trimmed
+            or self.journal_mode.startswith("switched")
             or self.turn_created_at_ms_copied
             or self.updated_at_ms_filled
         )
@@ -102,6 +108,8 @@ class Report:
             ("runtime_key filled", self.runtime_key_filled),
             ("inference_id filled", self.inference_id_filled),
         ]
+        if self.values_trimmed:
+            rows.append(("values trimmed", self.values_trimmed))
         if self.turn_created_at_ms_copied:
             rows.append(("turn_created_at_ms copied", self.turn_created_at_ms_copied))
         if self.updated_at_ms_filled:
@@ -111,6 +119,10 @@ class Report:
             ("still missing inference_id", self.missing_inference_id),
             ("skipped, bad metadata", self.skipped_bad_metadata),
         ]
+        if self.skipped_unwritable:
+            rows.append(("skipped, cannot write", f"{self.skipped_unwritable:,} ({self.unwritable_error})"))
+        if self.journal_mode:
+            rows.append(("journal mode", self.journal_mode))
         width = max(len(label) for label, _ in rows)
         lines = [f"{self.database}: {headline}"]
         for label, value in rows:
@@ -210,7 +222,8 @@ class Migration:
         updated = self._column("updated_at_ms", "0")
         in_window = "rowid > :first AND rowid <= :last"
         if schema.LEGACY_CREATED_COLUMN in self._columns:
-            needs_copy = f"coalesce({created}, 0) <= 0 AND {created} IS NOT created_at_ms"
+            needs_copy = (f"coalesce({created}, 0) <= 0 AND created_at_ms IS NOT NULL "
+                          f"AND {created} IS NOT created_at_ms")
             self.report.turn_created_at_ms_copied += self._update_or_count(
                 conn,
                 f"UPDATE turns SET turn_created_at_ms = created_at_ms WHERE {in_window} AND {needs_copy}",
@@ -240,18 +253,18 @@ class Migration:
         return conn.execute(
             f"""SELECT rowid, {metadata}, {runtime_key}, {inference_id} FROM turns
                 WHERE rowid > :first AND rowid <= :last
-                  AND ({runtime_key} = '' OR {inference_id} = '')""",
+                  AND (coalesce({runtime_key}, '') = '' OR coalesce({inference_id}, '') = '')""",
             window,
         ).fetchall()
 
     def _decide(self, row):
-        """The new (runtime_key, inference_id) of one candidate row, or None to skip it."""
+        """What upstream writes to one candidate row: new values, UNCHANGED, or BAD_METADATA."""
         _, metadata_json, old_runtime, old_inference = row
         try:
-            found = backfill.recover(metadata_json, self.report.rules)
+            new = backfill.next_values(metadata_json, old_runtime, old_inference, self.report.rules)
         except backfill.InvalidMetadata:
-            return None
-        return old_runtime or found.runtime_key, old_inference or found.inference_id
+            return BAD_METADATA
+        return UNCHANGED if new is None else new
 
     def _backfill(self, conn, window):
         report = self.report
@@ -264,26 +277,49 @@ class Migration:
         for row in candidates:
             rowid, _, old_runtime, old_inference = row
             new = decided[row] if row in decided else self._decide(row)
-            if new is None:
-                report.skipped_bad_metadata += 1
-                report.missing_runtime_key += old_runtime == ""
-                report.missing_inference_id += old_inference == ""
+            report.skipped_bad_metadata += new is BAD_METADATA
+            if new is BAD_METADATA or new is UNCHANGED:
+                report.missing_runtime_key += not old_runtime
+                report.missing_inference_id += not old_inference
                 continue
-            new_runtime, new_inference = new
-            report.runtime_key_filled += new_runtime != old_runtime
-            report.inference_id_filled += new_inference != old_inference
-            report.missing_runtime_key += new_runtime == ""
-            report.missing_inference_id += new_inference == ""
-            if new != (old_runtime, old_inference):
-                updates.append((new_runtime, new_inference, rowid))
+            self._count(old_runtime or "", new[0], "runtime_key_filled")
+            self._count(old_inference or "", new[1], "inference_id_filled")
+            updates.append((*new, rowid, old_runtime, old_inference))
         if updates and not report.dry_run:
-            conn.executemany(
-                """UPDATE turns
-                   SET runtime_key = CASE WHEN runtime_key = '' THEN ? ELSE runtime_key END,
-                       inference_id = CASE WHEN inference_id = '' THEN ? ELSE inference_id END
-                   WHERE rowid = ?""",
-                updates,
-            )
+            self._write(conn, updates)
+
+    def _count(self, old, new, filled):
+        report = self.report
+        if new and not golang.trim_space(old):
+            setattr(report, filled, getattr(report, filled) + 1)
+        elif new != old:
+            report.values_trimmed += 1
+        if filled == "runtime_key_filled":
+            report.missing_runtime_key += not new
+        else:
+            report.missing_inference_id += not new
+
+    def _write(self, conn, updates):
+        """Write both columns of each row, all at once; row by row if one cannot be written, so a
+        value SQLite refuses (a CHECK, a trigger) costs that row only, and is counted."""
+        conn.execute("SAVEPOINT backfill_window")
+        try:
+            conn.executemany(UPDATE_SQL, updates)
+        except sqlite3.OperationalError:
+            conn.execute("ROLLBACK TO backfill_window")
+            conn.execute("RELEASE backfill_window")
+            raise
+        except sqlite3.DatabaseError:
+            conn.execute("ROLLBACK TO backfill_window")
+            for update in updates:
+                try:
+                    conn.execute(UPDATE_SQL, update)
+                except sqlite3.OperationalError:
+                    raise
+                except sqlite3.DatabaseError as error:
+                    self.report.skipped_unwritable += 1
+                    self.report.unwritable_error = self.report.unwritable_error or str(error)
+        conn.execute("RELEASE backfill_window")
 
     def _ensure_index(self, conn, index):
         if index.name in schema.turns_indexes(conn):
@@ -291,6 +327,13 @@ class Migration:
         self.report.indexes_created.append(index.name)
         if not self.report.dry_run:
             conn.execute(index.sql)
+
+
+# Both columns, and only while the row still holds the values the decision was made from.
+UPDATE_SQL = """UPDATE turns SET runtime_key = ?, inference_id = ?
+                WHERE rowid = ? AND runtime_key IS ? AND inference_id IS ?"""
+BAD_METADATA = "bad metadata"
+UNCHANGED = "unchanged"
 
 
 def _data_version(conn):
@@ -338,11 +381,25 @@ def open_turns_db(path, dry_run=False, busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS):
     except MigrationError:
         conn.close()
         raise
-    if not dry_run and conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
-        # In WAL mode NORMAL never corrupts; a power cut may only undo the last steps, which a
-        # rerun redoes. It spares an fsync per step. Other connections keep their own setting.
-        conn.execute("PRAGMA synchronous=NORMAL")
     return conn
+
+
+def switch_to_wal(conn, dry_run=False):
+    """Put the file in WAL mode, as the upstream store does whenever it opens one; say what
+    happened, or ``''`` when it already was. Never inside a transaction."""
+    mode = conn.execute("PRAGMA journal_mode").fetchone()[0].lower()
+    if mode == "wal":
+        return ""
+    if dry_run:
+        return f"{mode}; a real run switches it to wal, as the upstream store does on open"
+    reason = "the mode did not change"
+    try:
+        switched = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0].lower()
+    except sqlite3.OperationalError as error:
+        switched, reason = mode, str(error)
+    if switched == "wal":
+        return f"switched from {mode} to wal, as the upstream store does on open"
+    return f"kept {mode}: another connection prevented the switch to wal ({reason})"
 
 
 def _read_only(path):
@@ -376,6 +433,11 @@ def migrate_path(path, rules="canonical", batch_size=DEFAULT_BATCH_SIZE, dry_run
     try:
         migration = Migration(os.fspath(path), rules, batch_size, dry_run, progress=progress)
         migration.own_connection = True
+        migration.report.journal_mode = switch_to_wal(conn, dry_run)
+        if not dry_run and conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+            # In WAL mode NORMAL never corrupts; a power cut may only undo the last steps, which a
+            # rerun redoes. It spares an fsync per step. Other connections keep their own setting.
+            conn.execute("PRAGMA synchronous=NORMAL")
         if on_start:
             on_start(conn.execute("SELECT count(*) FROM turns").fetchone()[0])
         for step in migration.steps():
@@ -409,6 +471,7 @@ def _explain(path, error, busy_timeout_ms):
 async def migrate_database(db, rules="canonical", batch_size=DEFAULT_BATCH_SIZE):
     """Migrate a Datasette Database through ``execute_write_fn``, one step per write task."""
     migration = Migration(db.name, rules, batch_size)
+    migration.report.journal_mode = await db.execute_write_fn(switch_to_wal)
     for step in migration.steps():
         started = time.perf_counter()
         if getattr(step, "reads_only", False):

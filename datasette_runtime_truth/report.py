@@ -9,7 +9,7 @@ migration can recover (rows whose metadata never named a runtime) is information
 from dataclasses import asdict, dataclass, field
 import os
 
-from . import backfill, schema
+from . import backfill, golang, schema
 
 PASS, FAIL, INFO = "pass", "fail", "info"
 PASSES, FAILS, EMPTY = "passes", "fails", "no turns database"
@@ -192,21 +192,20 @@ def _backfill_checks(conn, columns, turns, rules, path):
     missing_runtime = missing_inference = bad = fill_runtime = fill_inference = fill_rows = 0
     rows = conn.execute(
         f"SELECT {runtime_key}, {inference_id}, {metadata} FROM turns"
-        f" WHERE {runtime_key} = '' OR {inference_id} = ''"
+        f" WHERE coalesce({runtime_key}, '') = '' OR coalesce({inference_id}, '') = ''"
     )
     for old_runtime, old_inference, metadata_json in rows:
-        missing_runtime += old_runtime == ""
-        missing_inference += old_inference == ""
+        missing_runtime += not old_runtime
+        missing_inference += not old_inference
         try:
-            found = backfill.recover(metadata_json, rules)
+            new = backfill.next_values(metadata_json, old_runtime, old_inference, rules)
         except backfill.InvalidMetadata:
             bad += 1
             continue
-        would_runtime = old_runtime == "" and found.runtime_key != ""
-        would_inference = old_inference == "" and found.inference_id != ""
-        fill_runtime += would_runtime
-        fill_inference += would_inference
-        fill_rows += would_runtime or would_inference
+        if new is not None:
+            fill_rows += 1
+            fill_runtime += bool(new[0]) and not golang.trim_space(old_runtime or "")
+            fill_inference += bool(new[1]) and not golang.trim_space(old_inference or "")
     if fill_rows:
         command = f"datasette runtime-truth migrate {path or 'turns.db'}"
         if rules != "canonical":

@@ -125,6 +125,27 @@ async def test_filters(ds, query, expected):
 
 
 @pytest.mark.asyncio
+@pytest.mark.parametrize("query, echoed", [
+    ("conv_id=%20conv-1%09&phase=%C2%A0final%E3%80%80&since_ms=-5",
+     {"conv_id": "conv-1", "session_id": "", "phase": "final", "since_ms": 0}),
+    ("session_id=%0Asession-1%20&since_ms=0", {"conv_id": "", "session_id": "session-1", "phase": "", "since_ms": 0}),
+    ("conv_id=%E2%80%8Bconv-1", {"conv_id": "\u200bconv-1", "session_id": "", "phase": "", "since_ms": 0}),
+])
+async def test_filters_are_trimmed_like_upstream_and_since_ms_is_never_negative(ds, query, echoed):
+    status, body = await get_json(ds, f"/api/debug/turns?{query}")
+    assert status == 200
+    assert {key: body[key] for key in echoed} == echoed
+    assert bool(body["items"]) == (echoed["conv_id"] == "conv-1" or echoed["session_id"] == "session-1")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("query", ["conv_id=%20%20", "session_id=%09&conv_id=%E3%80%80"])
+async def test_blank_ids_are_missing_ids(ds, query):
+    status, body = await get_json(ds, f"/api/debug/turns?{query}")
+    assert (status, body["error"]) == (400, "missing conv_id or session_id")
+
+
+@pytest.mark.asyncio
 @pytest.mark.parametrize("query, error", [
     ("", "missing conv_id or session_id"),
     ("phase=final", "missing conv_id or session_id"),

@@ -5,6 +5,7 @@ import pytest
 from datasette_runtime_truth.backfill import (
     InvalidMetadata,
     Recovered,
+    next_values,
     parse_metadata,
     recover,
     value_to_string,
@@ -38,25 +39,30 @@ def test_upstream_empty_object(rules):
     ("  planner\t\n", "planner"),
     ("   ", ""),
     ("", ""),
-    (42, "42"),
-    (-7, "-7"),
-    (12345678901234567890, "12345678901234567890"),
-    (1.5, "1.5"),
+    ("\xa0planner\u3000", "planner"),
+    ("\x1cplanner\u200b", "\x1cplanner\u200b"),
     (42.0, "42"),
-    (1e21, "1000000000000000000000"),
-    (2.5e-7, "0.00000025"),
-    (-0.0, "0"),
+    (-7.0, "-7"),
+    (12345678901234567890.0, "1.2345678901234567e+19"),
+    (1.5, "1.5"),
+    (1e6, "1e+06"),
+    (999999.0, "999999"),
+    (1e21, "1e+21"),
+    (2.5e-7, "2.5e-07"),
+    (0.0001, "0.0001"),
+    (-0.0, "-0"),
     (True, "true"),
     (False, "false"),
     (None, ""),
-    ({"runtime_key": "planner"}, ""),
-    (["planner"], ""),
+    ({"runtime_key": "planner", "a": [1.0, None]}, "map[a:[1 <nil>] runtime_key:planner]"),
+    (["planner", 2.0], "[planner 2]"),
+    ({}, "map[]"),
 ])
 def test_value_to_string(value, expected):
     assert value_to_string(value) == expected
 
 
-@pytest.mark.parametrize("text", ["", "   ", None])
+@pytest.mark.parametrize("text", ["", "   ", "\xa0\u3000", None, "null", " null "])
 def test_empty_metadata_counts_as_empty_object(text):
     assert parse_metadata(text) == {}
 
@@ -68,13 +74,21 @@ def test_empty_metadata_counts_as_empty_object(text):
     '{"inference_id": Infinity}',
     "{'inference_id': 'x'}",
     '{"a": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    '{"a": ' + "[" * 10_000 + "]" * 10_000 + "}",
+    "\ufeff{}",
+    '{"a": 1e400}',
+    "\x1c",
 ])
 def test_invalid_json_is_rejected(text):
     with pytest.raises(InvalidMetadata):
         parse_metadata(text)
 
 
-@pytest.mark.parametrize("text", ['["planner"]', '"planner"', "null", "42", "true"])
+def test_nesting_up_to_ten_thousand_levels_with_the_outer_object():
+    assert parse_metadata('{"a": ' + "[" * 9_999 + "]" * 9_999 + ', "inference_id": "x"}')["inference_id"] == "x"
+
+
+@pytest.mark.parametrize("text", ['["planner"]', '"planner"', "42", "true"])
 @pytest.mark.parametrize("rules", BOTH)
 def test_non_object_json_is_rejected(text, rules):
     with pytest.raises(InvalidMetadata):
@@ -87,16 +101,17 @@ def test_non_object_json_is_rejected(text, rules):
     ({"runtime_key": "planner"}, "", "planner"),
     ({"geppetto.runtime@v1": {"slug": "planner"}}, "", "planner"),
     ({"geppetto.runtime@v1": {"runtime_key": 7}}, "7", "7"),
+    ({"geppetto.runtime@v1": {"runtime_key": 1000000}}, "1e+06", "1e+06"),
     ({"geppetto.runtime@v1": {"runtime_key": True}}, "true", "true"),
     ({"geppetto.runtime@v1": {"runtime_key": None}}, "", ""),
     ({"geppetto.runtime@v1": {"runtime_key": "  "}}, "", ""),
-    ({"geppetto.runtime@v1": {"runtime_key": {"key": "nested"}}}, "", "nested"),
+    ({"geppetto.runtime@v1": {"runtime_key": {"key": "nested"}}}, "map[key:nested]", "nested"),
     ({"geppetto.runtime@v1": None, "runtime": "agent"}, "", "agent"),
     # Legacy takes keys in order and skips one that gives nothing.
     ({"geppetto.runtime@v1": "", "runtime": "agent", "runtime_key": "planner"}, "", "agent"),
     ({"runtime": "agent", "runtime_key": "planner"}, "", "agent"),
     ({"geppetto.runtime@v1": 3}, "", "3"),
-    ({"geppetto.runtime@v1": ["planner"]}, "", ""),
+    ({"geppetto.runtime@v1": ["planner"]}, "", "[planner]"),
     # Legacy probes members in order: runtime_key, key, slug, profile, profile_key, inference_id.
     ({"runtime": {"profile_key": "pk", "slug": "sl"}}, "", "sl"),
     ({"runtime": {"inference_id": "i", "profile": "p"}}, "", "p"),
@@ -117,9 +132,9 @@ def test_runtime_key_rules(metadata, canonical, legacy):
     ({"geppetto.inference_id@v1": 42}, "42", "42"),
     ({"geppetto.inference_id@v1": 1.5}, "1.5", "1.5"),
     ({"geppetto.inference_id@v1": False}, "false", "false"),
-    ({"geppetto.inference_id@v1": {"inference_id": "inf-4"}}, "", "inf-4"),
-    ({"geppetto.inference_id@v1": {"key": "inf-5"}}, "", "inf-5"),
-    ({"geppetto.inference_id@v1": ["inf-6"]}, "", ""),
+    ({"geppetto.inference_id@v1": {"inference_id": "inf-4"}}, "map[inference_id:inf-4]", "inf-4"),
+    ({"geppetto.inference_id@v1": {"key": "inf-5"}}, "map[key:inf-5]", "inf-5"),
+    ({"geppetto.inference_id@v1": ["inf-6"]}, "[inf-6]", "[inf-6]"),
     ({"geppetto.runtime@v1": {"runtime_key": "x", "inference_id": "inf-7"}}, "", ""),
     ({"inferenceId": "inf-8"}, "", ""),
 ])
@@ -135,6 +150,22 @@ def test_duplicate_keys_last_one_wins():
 def test_unknown_rules():
     with pytest.raises(ValueError, match="unknown rules 'newest'"):
         recover("{}", "newest")
+
+
+@pytest.mark.parametrize("existing, expected", [
+    (("", ""), ("planner", "inf-42")),
+    (("  k  ", ""), ("k", "inf-42")),
+    (("   ", ""), ("planner", "inf-42")),
+    (("k", ""), ("k", "inf-42")),
+])
+def test_next_values_trims_and_refills_a_row_it_writes(existing, expected):
+    metadata = '{"geppetto.runtime@v1":{"runtime_key":"planner"},"geppetto.inference_id@v1":"inf-42"}'
+    assert next_values(metadata, *existing) == expected
+
+
+@pytest.mark.parametrize("existing", [("  k  ", ""), ("   ", ""), ("", "")])
+def test_next_values_leaves_a_row_that_gains_nothing(existing):
+    assert next_values("{}", *existing) is None
 
 
 def _json(value):

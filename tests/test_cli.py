@@ -64,6 +64,10 @@ def test_migrate_json_and_second_run(store):
         "missing_runtime_key": 1,
         "missing_inference_id": 1,
         "skipped_bad_metadata": 1,
+        "skipped_unwritable": 0,
+        "unwritable_error": "",
+        "values_trimmed": 0,
+        "journal_mode": "",
         "changed": False,
     }
 

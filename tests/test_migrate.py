@@ -87,6 +87,10 @@ def test_pre_cutover_store_gets_current_shape_and_canonical_values(pre_cutover):
         "missing_runtime_key": 8,
         "missing_inference_id": 5,
         "skipped_bad_metadata": 2,
+        "skipped_unwritable": 0,
+        "unwritable_error": "",
+        "values_trimmed": 0,
+        "journal_mode": "",
         "changed": True,
     }
 
@@ -302,6 +306,67 @@ def test_keeps_wal_journal_mode(pre_cutover):
     assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
     assert conn.execute("PRAGMA integrity_check").fetchone() == ("ok",)
     conn.close()
+
+
+def test_switches_a_rollback_journal_store_to_wal_as_upstream_does(tmp_path):
+    path = tmp_path / "turns.db"
+    create_store(path, "pre-cutover", journal_mode="delete").close()
+    report = migrate_path(path)
+    assert report.journal_mode == "switched from delete to wal, as the upstream store does on open"
+    assert "journal mode: switched from delete to wal" in " ".join(report.text().split())
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone() == ("wal",)
+
+
+def test_keeps_the_journal_mode_when_another_connection_holds_the_file(tmp_path):
+    path = tmp_path / "turns.db"
+    create_store(path, "migrated", journal_mode="delete").close()
+    reader = sqlite3.connect(path, isolation_level=None)
+    reader.execute("BEGIN")
+    reader.execute("SELECT count(*) FROM turns").fetchone()  # a shared lock, held until the switch failed
+    report = migrate_path(path, busy_timeout_ms=50, on_start=lambda total: reader.execute("COMMIT"))
+    reader.close()
+    assert report.journal_mode == (
+        "kept delete: another connection prevented the switch to wal (database is locked)"
+    )
+    assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone() == ("delete",)
+
+
+def test_a_row_sqlite_refuses_is_counted_and_the_migration_completes(tmp_path):
+    path = tmp_path / "turns.db"
+    conn = create_store(path, "pre-cutover")
+    for turn_id, runtime_key in [("t1", "planner"), ("t2", "refused"), ("t3", "agent")]:
+        insert_turn(conn, "c", "s", turn_id, metadata={"geppetto.runtime@v1": {"runtime_key": runtime_key}})
+    conn.close()
+    conn = sqlite3.connect(path)
+    for column in ("runtime_key", "inference_id"):
+        conn.execute(f"ALTER TABLE turns ADD COLUMN {column} TEXT NOT NULL DEFAULT ''")
+    conn.execute("""CREATE TRIGGER no_refused BEFORE UPDATE OF runtime_key ON turns
+                    WHEN NEW.runtime_key = 'refused' BEGIN SELECT RAISE(ABORT, 'refused by a trigger'); END""")
+    conn.commit()
+    conn.close()
+    report = migrate_path(path)
+    assert turns_rows(path) == [("c", "s", "t1", "planner", ""), ("c", "s", "t2", "", ""),
+                                ("c", "s", "t3", "agent", "")]
+    assert (report.skipped_unwritable, report.unwritable_error) == (1, "refused by a trigger")
+    assert report.indexes_created == ["turns_by_conv_runtime_updated", "turns_by_conv_inference_updated"]
+    assert "skipped, cannot write: 1 (refused by a trigger)" in " ".join(report.text().split())
+    assert migrate_path(path).skipped_unwritable == 1  # a rerun completes the same way
+
+
+def test_a_null_legacy_created_at_ms_is_left_and_the_migration_completes(tmp_path):
+    path = tmp_path / "turns.db"
+    conn = sqlite3.connect(path)
+    conn.execute("""CREATE TABLE turns (conv_id TEXT NOT NULL, session_id TEXT NOT NULL, turn_id TEXT NOT NULL,
+                    created_at_ms INTEGER, turn_metadata_json TEXT NOT NULL DEFAULT '{}',
+                    PRIMARY KEY (conv_id, session_id, turn_id))""")
+    conn.execute("INSERT INTO turns VALUES ('c', 's', 't1', NULL, '{\"inference_id\": \"i1\"}')")
+    conn.execute("INSERT INTO turns VALUES ('c', 's', 't2', 1500, '{}')")
+    conn.commit()
+    conn.close()
+    report = migrate_path(path)
+    assert turns_rows(path, "turn_id, turn_created_at_ms, inference_id") == [("t1", 0, "i1"), ("t2", 1500, "")]
+    assert report.turn_created_at_ms_copied == 1
+    assert report.indexes_created[-1] == "turns_by_conv_inference_updated"
 
 
 def test_sample_store_values_match_the_rules_row_by_row(tmp_path):
