@@ -31,8 +31,7 @@ def test_small_run_is_consistent(tmp_path):
     assert counts["rows_differing"] == 0
     assert counts["migration_runtime_key"] == report["runtime_key_filled"]
     assert counts["migration_inference_id"] == report["inference_id_filled"]
-    # The SQL floor cannot print numbers and objects as Go does, so its values are information only.
-    assert 0 <= counts["floor_rows_differing"] <= counts["rows"]
+    # The SQL floor cannot print numbers and objects as Go does: its values are information only.
 
     writer = sections["A live writer"]["data"]
     assert writer["saves"] > 0
