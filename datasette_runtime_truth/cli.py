@@ -5,6 +5,7 @@ import json
 import os
 import sqlite3
 import sys
+import time
 import urllib.parse
 
 import click
@@ -86,10 +87,12 @@ def check(path, timeline_path, rules, as_json):
         sys.exit(2)
     try:
         pointers = _read_pointers(timeline_path) if timeline_path else None
+        started = time.time()
         result = cutover.build(conn, os.path.basename(path), path=path, rules=rules,
                                opened="read-only", pointers=pointers, timeline=timeline_path)
     finally:
         conn.close()
+    result.computed_at = cutover.iso_utc(started)
     if as_json:
         click.echo(json.dumps(result.as_dict()))
     else:

@@ -5,12 +5,13 @@ it, the timeline store's pointers) and hand it to :mod:`report`, the same code t
 command runs. Every database the actor may not view is left out.
 """
 
+import copy
 from urllib.parse import urlencode
 
 from datasette.utils import add_cors_headers, tilde_decode, tilde_encode
 from datasette.utils.asgi import Forbidden, NotFound, Response
 
-from . import charts, config, permissions, report
+from . import charts, config, metrics, permissions, report, reportcache
 
 PREFIX = "/-/runtime-truth"
 SHOWN_TIMELINES = 5  # switched conversations drawn inline on the report
@@ -20,6 +21,7 @@ def routes():
     return [
         (rf"^{PREFIX}$", report_page),
         (rf"^{PREFIX}\.json$", report_json),
+        (rf"^{PREFIX}/metrics$", metrics_view),
         (rf"^{PREFIX}/(?P<database>[^/]+)/conversation$", conversation_page),
     ]
 
@@ -29,31 +31,34 @@ async def visible_turns_databases(datasette, actor):
             if await permissions.can_view_database(datasette, actor, db.name)]
 
 
-async def build_reports(datasette, actor):
-    """A DatabaseReport for each turns database the actor may view."""
+async def build_reports(datasette, actor, refresh=False):
+    """A DatabaseReport for each turns database the actor may view, from the report cache."""
     databases = await config.turns_databases(datasette)
     visible = [db for db in databases if await permissions.can_view_database(datasette, actor, db.name)]
     if databases and not visible:
         raise Forbidden("You may not view any turns database")
-    pointers, timeline_name = None, None
     try:
         timeline_db = await config.timeline_database(datasette)
+        timeline_name = timeline_db.name if timeline_db is not None else None
     except ValueError:
         timeline_db, timeline_name = None, config.plugin_config(datasette)["timeline_database"]
-    if timeline_db is not None and await permissions.can_view_database(datasette, actor, timeline_db.name):
-        pointers = await timeline_db.execute_fn(report.read_pointers)
-        timeline_name = timeline_db.name
-    rules = config.plugin_config(datasette).get("rules", "canonical")
+    hide_pointers = timeline_db is not None and not await permissions.can_view_database(
+        datasette, actor, timeline_db.name)
+    settings = config.plugin_config(datasette)
+    cache = reportcache.for_datasette(datasette)
     reports = []
     for db in visible:
-        opened = "mutable" if db.is_mutable else "immutable"
-
-        def run(conn, db=db, opened=opened):
-            return report.build(conn, db.name, path=db.path, rules=rules, opened=opened,
-                                pointers=pointers, timeline=timeline_name)
-
-        reports.append(await db.execute_fn(run))
+        source = reportcache.Source(db, timeline_db, timeline_name, settings.get("rules", "canonical"))
+        entry = await cache.get(source, settings.get("report_max_age", reportcache.DEFAULT_MAX_AGE_S),
+                                refresh=refresh)
+        db_report = copy.deepcopy(entry.report)
+        db_report.computed_at = report.iso_utc(entry.computed_at)
+        reports.append(report.without_pointers(db_report) if hide_pointers else db_report)
     return reports
+
+
+def _refresh(request):
+    return request.args.get("refresh") not in (None, "", "0")
 
 
 def _query_url(datasette, database, query, **params):
@@ -92,15 +97,25 @@ def _as_json(datasette, reports):
 
 
 async def report_json(datasette, request):
-    reports = await build_reports(datasette, request.actor)
+    reports = await build_reports(datasette, request.actor, refresh=_refresh(request))
     response = Response.json(_as_json(datasette, reports))
     if datasette.cors:
         add_cors_headers(response.headers)
     return response
 
 
+async def metrics_view(datasette, request):
+    reports = await build_reports(datasette, request.actor, refresh=_refresh(request))
+    openmetrics = metrics.wants_openmetrics(request.headers.get("accept"))
+    response = Response.text(metrics.exposition(reports, openmetrics=openmetrics))
+    response.content_type = metrics.OPENMETRICS_TYPE if openmetrics else metrics.TEXT_TYPE
+    if datasette.cors:
+        add_cors_headers(response.headers)
+    return response
+
+
 async def report_page(datasette, request):
-    reports = await build_reports(datasette, request.actor)
+    reports = await build_reports(datasette, request.actor, refresh=_refresh(request))
     sections = []
     for db_report in reports:
         _links(datasette, db_report, db_report.timeline)

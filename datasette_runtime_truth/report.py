@@ -7,6 +7,7 @@ migration can recover (rows whose metadata never named a runtime) is information
 """
 
 from dataclasses import asdict, dataclass, field
+import datetime
 import os
 
 from . import backfill, golang, schema
@@ -36,6 +37,7 @@ class Check:
     value: int = None
     query: str = None  # the canned query that shows this check's rows
     items: list = field(default_factory=list)
+    counts: dict = field(default_factory=dict)  # the figure's numbers, by name
 
 
 @dataclass
@@ -47,6 +49,7 @@ class DatabaseReport:
     checks: list
     coverage: list  # one dict per UTC day: day, turns, runtime_key, inference_id
     timeline: str = None  # the timeline store compared against, if any
+    computed_at: str = None  # when the figures were computed (ISO 8601, UTC)
 
     @property
     def status(self):
@@ -220,6 +223,7 @@ def _backfill_checks(conn, columns, turns, rules, path):
         fill = Check("would_fill", "Rows a migrate run would still fill", PASS,
                      f"none: every recoverable value is filled ({rules} rules)", 0,
                      "missing_backfill_rows")
+    fill.counts = {"rows": fill_rows, "runtime_key": fill_runtime, "inference_id": fill_inference}
     return [
         _missing_check("missing_runtime_key", "Rows without runtime_key", missing_runtime,
                        fill_runtime, turns),
@@ -238,7 +242,8 @@ def _missing_check(check_id, title, missing, recoverable, turns):
         figure += f": {recoverable:,} recoverable by a migrate run, {missing - recoverable:,} not"
     elif missing:
         figure += ": nothing in their metadata to recover, so they keep ''"
-    return Check(check_id, title, INFO, figure, missing, "missing_backfill_count")
+    return Check(check_id, title, INFO, figure, missing, "missing_backfill_count",
+                 counts={"missing": missing, "recoverable": recoverable})
 
 
 def _percent(part, whole):
@@ -304,8 +309,25 @@ ORDER BY conv_id
 """
 
 
+POINTER_TITLE = "Conversation pointer vs newest turn"
+
+
+def without_pointers(db_report):
+    """The report as for an actor who may not view the timeline store: no pointer figures."""
+    db_report.checks = [Check("pointer", POINTER_TITLE, INFO, "no timeline store to compare with", None)
+                        if check.id == "pointer" else check for check in db_report.checks]
+    db_report.timeline = None
+    return db_report
+
+
+def iso_utc(epoch_s):
+    """``2026-11-27T07:40:00.123Z``"""
+    moment = datetime.datetime.fromtimestamp(epoch_s, datetime.timezone.utc)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+
+
 def _pointer_check(conn, has_runtime_key, pointers, timeline):
-    title = "Conversation pointer vs newest turn"
+    title = POINTER_TITLE
     if pointers is None and timeline:
         return Check("pointer", title, INFO, f"timeline_database {timeline!r} is not attached", None)
     if pointers is None:

@@ -1,0 +1,181 @@
+"""The cutover report's figures, computed once and served until the store changes.
+
+A report at a million turns takes seconds of CPU, and dashboards poll. So each turns database's
+report is kept with the ``PRAGMA data_version`` of the turns and timeline files at the time it
+was computed, read on connections of this module's own: that number moves whenever any other
+connection, in any process, commits. A load then costs one pragma when nothing changed.
+
+When something did change, the last figures are served at once, and at most one recomputation
+per database runs in the background, no more often than ``report_max_age`` seconds allow; every
+answer carries ``computed_at``. ``refresh`` always computes afresh, after every commit made before
+the request. A computation runs on a read-only connection of its own in a worker thread, so
+Datasette's SQL threads stay free for its pages.
+"""
+
+import asyncio
+from contextlib import closing
+from dataclasses import dataclass
+import os
+import sqlite3
+import threading
+import time
+import urllib.parse
+import weakref
+
+from . import report
+
+DEFAULT_MAX_AGE_S = 30
+
+
+@dataclass(frozen=True)
+class Entry:
+    report: report.DatabaseReport
+    computed_at: float  # epoch seconds, when the computation started reading
+    versions: tuple
+
+
+@dataclass(frozen=True)
+class Source:
+    """What one report is computed from: a turns database and, perhaps, a timeline store."""
+
+    turns: object  # a datasette Database
+    timeline: object  # a datasette Database, or None
+    timeline_name: str  # the configured name when it is not attached, else timeline.name
+    rules: str
+
+    @property
+    def key(self):
+        return (self.turns.name, self.timeline.name if self.timeline else self.timeline_name, self.rules)
+
+
+class Versions:
+    """``PRAGMA data_version`` of one file, on a read-only connection kept for that alone."""
+
+    def __init__(self, path, immutable):
+        self.immutable = immutable
+        self.lock = threading.Lock()
+        self.conn = None if immutable else sqlite3.connect(
+            _uri(path, immutable=False), uri=True, check_same_thread=False
+        )
+
+    def read(self):
+        if self.conn is None:
+            return 0  # an immutable file never changes
+        with self.lock:
+            return self.conn.execute("PRAGMA data_version").fetchone()[0]
+
+
+def _uri(path, immutable):
+    mode = "ro&immutable=1" if immutable else "ro"
+    return f"file:{urllib.parse.quote(os.path.abspath(path))}?mode={mode}"
+
+
+class ReportCache:
+    def __init__(self):
+        self.entries = {}
+        self.running = {}  # key -> (started_at, task)
+        self.watchers = {}
+
+    async def get(self, source, max_age_s=DEFAULT_MAX_AGE_S, refresh=False):
+        """The report for ``source``: cached, stale while one recomputation runs, or fresh."""
+        key = source.key
+        asked_at = time.time()
+        if refresh:
+            return await self._fresh(source, asked_at)
+        entry = self.entries.get(key)
+        if entry is None:
+            return await self._shared(source)
+        if await self._versions(source) == entry.versions:
+            return entry
+        if asked_at - entry.computed_at >= max_age_s:
+            self._start(source)
+        return entry
+
+    async def _fresh(self, source, asked_at):
+        """A computation that started reading after ``asked_at``; shares one already running
+        only if it started after the request did."""
+        while True:
+            running = self.running.get(source.key)
+            if running is None:
+                return await self._start(source)
+            started_at, task = running
+            entry = await asyncio.shield(task)
+            if started_at >= asked_at:
+                return entry
+
+    async def _shared(self, source):
+        running = self.running.get(source.key)
+        if running is not None:
+            return await asyncio.shield(running[1])
+        return await self._start(source)
+
+    def _start(self, source):
+        """Start the one computation for this source, unless it is already running."""
+        key = source.key
+        if key in self.running:
+            return asyncio.shield(self.running[key][1])
+        task = asyncio.ensure_future(self._compute(source))
+        self.running[key] = (time.time(), task)
+        task.add_done_callback(lambda done: self._finished(key, done))
+        return asyncio.shield(task)
+
+    def _finished(self, key, task):
+        self.running.pop(key, None)
+        if not task.cancelled() and task.exception() is not None and key in self.entries:
+            # A background recomputation failed: keep serving the last figures, retry after max_age.
+            entry = self.entries[key]
+            self.entries[key] = Entry(entry.report, time.time(), entry.versions)
+
+    async def _compute(self, source):
+        versions = await self._versions(source)
+        computed_at = time.time()
+        result = await _run(source)
+        entry = Entry(result, computed_at, versions)
+        self.entries[source.key] = entry
+        return entry
+
+    async def _versions(self, source):
+        databases = [db for db in (source.turns, source.timeline) if db is not None]
+        if any(db.path is None for db in databases):
+            return None  # an in-memory database has no file to watch: always recompute
+        return await asyncio.to_thread(lambda: tuple(self._watcher(db).read() for db in databases))
+
+    def _watcher(self, db):
+        key = (db.name, db.path, db.is_mutable)
+        if key not in self.watchers:
+            self.watchers[key] = Versions(db.path, immutable=not db.is_mutable)
+        return self.watchers[key]
+
+
+async def _run(source):
+    """report.build for the source, on connections of its own in a worker thread."""
+    db, timeline = source.turns, source.timeline
+    opened = "mutable" if db.is_mutable else "immutable"
+
+    def build(conn, pointers):
+        return report.build(conn, db.name, path=db.path, rules=source.rules, opened=opened,
+                            pointers=pointers, timeline=source.timeline_name)
+
+    if db.path is None or (timeline is not None and timeline.path is None):
+        pointers = await timeline.execute_fn(report.read_pointers) if timeline is not None else None
+        return await db.execute_fn(lambda conn: build(conn, pointers))
+
+    def in_thread():
+        pointers = None
+        if timeline is not None:
+            with closing(sqlite3.connect(_uri(timeline.path, not timeline.is_mutable), uri=True)) as conn:
+                pointers = report.read_pointers(conn)
+        with closing(sqlite3.connect(_uri(db.path, not db.is_mutable), uri=True)) as conn:
+            return build(conn, pointers)
+
+    return await asyncio.to_thread(in_thread)
+
+
+_CACHES = weakref.WeakKeyDictionary()
+
+
+def for_datasette(datasette):
+    """The one ReportCache of a Datasette instance."""
+    if datasette not in _CACHES:
+        _CACHES[datasette] = ReportCache()
+    return _CACHES[datasette]

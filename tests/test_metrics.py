@@ -1,0 +1,127 @@
+"""/-/runtime-truth/metrics, read back with prometheus_client's own parsers: every number equals
+the JSON report's; OpenMetrics on request; the report's permissions; CORS with --cors."""
+
+import calendar
+import time
+
+import pytest
+from datasette.version import __version__
+from datasette_test import Datasette, actor_cookie
+from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
+from prometheus_client.parser import text_string_to_metric_families
+
+from datasette_runtime_truth.migrate import migrate_path
+from datasette_runtime_truth.sample import build as build_sample
+
+ON_065 = __version__.startswith("0.")
+
+
+@pytest.fixture(scope="module")
+def sample(tmp_path_factory):
+    return build_sample(tmp_path_factory.mktemp("metrics"), turns=300, seed=3)
+
+
+def values(families):
+    """{(metric, sorted label items): value}"""
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in families for sample in family.samples
+    }
+
+
+def expected_from_json(data):
+    found = {}
+    for db in data["databases"]:
+        checks = {check["id"]: check for check in db["checks"]}
+        label = (("database", db["database"]),)
+        found[("runtime_truth_turns", label)] = db["turns"]
+        for column in ("runtime_key", "inference_id"):
+            counts = checks[f"missing_{column}"]["counts"]
+            for recoverable, value in (("true", counts["recoverable"]),
+                                       ("false", counts["missing"] - counts["recoverable"])):
+                key = tuple(sorted(label + (("column", column), ("recoverable", recoverable))))
+                found[("runtime_truth_missing_rows", key)] = value
+        found[("runtime_truth_bad_metadata_rows", label)] = checks["bad_metadata"]["value"]
+        found[("runtime_truth_would_fill_rows", label)] = checks["would_fill"]["value"]
+        found[("runtime_truth_switched_conversations", label)] = checks["runtime_switches"]["value"]
+        if checks["pointer"]["value"] is not None:  # None: nothing compared, so no sample
+            found[("runtime_truth_pointer_mismatches", label)] = checks["pointer"]["value"]
+        for check in db["checks"]:
+            key = tuple(sorted(label + (("check", check["id"]),)))
+            found[("runtime_truth_check_passing", key)] = 0 if check["status"] == "fail" else 1
+    return found
+
+
+@pytest.mark.asyncio
+async def test_every_number_equals_the_json_report(sample):
+    ds = Datasette([sample.turns_path, sample.timeline_path])
+    data = (await ds.client.get("/-/runtime-truth.json")).json()
+    response = await ds.client.get("/-/runtime-truth/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
+    found = values(text_string_to_metric_families(response.text))
+    computed = found.pop(("runtime_truth_computed_timestamp_seconds", (("database", "turns"),)))
+    assert found == expected_from_json(data)
+    assert found[("runtime_truth_would_fill_rows", (("database", "turns"),))] > 0
+    assert found[("runtime_truth_check_passing", (("check", "would_fill"), ("database", "turns")))] == 0
+    computed_at = data["databases"][0]["computed_at"]
+    assert computed == pytest.approx(
+        calendar.timegm(time.strptime(computed_at[:19], "%Y-%m-%dT%H:%M:%S")) + int(computed_at[20:23]) / 1000)
+    families = {family.name: family for family in text_string_to_metric_families(response.text)}
+    assert {name: family.type for name, family in families.items()} == {
+        name: "gauge" for name in families
+    }
+    assert families["runtime_truth_turns"].documentation == "Turn rows in the turns database."
+
+
+@pytest.mark.asyncio
+async def test_pointer_mismatches_after_the_migration(tmp_path):
+    migrated = build_sample(tmp_path, turns=300, seed=3)
+    migrate_path(migrated.turns_path)
+    ds = Datasette([migrated.turns_path, migrated.timeline_path])
+    data = (await ds.client.get("/-/runtime-truth.json")).json()
+    found = values(text_string_to_metric_families((await ds.client.get("/-/runtime-truth/metrics")).text))
+    found.pop(("runtime_truth_computed_timestamp_seconds", (("database", "turns"),)))
+    assert found == expected_from_json(data)
+    assert ("runtime_truth_pointer_mismatches", (("database", "turns"),)) in found
+
+
+@pytest.mark.asyncio
+async def test_openmetrics_when_the_scraper_asks(sample):
+    ds = Datasette([sample.turns_path, sample.timeline_path])
+    response = await ds.client.get("/-/runtime-truth/metrics", headers={
+        "Accept": "application/openmetrics-text; version=1.0.0,text/plain;version=0.0.4;q=0.5",
+    })
+    assert response.headers["content-type"] == "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    assert response.text.endswith("# EOF\n")
+    plain = values(text_string_to_metric_families((await ds.client.get("/-/runtime-truth/metrics")).text))
+    assert values(openmetrics_families(response.text)) == plain
+
+
+@pytest.mark.asyncio
+async def test_same_permissions_as_the_report(sample):
+    settings = {"databases": {"turns": {"allow": {"id": "admin"}}}}
+    ds = Datasette([sample.turns_path, sample.timeline_path],
+                   **({"metadata": settings} if ON_065 else {"config": settings}))
+    anonymous = await ds.client.get("/-/runtime-truth/metrics")
+    assert anonymous.status_code == 403
+    admin = await ds.client.get("/-/runtime-truth/metrics", cookies={"ds_actor": actor_cookie(ds, {"id": "admin"})})
+    assert admin.status_code == 200
+    assert 'runtime_truth_turns{database="turns"} 300' in admin.text
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("cors", [True, False])
+async def test_cors_only_with_cors(sample, cors):
+    ds = Datasette([sample.turns_path], cors=cors)
+    response = await ds.client.get("/-/runtime-truth/metrics")
+    assert response.headers.get("access-control-allow-origin") == ("*" if cors else None)
+
+
+@pytest.mark.asyncio
+async def test_no_turns_database_gives_the_families_and_no_samples(tmp_path):
+    ds = Datasette([])
+    response = await ds.client.get("/-/runtime-truth/metrics")
+    assert response.status_code == 200
+    assert values(text_string_to_metric_families(response.text)) == {}
+    assert "# TYPE runtime_truth_turns gauge" in response.text

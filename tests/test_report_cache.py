@@ -1,0 +1,100 @@
+"""The report's figures are computed once and reused until the store changes: warm loads, stale
+figures while one recomputation runs, ?refresh=1, report_max_age, changes from other processes."""
+
+import asyncio
+import subprocess
+import sys
+
+import pytest
+from datasette_test import Datasette
+
+from builders import create_store, insert_turn
+
+CANONICAL = {"geppetto.runtime@v1": {"runtime_key": "planner"}, "geppetto.inference_id@v1": "inf-1"}
+
+
+@pytest.fixture
+def store(tmp_path):
+    path = tmp_path / "turns.db"
+    conn = create_store(path, "migrated")
+    insert_turn(conn, "c1", "s1", "t1", metadata=CANONICAL, runtime_key="planner", inference_id="inf-1")
+    conn.close()
+    return path
+
+
+def add_turn_elsewhere(path, turn_id):
+    """Commit a turn from another process, as the chat server would."""
+    subprocess.run([sys.executable, "-c", (
+        "import sqlite3, sys; conn = sqlite3.connect(sys.argv[1]); "
+        "conn.execute(\"INSERT INTO turns (conv_id, session_id, turn_id, turn_created_at_ms, updated_at_ms) "
+        "VALUES ('c1', 's1', ?, 5000, 5000)\", (sys.argv[2],)); conn.commit()"
+    ), str(path), turn_id], check=True)
+
+
+def datasette(path, **settings):
+    return Datasette([str(path)], plugin_config={"datasette-runtime-truth": settings})
+
+
+async def figures(ds, query=""):
+    data = (await ds.client.get(f"/-/runtime-truth.json{query}")).json()
+    db = data["databases"][0]
+    return db["turns"], db["computed_at"]
+
+
+@pytest.mark.asyncio
+async def test_nothing_changed_answers_from_the_last_computation(store):
+    ds = datasette(store)
+    first = await figures(ds)
+    assert first[0] == 1
+    assert await figures(ds) == first
+    page = await ds.client.get("/-/runtime-truth")
+    assert f'<time datetime="{first[1]}">{first[1][:10]} {first[1][11:19]} UTC</time>' in page.text
+
+
+@pytest.mark.asyncio
+async def test_a_commit_from_another_process_waits_for_max_age_or_refresh(store):
+    ds = datasette(store)  # report_max_age defaults to 30 s
+    first = await figures(ds)
+    add_turn_elsewhere(store, "t2")
+    assert await figures(ds) == first
+    turns, computed_at = await figures(ds, "?refresh=1")
+    assert (turns, computed_at > first[1]) == (2, True)
+    assert await figures(ds) == (turns, computed_at)
+
+
+@pytest.mark.asyncio
+async def test_after_max_age_a_load_answers_stale_and_starts_one_recomputation(store):
+    ds = datasette(store, report_max_age=0)
+    first = await figures(ds)
+    add_turn_elsewhere(store, "t2")
+    assert await figures(ds) == first  # served at once, while the recomputation runs
+    for _ in range(200):
+        turns, computed_at = await figures(ds)
+        if turns == 2:
+            break
+        await asyncio.sleep(0.05)
+    assert (turns, computed_at > first[1]) == (2, True)
+
+
+@pytest.mark.asyncio
+async def test_concurrent_cold_loads_share_one_computation(store):
+    ds = datasette(store)
+    answers = await asyncio.gather(*(figures(ds) for _ in range(6)))
+    assert len(set(answers)) == 1
+
+
+@pytest.mark.asyncio
+async def test_concurrent_refreshes_after_a_commit_all_see_it(store):
+    ds = datasette(store)
+    await figures(ds)
+    add_turn_elsewhere(store, "t2")
+    answers = await asyncio.gather(*(figures(ds, "?refresh=1") for _ in range(4)))
+    assert {turns for turns, _ in answers} == {2}
+
+
+@pytest.mark.asyncio
+async def test_an_immutable_store_is_computed_once(store):
+    ds = Datasette([], immutables=[str(store)])
+    first = await figures(ds)
+    assert await figures(ds) == first
+    assert (await figures(ds, "?refresh=1"))[1] > first[1]
