@@ -85,13 +85,16 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def served_copy(bench):
-    """A migrated copy of the sample as ``turns.db`` beside a copy of its ``timeline.db``, in a
-    directory of their own; returns (turns path, timeline path, the migration's report)."""
-    summary_ = bench.samples[bench.turns][0]
+def served_copy(bench, turns=None):
+    """A migrated copy of the sample (of ``turns`` turns, default the bench's) as ``turns.db``
+    beside a copy of its ``timeline.db``, in a directory of their own; returns (turns path,
+    timeline path, the migration's report)."""
+    turns = turns or bench.turns
+    bench.sample(turns)
+    summary_ = bench.samples[turns][0]
     directory = os.path.join(bench.workdir, "served")
     os.makedirs(directory, exist_ok=True)
-    turns_path = bench.copy(os.path.join("served", "turns"))
+    turns_path = bench.copy(os.path.join("served", "turns"), turns=turns)
     timeline_path = os.path.join(directory, "timeline.db")
     for suffix in ("", "-wal", "-shm"):
         _remove(timeline_path + suffix)

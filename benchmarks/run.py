@@ -40,6 +40,7 @@ from datasette_runtime_truth import backfill, sample, schema
 from measure import Row, Section
 from measure import percentile as _percentile
 from measure import summary as _summary
+import reportscale
 import routes
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -556,7 +557,8 @@ def memory(bench, results):
 # Sections run in this order; each is a function (bench, results) -> Section (or a list of
 # Sections, when several share one server), and may read what an earlier one left in ``results``.
 # The routes, canned queries and load sections (benchmarks/routes.py) share one served copy.
-SECTIONS = (backfill_vs_floor, lock_holding, live_writer_section, memory, routes.routes_and_queries)
+SECTIONS = (backfill_vs_floor, lock_holding, live_writer_section, memory, routes.routes_and_queries,
+            reportscale.report_at_scale)
 
 
 def machine():

@@ -6,7 +6,8 @@ import subprocess
 import sys
 
 SCRIPT = pathlib.Path(__file__).parent.parent / "benchmarks" / "run.py"
-SECTIONS = ["Backfill vs the floor", "Lock holding", "A live writer", "Memory", "Routes", "Canned queries", "Load"]
+SECTIONS = ["Backfill vs the floor", "Lock holding", "A live writer", "Memory", "Routes", "Canned queries", "Load",
+            "The report at scale"]
 
 
 def test_small_run_is_consistent(tmp_path):
@@ -63,6 +64,15 @@ def test_small_run_is_consistent(tmp_path):
     assert load["requests"] > 0
     assert load["statuses"] == {"200": load["requests"]}
     assert (load["server_errors"], load["other_statuses"], load["transport_errors"]) == (0, 0, 0)
+
+    scale = sections["The report at scale"]["data"]
+    assert sorted(scale) == ["100", "1000"]
+    for turns, figures in scale.items():
+        assert figures["turns"] == int(turns)
+        assert figures["statuses"] == [200]
+        assert (len(figures["cold_ms"]), len(figures["warm_ms"])) == (3, 20)
+        assert figures["after_write"]["turns_before_after"] == [int(turns), int(turns) + 1]
+        assert figures["check_exit"] == 0
 
     text = out.read_text()
     assert text.startswith("# Benchmarks\n")
