@@ -61,8 +61,8 @@ def parse_metadata(text):
 def value_to_string(value):
     """A decoded JSON value as upstream's ``stringFromValue``: a string trimmed (Go's TrimSpace),
     anything else ``fmt.Sprint``-ed and trimmed; ``null`` gives ``''``."""
-    if isinstance(value, str):
-        return golang.trim_space(value)
+    if type(value) is str:
+        return value.strip(golang.GO_SPACE)
     if value is None:
         return ""
     return golang.trim_space(golang.sprint(value))
@@ -122,15 +122,19 @@ _RULE_FUNCTIONS = {
 }
 
 
+def _rule_functions(rules):
+    try:
+        return _RULE_FUNCTIONS[rules]
+    except KeyError:
+        raise ValueError(f"unknown rules {rules!r}: expected one of {', '.join(RULES)}") from None
+
+
 def recover(metadata_json, rules="canonical"):
     """Recover (runtime_key, inference_id) from one row's ``turn_metadata_json``.
 
     Raises InvalidMetadata when the row must be skipped.
     """
-    try:
-        runtime_rule, inference_rule = _RULE_FUNCTIONS[rules]
-    except KeyError:
-        raise ValueError(f"unknown rules {rules!r}: expected one of {', '.join(RULES)}") from None
+    runtime_rule, inference_rule = _rule_functions(rules)
     metadata = parse_metadata(metadata_json)
     return Recovered(runtime_rule(metadata), inference_rule(metadata))
 
@@ -149,8 +153,12 @@ def next_values(metadata_json, runtime_key, inference_id, rules="canonical"):
     value is stored trimmed and a blank one refilled, but only in a row that gains something.
     Raises InvalidMetadata when upstream skips the row.
     """
-    found_runtime, found_inference = recover(metadata_json, rules)
-    old = (golang.trim_space(runtime_key) if runtime_key else "",
-           golang.trim_space(inference_id) if inference_id else "")
-    new = (old[0] or found_runtime, old[1] or found_inference)
-    return None if new == old else new
+    runtime_rule, inference_rule = _rule_functions(rules)
+    metadata = parse_metadata(metadata_json)
+    old_runtime = runtime_key.strip(golang.GO_SPACE) if runtime_key else ""
+    old_inference = inference_id.strip(golang.GO_SPACE) if inference_id else ""
+    new_runtime = old_runtime or runtime_rule(metadata)
+    new_inference = old_inference or inference_rule(metadata)
+    if new_runtime == old_runtime and new_inference == old_inference:
+        return None
+    return new_runtime, new_inference

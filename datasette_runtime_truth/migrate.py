@@ -274,30 +274,31 @@ class Migration:
         else:
             candidates = self._candidates(conn, window)
         updates = []
+        missing_runtime = missing_inference = 0
         for row in candidates:
             rowid, _, old_runtime, old_inference = row
             new = decided[row] if row in decided else self._decide(row)
-            report.skipped_bad_metadata += new is BAD_METADATA
             if new is BAD_METADATA or new is UNCHANGED:
-                report.missing_runtime_key += not old_runtime
-                report.missing_inference_id += not old_inference
+                report.skipped_bad_metadata += new is BAD_METADATA
+                missing_runtime += not old_runtime
+                missing_inference += not old_inference
                 continue
-            self._count(old_runtime or "", new[0], "runtime_key_filled")
-            self._count(old_inference or "", new[1], "inference_id_filled")
-            updates.append((*new, rowid, old_runtime, old_inference))
+            new_runtime, new_inference = new
+            missing_runtime += not new_runtime
+            missing_inference += not new_inference
+            for old, value, filled in ((old_runtime, new_runtime, "runtime_key_filled"),
+                                       (old_inference, new_inference, "inference_id_filled")):
+                if value == old:
+                    continue
+                if value and not (old and golang.trim_space(old)):
+                    setattr(report, filled, getattr(report, filled) + 1)
+                else:
+                    report.values_trimmed += 1
+            updates.append((new_runtime, new_inference, rowid, old_runtime, old_inference))
+        report.missing_runtime_key += missing_runtime
+        report.missing_inference_id += missing_inference
         if updates and not report.dry_run:
             self._write(conn, updates)
-
-    def _count(self, old, new, filled):
-        report = self.report
-        if new and not golang.trim_space(old):
-            setattr(report, filled, getattr(report, filled) + 1)
-        elif new != old:
-            report.values_trimmed += 1
-        if filled == "runtime_key_filled":
-            report.missing_runtime_key += not new
-        else:
-            report.missing_inference_id += not new
 
     def _write(self, conn, updates):
         """Write both columns of each row, all at once; row by row if one cannot be written, so a

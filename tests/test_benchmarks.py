@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 SCRIPT = pathlib.Path(__file__).parent.parent / "benchmarks" / "run.py"
-SECTIONS = ["Backfill vs the floor", "Lock holding", "A live writer", "Memory", "Routes", "Canned queries", "Load",
+SECTIONS = ["Backfill vs the floor", "Backfill vs the floor, small rows", "Lock holding", "A live writer", "Memory", "Routes", "Canned queries", "Load",
             "The report at scale"]
 
 
@@ -33,6 +33,11 @@ def test_small_run_is_consistent(tmp_path):
     assert counts["migration_runtime_key"] == report["runtime_key_filled"]
     assert counts["migration_inference_id"] == report["inference_id_filled"]
     # The SQL floor cannot print numbers and objects as Go does: its values are information only.
+
+    small = sections["Backfill vs the floor, small rows"]["data"]
+    assert small["report"]["rows_scanned"] == small["values"]["rows"] == 1000
+    assert small["values"]["rows_differing"] == 0
+    assert small["report"]["runtime_key_filled"] == report["runtime_key_filled"]
 
     writer = sections["A live writer"]["data"]
     assert writer["saves"] > 0
