@@ -5,11 +5,14 @@ import pathlib
 import subprocess
 import sys
 
+import pytest
+
 SCRIPT = pathlib.Path(__file__).parent.parent / "benchmarks" / "run.py"
-SECTIONS = ["Backfill vs the floor", "Backfill vs the floor, small rows", "Lock holding", "A live writer", "Memory", "Routes", "Canned queries", "Load",
-            "The report at scale"]
+SECTIONS = ["Backfill vs the floor", "Backfill vs the floor, small rows", "Lock holding", "A live writer",
+            "Memory", "Routes", "Canned queries", "Load", "The report at scale"]
 
 
+@pytest.mark.benchmark
 def test_small_run_is_consistent(tmp_path):
     out = tmp_path / "BENCHMARKS.md"
     process = subprocess.run(
