@@ -7,7 +7,7 @@ command runs. Every database the actor may not view is left out.
 
 from urllib.parse import urlencode
 
-from datasette.utils import add_cors_headers, tilde_decode, tilde_encode
+from datasette.utils import add_cors_headers, tilde_encode
 from datasette.utils.asgi import Forbidden, NotFound, Response
 
 from . import charts, config, permissions, report
@@ -18,21 +18,40 @@ SHOWN_TIMELINES = 5  # switched conversations drawn inline on the report
 
 def routes():
     return [
-        (rf"^{PREFIX}$", report_page),
-        (rf"^{PREFIX}\.json$", report_json),
-        (rf"^{PREFIX}/(?P<database>[^/]+)/conversation$", conversation_page),
+        (rf"^{PREFIX}$", _get_only(report_page)),
+        (rf"^{PREFIX}\.json$", _get_only(report_json)),
+        (rf"^{PREFIX}/(?P<database>[^/]+)/conversation$", _get_only(conversation_page)),
     ]
 
 
+def _get_only(view):
+    """``view`` for GET (and HEAD, answered without a body); 405 for any other method, as
+    Datasette's own pages answer."""
+
+    async def answer(datasette, request):
+        if request.method not in ("GET", "HEAD"):
+            response = Response.text("Method not allowed", status=405, headers={"Allow": "GET, HEAD"})
+        else:
+            response = await view(datasette, request)
+        if request.method == "HEAD":
+            response.body = b""
+        return response
+
+    answer.__name__ = view.__name__
+    return answer
+
+
 async def visible_turns_databases(datasette, actor):
+    """The turns databases whose ``turns`` table the actor may view."""
     return [db for db in await config.turns_databases(datasette)
-            if await permissions.can_view_database(datasette, actor, db.name)]
+            if await permissions.can_view_table(datasette, actor, db.name, "turns")]
 
 
 async def build_reports(datasette, actor):
-    """A DatabaseReport for each turns database the actor may view."""
+    """A DatabaseReport for each turns database whose turns the actor may view; pointers only when
+    the actor may view the timeline store's ``timeline_conversations`` too."""
     databases = await config.turns_databases(datasette)
-    visible = [db for db in databases if await permissions.can_view_database(datasette, actor, db.name)]
+    visible = await visible_turns_databases(datasette, actor)
     if databases and not visible:
         raise Forbidden("You may not view any turns database")
     pointers, timeline_name = None, None
@@ -40,7 +59,8 @@ async def build_reports(datasette, actor):
         timeline_db = await config.timeline_database(datasette)
     except ValueError:
         timeline_db, timeline_name = None, config.plugin_config(datasette)["timeline_database"]
-    if timeline_db is not None and await permissions.can_view_database(datasette, actor, timeline_db.name):
+    if timeline_db is not None and await permissions.can_view_table(
+            datasette, actor, timeline_db.name, "timeline_conversations"):
         pointers = await timeline_db.execute_fn(report.read_pointers)
         timeline_name = timeline_db.name
     rules = config.plugin_config(datasette).get("rules", "canonical")
@@ -125,13 +145,15 @@ async def report_page(datasette, request):
 
 
 async def conversation_page(datasette, request):
-    name = tilde_decode(request.url_vars["database"])
-    if name not in datasette.databases:
-        raise NotFound(f"Database not found: {name}")
+    route = config.database_route(request.url_vars["database"])
+    db = next((db for db in datasette.databases.values() if route in (db.route, db.name)), None)
+    if db is None:
+        raise NotFound(f"Database not found: {route}")
+    name = db.name
     await permissions.ensure_view_database(datasette, request.actor, name)
-    db = datasette.databases[name]
     if db not in await config.turns_databases(datasette):
         raise NotFound(f"{name} is not a turns database")
+    await permissions.ensure_view_table(datasette, request.actor, name, "turns")
     conv_id = request.args.get("conv_id", "")
     if not conv_id:
         return Response.text("missing conv_id: add ?conv_id=... to the URL", status=400)
