@@ -10,7 +10,7 @@ from urllib.parse import urlencode
 from datasette.utils import add_cors_headers, tilde_encode
 from datasette.utils.asgi import Forbidden, NotFound, Response
 
-from . import charts, config, permissions, report
+from . import charts, config, permissions, report, startup
 
 PREFIX = "/-/runtime-truth"
 SHOWN_TIMELINES = 5  # switched conversations drawn inline on the report
@@ -107,6 +107,7 @@ def _as_json(datasette, reports):
         for check, check_data in zip(db_report.checks, data["checks"]):
             check_data["url"] = check.url
         data["coverage_url"] = _query_url(datasette, db_report.database, "backfill_coverage")
+        data["startup_migration_error"] = startup.migration_not_run(datasette, db_report.database)
         databases.append(data)
     return {"status": report.overall_status(reports), "databases": databases}
 
@@ -135,6 +136,7 @@ async def report_page(datasette, request):
             "coverage_svg": charts.coverage_svg(db_report.coverage),
             "coverage_url": _query_url(datasette, db_report.database, "backfill_coverage"),
             "timelines": timelines,
+            "startup_migration_error": startup.migration_not_run(datasette, db_report.database),
         })
     return Response.html(await datasette.render_template(
         "runtime_truth.html",
