@@ -25,6 +25,7 @@ CONVERSATIONS_LIMIT = 500
 TURN_PATH_ERROR = "expected /api/debug/turn/:convId/:sessionId/:turnId"
 INT64_MAX = 2**63 - 1
 WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+ALLOWED_METHODS = "GET, HEAD, OPTIONS"
 
 
 class ApiError(Exception):
@@ -64,12 +65,17 @@ def routes():
 
 def _json_view(handler):
     async def view(datasette, request):
+        if request.method == "OPTIONS":
+            # A CORS preflight: Datasette's own views answer it "ok", with the CORS headers.
+            return add_cors(datasette, Response.text("ok", headers={"Allow": ALLOWED_METHODS}))
         try:
             response = Response.json(await _answer(handler, datasette, request))
         except ApiError as error:
             response = Response.json(shapes.error_body(error.message, error.status), status=error.status)
             if error.status == 405:
-                response.headers["Allow"] = "GET"
+                response.headers["Allow"] = ALLOWED_METHODS
+        if request.method == "HEAD":
+            response.body = b""
         return add_cors(datasette, response)
 
     view.__name__ = handler.__name__
@@ -77,7 +83,7 @@ def _json_view(handler):
 
 
 async def _answer(handler, datasette, request):
-    if request.method != "GET":
+    if request.method not in ("GET", "HEAD"):
         raise ApiError(405, "method not allowed")
     try:
         return await handler(datasette, request)

@@ -61,3 +61,98 @@ async def test_a_migrated_store_reports_no_startup_error(tmp_path):
     report = (await ds.client.get("/-/runtime-truth.json")).json()
     assert report["databases"][0]["startup_migration_error"] is None
     assert "migrate_on_startup did not" not in (await ds.client.get("/-/runtime-truth")).text
+
+
+# --- finding 9: HTTP like Datasette --------------------------------------------------------------
+
+@pytest.mark.asyncio
+async def test_blobs_in_text_columns_are_text_or_hex_never_a_500(paths):
+    turns_path, timeline_path = paths
+    conn = sqlite3.connect(turns_path)
+    conn.execute("UPDATE turns SET inference_id = CAST('inf-blob' AS BLOB) WHERE turn_id = 'turn-1'")
+    conn.execute("UPDATE blocks SET role = X'FF00' WHERE block_id = 'b-user'")
+    conn.commit()
+    conn.close()
+    conn = sqlite3.connect(timeline_path)
+    conn.execute("UPDATE timeline_conversations SET runtime_key = CAST('planner@v1' AS BLOB),"
+                 " session_id = X'C0' WHERE conv_id = 'conv-1'")
+    conn.commit()
+    conn.close()
+    ds = datasette(paths)
+    status, body = await get_json(ds, "/api/debug/turn/conv-1/session-1/turn-1")
+    assert status == 200
+    assert [item["inference_id"] for item in body["items"]] == ["inf-blob", "inf-blob"]
+    assert body["items"][0]["parsed"]["blocks"][0]["role"] == "ff00"
+    status, body = await get_json(ds, "/api/debug/turns?conv_id=conv-1&phase=final")
+    assert [item["inference_id"] for item in body["items"]] == ["inf-2", "inf-blob"]
+    status, body = await get_json(ds, "/api/debug/conversations/conv-1")
+    assert (status, body["resolved_runtime_key"], body["session_id"]) == (200, "planner@v1", "c0")
+    status, body = await get_json(ds, "/api/debug/conversations")
+    assert status == 200
+
+
+@pytest.mark.asyncio
+async def test_several_databases_message_names_only_visible_ones(tmp_path):
+    first = build_turns_db(tmp_path / "turns.db")
+    secret = build_turns_db(tmp_path / "secret-customer-acme.db")
+    ds = datasette([first, secret], databases={"secret-customer-acme": {"allow": {"id": "root"}}})
+    hint = "; set the plugin's database option or use /-/runtime-truth/<database>/api/debug/..."
+    assert await get_json(ds, "/api/debug/turns?conv_id=conv-1") == (404, {
+        "ok": False, "error": "turn store not enabled: several turns databases are attached (turns)" + hint,
+        "status": 404})
+    root = {"ds_actor": actor_cookie(ds, {"id": "root"})}
+    status, body = await get_json(ds, "/api/debug/turns?conv_id=conv-1", cookies=root)
+    assert body["error"] == (
+        "turn store not enabled: several turns databases are attached (turns, secret-customer-acme)" + hint)
+
+
+API_URLS = ["/api/debug/conversations", "/api/debug/turns?conv_id=conv-1",
+            "/-/runtime-truth/turns/api/debug/turn/conv-1/session-1/turn-1"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("url", API_URLS)
+async def test_cors_preflight_and_head(paths, url):
+    ds = datasette(paths, cors=True)
+    preflight = await ds.client.request("OPTIONS", url, headers={
+        "Origin": "https://example.com", "Access-Control-Request-Method": "GET",
+        "Access-Control-Request-Headers": "authorization"})
+    assert preflight.status_code == 200
+    assert preflight.headers["access-control-allow-origin"] == "*"
+    assert "Authorization" in preflight.headers["access-control-allow-headers"]
+    head = await ds.client.request("HEAD", url)
+    get = await ds.client.get(url)
+    assert (head.status_code, head.content) == (200, b"")
+    assert head.headers["content-type"] == get.headers["content-type"] == "application/json; charset=utf-8"
+    assert head.headers["access-control-allow-origin"] == "*"
+    plain = datasette(paths)
+    options = await plain.client.request("OPTIONS", url)
+    assert options.status_code == 200
+    assert "access-control-allow-origin" not in options.headers
+
+
+PAGES = ["/-/runtime-truth", "/-/runtime-truth.json", "/-/runtime-truth/turns/conversation?conv_id=conv-1"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("method", ["POST", "PUT", "DELETE", "PATCH"])
+@pytest.mark.parametrize("url", PAGES)
+async def test_pages_answer_other_methods_with_405(paths, url, method):
+    ds = datasette(paths)
+    response = await ds.client.request(method, url)
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET, HEAD"
+    head = await ds.client.request("HEAD", url)
+    assert (head.status_code, head.content) == (200, b"")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("segment", ["my%20turns", "my~20turns", "my+turns"])
+async def test_database_names_resolve_as_datasette_resolves_them(tmp_path, segment):
+    path = build_turns_db(tmp_path / "my turns.db")
+    ds = datasette([path])
+    status, body = await get_json(ds, f"/-/runtime-truth/{segment}/api/debug/turns?conv_id=conv-1&limit=1")
+    assert (status, body["items"][0]["turn_id"]) == (200, "turn-2")
+    page = await ds.client.get(f"/-/runtime-truth/{segment}/conversation?conv_id=conv-1")
+    assert page.status_code == 200
+    assert "turn-2" in page.text
