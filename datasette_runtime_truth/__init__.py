@@ -24,9 +24,18 @@ def startup(datasette):
 
 
 @hookimpl
-def canned_queries(datasette, database):
+def canned_queries(datasette, database, actor):
     # Datasette 0.65 only; 1.0 has no such hook, so startup registers the queries there.
-    return queries.canned_queries(datasette, database)
+    return queries.canned_queries(datasette, database, actor)
+
+
+@hookimpl
+def permission_resources_sql(datasette, actor, action):
+    # Datasette 1.0 only: its counterpart of the table check canned_queries makes on 0.65.
+    async def inner():
+        return await queries.denied_query_rules(datasette, actor, action)
+
+    return inner
 
 
 @hookimpl

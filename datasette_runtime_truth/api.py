@@ -13,19 +13,19 @@ import sqlite3
 import urllib.parse
 
 from datasette.database import QueryInterrupted
-from datasette.utils import tilde_decode
 from datasette.utils.asgi import Forbidden, Response
 
-from . import config, golang, store
+from . import config, golang, permissions, store
 from . import payload as shapes
 from .cors import add_cors
-from .permissions import ensure_view_database
+from .permissions import ensure_view_database, forbidden_tables
 
 DEFAULT_TURNS_LIMIT = 200
 CONVERSATIONS_LIMIT = 500
 TURN_PATH_ERROR = "expected /api/debug/turn/:convId/:sessionId/:turnId"
 INT64_MAX = 2**63 - 1
 WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+ALLOWED_METHODS = "GET, HEAD, OPTIONS"
 
 
 class ApiError(Exception):
@@ -65,12 +65,17 @@ def routes():
 
 def _json_view(handler):
     async def view(datasette, request):
+        if request.method == "OPTIONS":
+            # A CORS preflight: Datasette's own views answer it "ok", with the CORS headers.
+            return add_cors(datasette, Response.text("ok", headers={"Allow": ALLOWED_METHODS}))
         try:
             response = Response.json(await _answer(handler, datasette, request))
         except ApiError as error:
             response = Response.json(shapes.error_body(error.message, error.status), status=error.status)
             if error.status == 405:
-                response.headers["Allow"] = "GET"
+                response.headers["Allow"] = ALLOWED_METHODS
+        if request.method == "HEAD":
+            response.body = b""
         return add_cors(datasette, response)
 
     view.__name__ = handler.__name__
@@ -78,7 +83,7 @@ def _json_view(handler):
 
 
 async def _answer(handler, datasette, request):
-    if request.method != "GET":
+    if request.method not in ("GET", "HEAD"):
         raise ApiError(405, "method not allowed")
     try:
         return await handler(datasette, request)
@@ -141,8 +146,9 @@ async def turn(datasette, request):
 # --- stores and permissions ---------------------------------------------------------------------
 
 async def _stores(datasette, request, with_timeline=False, require_turns=False):
-    """The databases this request reads, once the actor may view each of them."""
-    turns_db = await _turns_database(datasette, request.url_vars.get("database"))
+    """The databases this request reads, once the actor may view each of them and each table it
+    reads there, as Datasette's own pages would require."""
+    turns_db = await _turns_database(datasette, request.actor, request.url_vars.get("database"))
     timeline_db = await _timeline_database(datasette) if with_timeline else None
     for db in {db.name: db for db in (turns_db, timeline_db) if db is not None}.values():
         try:
@@ -154,17 +160,37 @@ async def _stores(datasette, request, with_timeline=False, require_turns=False):
         if require_turns:
             raise ApiError(404, "turn store not enabled")
         turns_db, shape = None, None
-    return Stores(turns_db, shape, timeline_db)
+    stores = Stores(turns_db, shape, timeline_db)
+    for db, tables in _tables_read(stores, require_turns):
+        hidden = await forbidden_tables(datasette, request.actor, db.name, tables)
+        if hidden:
+            raise ApiError(403, f"forbidden: you may not view the {hidden[0]} table of the "
+                                f"{db.name} database")
+    return stores
 
 
-async def _turns_database(datasette, route_name):
+def _tables_read(stores, snapshots):
+    """[(database, tables)] that a request on ``stores`` reads: the timeline store's conversations
+    (or turns.db's, without one), and with ``snapshots`` the turns and their snapshot tables."""
+    read = []
+    if stores.timeline is not None:
+        read.append((stores.timeline, ("timeline_conversations",)))
+    if stores.turns is not None and (snapshots or stores.timeline is None):
+        tables = ("turns",)
+        if snapshots and stores.shape.has_snapshots:
+            tables += store.SNAPSHOT_TABLES
+        read.append((stores.turns, tables))
+    return read
+
+
+async def _turns_database(datasette, actor, route_name):
     """The turns database named in the URL, else the default one; None when there is none."""
     try:
         candidates = await config.turns_databases(datasette)
     except ValueError as error:
         raise ApiError(404, f"turn store not enabled: {error}") from None
     if route_name is not None:
-        name = tilde_decode(route_name)
+        name = config.database_route(route_name)
         for db in candidates:
             if name in (db.name, getattr(db, "route", db.name)):
                 return db
@@ -173,8 +199,10 @@ async def _turns_database(datasette, route_name):
     if names:
         return datasette.databases[names[0]]
     if len(candidates) > 1:
-        listed = ", ".join(db.name for db in candidates)
-        raise ApiError(404, f"turn store not enabled: several turns databases are attached ({listed}); "
+        visible = [db.name for db in candidates
+                   if await permissions.can_view_database(datasette, actor, db.name)]
+        listed = f" ({', '.join(visible)})" if visible else ""
+        raise ApiError(404, f"turn store not enabled: several turns databases are attached{listed}; "
                             "set the plugin's database option or use /-/runtime-truth/<database>/api/debug/...")
     return candidates[0] if candidates else None
 

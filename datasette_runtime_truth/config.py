@@ -1,5 +1,7 @@
 """Plugin configuration: which attached databases are turns databases, and what to do with them."""
 
+from datasette.utils import tilde_decode
+
 PLUGIN = "datasette-runtime-truth"
 
 
@@ -59,3 +61,12 @@ async def timeline_database(datasette):
         if not db_name.startswith("_") and await db.table_exists("timeline_conversations"):
             return db
     return None
+
+
+def database_route(segment):
+    """The database route a URL path segment names, decoded as Datasette decodes it: tilde-encoding
+    (``my~20turns``), and a percent-encoded segment (``my%20turns``) read as Datasette's 404
+    handler reads it, ``%`` as ``~`` and ``~`` as ``~7E``, before its redirect."""
+    if "%" in segment:
+        segment = segment.replace("~", "~7E").replace("%", "~")
+    return tilde_decode(segment)

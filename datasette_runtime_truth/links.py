@@ -32,7 +32,7 @@ async def database_actions(datasette, actor, database):
     """A turns database's action menu leads to the cutover report and each runtime-truth query."""
     if not await config.is_turns_database(datasette, database):
         return []
-    if not await permissions.can_view_database(datasette, actor, database):
+    if not await permissions.can_view_table(datasette, actor, database, "turns"):
         return []
     base = datasette.urls.database(database)
     report = {"href": datasette.urls.path("/-/runtime-truth"), "label": "Runtime truth: cutover report"}

@@ -8,10 +8,10 @@ command runs. Every database the actor may not view is left out.
 import copy
 from urllib.parse import urlencode
 
-from datasette.utils import add_cors_headers, tilde_decode, tilde_encode
+from datasette.utils import add_cors_headers, tilde_encode
 from datasette.utils.asgi import Forbidden, NotFound, Response
 
-from . import charts, config, metrics, permissions, report, reportcache
+from . import charts, config, metrics, permissions, report, reportcache, startup
 
 PREFIX = "/-/runtime-truth"
 SHOWN_TIMELINES = 5  # switched conversations drawn inline on the report
@@ -19,22 +19,42 @@ SHOWN_TIMELINES = 5  # switched conversations drawn inline on the report
 
 def routes():
     return [
-        (rf"^{PREFIX}$", report_page),
-        (rf"^{PREFIX}\.json$", report_json),
-        (rf"^{PREFIX}/metrics$", metrics_view),
-        (rf"^{PREFIX}/(?P<database>[^/]+)/conversation$", conversation_page),
+        (rf"^{PREFIX}$", _get_only(report_page)),
+        (rf"^{PREFIX}\.json$", _get_only(report_json)),
+        (rf"^{PREFIX}/metrics$", _get_only(metrics_view)),
+        (rf"^{PREFIX}/(?P<database>[^/]+)/conversation$", _get_only(conversation_page)),
     ]
 
 
+def _get_only(view):
+    """``view`` for GET (and HEAD, answered without a body); 405 for any other method, as
+    Datasette's own pages answer."""
+
+    async def answer(datasette, request):
+        if request.method not in ("GET", "HEAD"):
+            response = Response.text("Method not allowed", status=405, headers={"Allow": "GET, HEAD"})
+        else:
+            response = await view(datasette, request)
+        if request.method == "HEAD":
+            response.body = b""
+        return response
+
+    answer.__name__ = view.__name__
+    return answer
+
+
 async def visible_turns_databases(datasette, actor):
+    """The turns databases whose ``turns`` table the actor may view."""
     return [db for db in await config.turns_databases(datasette)
-            if await permissions.can_view_database(datasette, actor, db.name)]
+            if await permissions.can_view_table(datasette, actor, db.name, "turns")]
 
 
 async def build_reports(datasette, actor, refresh=False):
-    """A DatabaseReport for each turns database the actor may view, from the report cache."""
+    """A DatabaseReport for each turns database whose turns the actor may view, from the report
+    cache; pointers only when the actor may view the timeline store's ``timeline_conversations``
+    too."""
     databases = await config.turns_databases(datasette)
-    visible = [db for db in databases if await permissions.can_view_database(datasette, actor, db.name)]
+    visible = await visible_turns_databases(datasette, actor)
     if databases and not visible:
         raise Forbidden("You may not view any turns database")
     try:
@@ -42,8 +62,8 @@ async def build_reports(datasette, actor, refresh=False):
         timeline_name = timeline_db.name if timeline_db is not None else None
     except ValueError:
         timeline_db, timeline_name = None, config.plugin_config(datasette)["timeline_database"]
-    hide_pointers = timeline_db is not None and not await permissions.can_view_database(
-        datasette, actor, timeline_db.name)
+    hide_pointers = timeline_db is not None and not await permissions.can_view_table(
+        datasette, actor, timeline_db.name, "timeline_conversations")
     settings = config.plugin_config(datasette)
     cache = reportcache.for_datasette(datasette)
     reports = []
@@ -92,6 +112,7 @@ def _as_json(datasette, reports):
         for check, check_data in zip(db_report.checks, data["checks"]):
             check_data["url"] = check.url
         data["coverage_url"] = _query_url(datasette, db_report.database, "backfill_coverage")
+        data["startup_migration_error"] = startup.migration_not_run(datasette, db_report.database)
         databases.append(data)
     return {"status": report.overall_status(reports), "databases": databases}
 
@@ -130,6 +151,7 @@ async def report_page(datasette, request):
             "coverage_svg": charts.coverage_svg(db_report.coverage),
             "coverage_url": _query_url(datasette, db_report.database, "backfill_coverage"),
             "timelines": timelines,
+            "startup_migration_error": startup.migration_not_run(datasette, db_report.database),
         })
     return Response.html(await datasette.render_template(
         "runtime_truth.html",
@@ -140,13 +162,15 @@ async def report_page(datasette, request):
 
 
 async def conversation_page(datasette, request):
-    name = tilde_decode(request.url_vars["database"])
-    if name not in datasette.databases:
-        raise NotFound(f"Database not found: {name}")
+    route = config.database_route(request.url_vars["database"])
+    db = next((db for db in datasette.databases.values() if route in (db.route, db.name)), None)
+    if db is None:
+        raise NotFound(f"Database not found: {route}")
+    name = db.name
     await permissions.ensure_view_database(datasette, request.actor, name)
-    db = datasette.databases[name]
     if db not in await config.turns_databases(datasette):
         raise NotFound(f"{name} is not a turns database")
+    await permissions.ensure_view_table(datasette, request.actor, name, "turns")
     conv_id = request.args.get("conv_id", "")
     if not conv_id:
         return Response.text("missing conv_id: add ?conv_id=... to the URL", status=400)

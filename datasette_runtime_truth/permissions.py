@@ -1,20 +1,22 @@
-"""One permission check for every page and route of the plugin, on both Datasette lines."""
+"""The permission checks of every page and route of the plugin, on both Datasette lines.
+
+Each view asks the same questions Datasette's own pages ask before showing data: may the actor
+view the instance and the database, and each table it reads (``view-table``), or the query it runs
+(``view-query``). 0.65 answers through ``ensure_permissions``; 1.0 through ``ensure_permission``
+with resource objects.
+"""
 
 from datasette.utils.asgi import Forbidden
 
 try:  # Datasette 1.0a20+
-    from datasette.resources import DatabaseResource
+    from datasette.resources import DatabaseResource, QueryResource, TableResource
 except ImportError:  # Datasette 0.65
-    DatabaseResource = None
+    DatabaseResource = QueryResource = TableResource = None
 
 
 async def can_view_database(datasette, actor, database):
     """True when ``actor`` may see ``database``: the check Datasette applies to its own pages."""
-    try:
-        await ensure_view_database(datasette, actor, database)
-    except Forbidden:
-        return False
-    return True
+    return await _allowed(ensure_view_database(datasette, actor, database))
 
 
 async def ensure_view_database(datasette, actor, database):
@@ -26,3 +28,46 @@ async def ensure_view_database(datasette, actor, database):
     await datasette.ensure_permission(
         action="view-database", resource=DatabaseResource(database), actor=actor
     )
+
+
+async def can_view_table(datasette, actor, database, table):
+    """True when ``actor`` may see ``table`` of ``database``, as on Datasette's table page."""
+    return await _allowed(ensure_view_table(datasette, actor, database, table))
+
+
+async def ensure_view_table(datasette, actor, database, table):
+    """Raise Forbidden unless ``actor`` may view the instance, ``database`` and its ``table``."""
+    if TableResource is None:
+        await datasette.ensure_permissions(
+            actor, [("view-table", (database, table)), ("view-database", database), "view-instance"]
+        )
+        return
+    await ensure_view_database(datasette, actor, database)
+    await datasette.ensure_permission(
+        action="view-table", resource=TableResource(database, table), actor=actor
+    )
+
+
+async def forbidden_tables(datasette, actor, database, tables):
+    """The tables of ``tables`` (in order) that ``actor`` may not view."""
+    return [table for table in tables
+            if not await can_view_table(datasette, actor, database, table)]
+
+
+async def can_view_query(datasette, actor, database, query):
+    """True when ``actor`` may see the canned query ``query``, as on Datasette's query page."""
+    if QueryResource is None:
+        return await _allowed(datasette.ensure_permissions(
+            actor, [("view-query", (database, query)), ("view-database", database), "view-instance"]
+        ))
+    return await _allowed(datasette.ensure_permission(
+        action="view-query", resource=QueryResource(database, query), actor=actor
+    ))
+
+
+async def _allowed(check):
+    try:
+        await check
+    except Forbidden:
+        return False
+    return True

@@ -9,9 +9,10 @@ Every value travels as a bound parameter. Datasette passes a missing parameter a
 answers that with an empty result (or, for paging parameters, the first page).
 """
 
+import copy
 from dataclasses import dataclass
 
-from . import config
+from . import config, permissions
 
 SOURCE = "datasette-runtime-truth"
 DEFAULT_PAGE = 50
@@ -26,6 +27,7 @@ class Query:
     meaning: str
     good_answer: str
     params: tuple = ()
+    tables: tuple = ("turns",)  # what the SQL reads: the actor must be allowed to view each
 
     def __post_init__(self):
         object.__setattr__(self, "sql", self.sql.strip() + "\n")
@@ -219,22 +221,95 @@ def as_config():
     return {query.name: query.as_config() for query in QUERIES}
 
 
-async def canned_queries(datasette, database):
-    """The 0.65 ``canned_queries`` hook: every query, on a turns database."""
+async def canned_queries(datasette, database, actor):
+    """The 0.65 ``canned_queries`` hook: every query, on a turns database.
+
+    Datasette 0.65 lets a hook's entry replace the operator's, so a query the operator configured
+    under the same name comes back as theirs, with only the keys they left out filled in. Where the
+    plugin's SQL runs, an actor who may not view a table it reads gets ``allow: false``."""
     if not await config.is_turns_database(datasette, database):
         return {}
-    return as_config()
+    configured = datasette.metadata("queries", database=database, fallback=False) or {}
+    entries = {}
+    for query in QUERIES:
+        theirs = _as_entry(configured.get(query.name))
+        entry = merge(query, theirs)
+        if "sql" not in theirs and await permissions.forbidden_tables(
+                datasette, actor, database, query.tables):
+            entry["allow"] = False
+        entries[query.name] = entry
+    return entries
+
+
+def merge(query, theirs):
+    """The operator's entry for ``query``'s name, with the plugin's title and description where they
+    gave none; with the plugin's SQL (and its parameters) only when they gave no SQL."""
+    ours = query.as_config()
+    if "sql" in theirs:
+        ours.pop("params", None)
+    return {**ours, **copy.deepcopy(theirs)}
+
+
+def _as_entry(configured):
+    if configured is None:
+        return {}
+    return dict(configured) if isinstance(configured, dict) else {"sql": configured}
 
 
 async def register(datasette):
     """On Datasette 1.0 (which has no ``canned_queries`` hook) add every query to every turns
-    database with ``add_query``. Trusted, so they run where arbitrary SQL is not allowed."""
+    database with ``add_query``. Trusted, so they run where arbitrary SQL is not allowed.
+
+    A query the operator configured under the same name keeps their SQL and everything else;
+    only a title or description they left out is filled in."""
     if not hasattr(datasette, "add_query"):
         return
     for db in await config.turns_databases(datasette):
         for query in QUERIES:
+            existing = await datasette.get_query(db.name, query.name)
+            if existing is not None and existing.source != SOURCE:
+                await _fill_in(datasette, existing, query)
+                continue
             await datasette.add_query(
                 db.name, query.name, query.sql, title=query.title,
                 description=query.description, parameters=list(query.params),
                 is_trusted=True, source=SOURCE, replace=True,
             )
+
+
+async def _fill_in(datasette, existing, query):
+    missing = {"title": query.title, "description": query.description}
+    missing = {key: value for key, value in missing.items() if getattr(existing, key) is None}
+    if missing:
+        await datasette.update_query(existing.database, existing.name, **missing)
+
+
+async def plugin_queries(datasette):
+    """{(database, query name): Query} for each query whose SQL is the plugin's (1.0)."""
+    found = {}
+    for db in await config.turns_databases(datasette):
+        for query in QUERIES:
+            stored = await datasette.get_query(db.name, query.name)
+            if stored is not None and stored.source == SOURCE:
+                found[(db.name, query.name)] = query
+    return found
+
+
+async def denied_query_rules(datasette, actor, action):
+    """The 1.0 ``permission_resources_sql`` hook: for ``view-query``, a deny rule for each
+    plugin query that reads a table the actor may not view (0.65 does this in canned_queries)."""
+    if action != "view-query":
+        return None
+    from datasette.permissions import PermissionSQL
+
+    selects, params = [], {}
+    for i, ((database, name), query) in enumerate((await plugin_queries(datasette)).items()):
+        hidden = await permissions.forbidden_tables(datasette, actor, database, query.tables)
+        if hidden:
+            selects.append(f"SELECT :rt_db_{i} AS parent, :rt_query_{i} AS child, 0 AS allow, "
+                           f":rt_reason_{i} AS reason")
+            params.update({f"rt_db_{i}": database, f"rt_query_{i}": name,
+                           f"rt_reason_{i}": f"{SOURCE}: reads {', '.join(hidden)}, which the actor may not view"})
+    if not selects:
+        return None
+    return PermissionSQL(sql=" UNION ALL ".join(selects), params=params)

@@ -1,13 +1,28 @@
-"""What the plugin does when Datasette starts: check turns databases, migrate them if asked."""
+"""What the plugin does when Datasette starts: check turns databases, migrate them if asked.
+
+Startup never dies for the plugin: a migration that cannot run (a busy lock, a bad row, any error)
+is logged in one line and remembered per database, so the cutover report can say why, and
+Datasette serves the store as it is.
+"""
 
 import sys
+import weakref
 
 from . import config, migrate, schema
+
+# Per Datasette instance: {database name: why migrate_on_startup did not migrate it}.
+_not_migrated = weakref.WeakKeyDictionary()
+
+
+def migration_not_run(datasette, database):
+    """Why ``migrate_on_startup`` did not migrate ``database`` on this instance, or None."""
+    return _not_migrated.get(datasette, {}).get(database)
 
 
 async def run(datasette):
     databases = await config.turns_databases(datasette)
     settings = config.plugin_config(datasette)
+    not_migrated = _not_migrated.setdefault(datasette, {})
     migrated = False
     for db in databases:
         # Indexes are created last, so a complete schema also means a completed backfill pass.
@@ -17,16 +32,30 @@ async def run(datasette):
             _log(f"{db.name} needs the runtime-truth migration: run "
                  f"`datasette runtime-truth migrate {db.path or db.name}`")
         elif not db.is_mutable:
+            not_migrated[db.name] = "the database is immutable (opened with -i)"
             _log(f"{db.name} is immutable, so migrate_on_startup skips it; serve it mutable "
                  f"or run `datasette runtime-truth migrate {db.path}`")
         else:
-            report = await migrate.migrate_database(db, rules=settings.get("rules", "canonical"))
+            try:
+                report = await migrate.migrate_database(db, rules=settings.get("rules", "canonical"))
+            except Exception as error:  # noqa: BLE001 - startup must survive any migration failure
+                reason = _one_line(error)
+                not_migrated[db.name] = reason
+                migrated = True  # a failed run may still have changed the schema
+                _log(f"{db.name}: migrate_on_startup did not run ({reason}); serving it as it is: "
+                     f"run `datasette runtime-truth migrate {db.path}`")
+                continue
             _log(f"{db.name}: migrated ({report.runtime_key_filled:,} runtime_key and "
                  f"{report.inference_id_filled:,} inference_id filled, "
                  f"{report.skipped_bad_metadata:,} rows skipped for bad metadata)")
             migrated = True
     if migrated:
         await datasette.refresh_schemas()
+
+
+def _one_line(error):
+    text = " ".join(str(error).split())
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 def _log(message):

@@ -53,6 +53,22 @@ class TurnsShape:
         return self.expression("turn_data_json", default="'{}'")
 
 
+def text(value):
+    """A BLOB where text belongs (an id, a role, JSON) as text: UTF-8 decoded, else hex."""
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value.hex()
+    return value
+
+
+async def _rows(db, sql, params):
+    """The rows of a read as dicts, with BLOBs turned into text (see text)."""
+    results = await db.execute(sql, params)
+    return [{key: text(row[key]) for key in row.keys()} for row in results.rows]
+
+
 async def table_columns(db, table):
     rows = (await db.execute("SELECT name FROM pragma_table_info(:table)", {"table": table})).rows
     return frozenset(row[0] for row in rows)
@@ -97,7 +113,7 @@ async def timeline_conversations(db, limit, conv_id=None):
     the timeline store, newest activity first."""
     columns = await table_columns(db, "timeline_conversations")
     sql, params = timeline_conversations_query(columns, limit, conv_id)
-    return (await db.execute(sql, params)).rows
+    return await _rows(db, sql, params)
 
 
 DERIVED_CONVERSATIONS_SQL = """
@@ -139,7 +155,7 @@ def derived_conversations_query(shape, limit, conv_id=None):
 
 async def derived_conversations(db, shape, limit, conv_id=None):
     sql, params = derived_conversations_query(shape, limit, conv_id)
-    return (await db.execute(sql, params)).rows
+    return await _rows(db, sql, params)
 
 
 # --- snapshots ----------------------------------------------------------------------------------
@@ -224,7 +240,7 @@ def snapshots_query(shape, conv_id=None, session_id=None, turn_id=None, phase=No
 async def snapshots(db, shape, **filters):
     """The snapshots matching ``filters`` (see snapshots_query) as payload.Snapshot objects."""
     sql, params = snapshots_query(shape, **filters)
-    rows = (await db.execute(sql, params)).rows
+    rows = await _rows(db, sql, params)
     return [_snapshot(list(group)) for _, group in itertools.groupby(rows, key=_snapshot_key)]
 
 

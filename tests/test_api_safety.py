@@ -70,7 +70,7 @@ async def test_other_methods_get_405(paths, method, url):
     response = await getattr(ds.client, method)(url)
     assert response.status_code == 405
     assert response.json() == {"ok": False, "error": "method not allowed", "status": 405}
-    assert response.headers["allow"] == "GET"
+    assert response.headers["allow"] == "GET, HEAD, OPTIONS"
 
 
 @pytest.mark.asyncio
