@@ -66,7 +66,7 @@ def test_yaml_matches_yaml_v3_marshal_style():
         "    - id: b1\n"
         "      kind: user\n"
         "      payload:\n"
-        "        n:\n"
+        "        \"n\":\n"
         "            - 1\n"
         "            - - 2\n"
         "              - 3\n"
