@@ -131,7 +131,7 @@ class _Emitter:
         elif isinstance(value, str):
             self.string(value, context)
         else:
-            self.plain(_non_string(value), context)
+            self.plain(_non_string(value))
 
     def empty_flow(self, start, end):
         self.write_indicator(start, True, True, False)
@@ -160,7 +160,7 @@ class _Emitter:
             self.node(item, _SEQUENCE)
         self.indent = self.indents.pop()
 
-    def plain(self, text, context):
+    def plain(self, text):
         if not self.whitespace:
             self.put(" ")
         self.put(text)
@@ -170,7 +170,7 @@ class _Emitter:
     def string(self, text, context):
         style = _string_style(text, context == _SIMPLE_KEY)
         if style == _PLAIN:
-            self.plain(text, context)
+            self.plain(text)
             return
         self.increase_indent(True, context)
         if style == _DOUBLE:
@@ -278,7 +278,7 @@ def _string_style(text, simple_key):
         style = _DOUBLE
     if style == _DOUBLE:
         return _DOUBLE
-    multiline, block_plain, single_quoted, block = _analyze(text)
+    block_plain, single_quoted, block = _analyze(text)
     if style == _PLAIN:
         if block_plain:
             return _PLAIN
@@ -287,8 +287,8 @@ def _string_style(text, simple_key):
 
 
 def _analyze(text):
-    """yaml_emitter_analyze_scalar: (multiline, block plain allowed, single quoted allowed,
-    block allowed) for a non-empty string."""
+    """yaml_emitter_analyze_scalar's (block plain, single quoted, block) allowed, for a
+    non-empty string."""
     line_breaks = _BREAK.search(text) is not None
     special = _NOT_PRINTABLE.search(text) is not None
     tabs = "\t" in text
@@ -303,7 +303,7 @@ def _analyze(text):
     )
     single_quoted = not (break_space or space_break or tabs or special)
     block = not (trailing_space or space_break or special)
-    return line_breaks, block_plain, single_quoted, block
+    return block_plain, single_quoted, block
 
 
 def _has_block_indicator(text):
