@@ -4,17 +4,12 @@ Field names and field order are the upstream web-chat server's (``../shared/spec
 section 4), with the playbook's ``runtime_key`` on turn items. Every per-turn value comes from the
 turn row; the conversation pointer only ever appears as a conversation's ``resolved_runtime_key``.
 
-The payload YAML imitates gopkg.in/yaml.v3 ``Marshal`` of the upstream map: keys sorted, four-space
-indentation with sequences indented under their key (``- `` items whose mappings continue two
-columns in), no line wrapping, strings plain where YAML allows, double-quoted when a plain scalar
-would read as another type (``"true"``, ``"123"``, ``""``), single-quoted where plain is not
-allowed (``'a: b'``), multi-line strings as literal blocks (``|``).
+The payload is the upstream's turn map: JSON columns decoded as Go's ``encoding/json`` decodes them
+(every number a float64), written as gopkg.in/yaml.v3 v3.0.1 ``Marshal`` writes it (``yamlv3``).
 """
 
 from dataclasses import dataclass
-import json
-
-import yaml
+from . import golang, yamlv3
 
 MAX_JSON_DEPTH = 64
 
@@ -102,10 +97,11 @@ def error_body(message, status):
 
 def turn_payload(turn_id, blocks, metadata_json, data_json):
     """The upstream turn map ``{id, blocks: [{id, kind, role?, payload?, metadata?}], metadata?,
-    data?}``, keys sorted at every level, optional keys left out when empty.
+    data?}``, keys sorted at every level, optional keys left out when empty (``role`` when blank).
 
     ``blocks`` are ``(block_id, kind, role, payload_json, block_metadata_json)`` tuples in ordinal
-    order. JSON columns are parsed; text that is not JSON is kept as the string it is.
+    order. JSON columns are decoded with Go's rules; text Go refuses (upstream then fails the whole
+    query) is kept as the string it is.
     """
     payload = {
         "blocks": [_block(*block) for block in blocks],
@@ -118,7 +114,8 @@ def turn_payload(turn_id, blocks, metadata_json, data_json):
 
 def _block(block_id, kind, role, payload_json, metadata_json):
     block = {"id": block_id or "", "kind": kind or ""}
-    _put_if_present(block, "role", role)
+    if golang.trim_space(role or ""):
+        block["role"] = role
     _put_if_present(block, "payload", parse_json(payload_json))
     _put_if_present(block, "metadata", parse_json(metadata_json))
     return block
@@ -130,27 +127,24 @@ def _put_if_present(mapping, key, value):
 
 
 def parse_json(text):
-    """A JSON column's value; ``''``/NULL give None; text that is not strict JSON (``NaN``
-    included), or nests deeper than MAX_JSON_DEPTH, stays a string."""
+    """A JSON column's value as Go's ``encoding/json`` decodes it (numbers are floats);
+    NULL and blank text give None; text Go refuses (``NaN`` included), or that nests deeper
+    than MAX_JSON_DEPTH, stays a string."""
     if text is None:
         return None
     if isinstance(text, bytes):
         text = text.decode("utf-8", errors="replace")
     if not isinstance(text, str):
         return text
-    if not text.strip():
+    if not golang.trim_space(text):
         return None
     try:
-        value = json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, RecursionError):
+        value = golang.decode(text)
+    except golang.InvalidJSON:
         return text
     if _depth(value) > MAX_JSON_DEPTH:
         return text
     return value
-
-
-def _reject_constant(name):
-    raise ValueError(f"{name} is not JSON")
 
 
 def _depth(value):
@@ -173,45 +167,6 @@ def _sorted(value):
     return value
 
 
-class _GoYamlDumper(yaml.SafeDumper):
-    """PyYAML's safe dumper with yaml.v3's indentation rules."""
-
-    def increase_indent(self, flow=False, indentless=False):
-        self.indents.append(self.indent)
-        if self.indent is None:
-            self.indent = self.best_indent if flow else 0
-        elif not indentless:
-            if self.states and self.states[-1] == self.expect_block_sequence_item:
-                self.indent += 2  # a mapping inside "- " continues after the indicator
-            else:
-                self.indent = self.best_indent * ((self.indent + self.best_indent) // self.best_indent)
-
-    def expect_block_sequence(self):
-        # yaml.v3 indents a sequence under its mapping key; PyYAML would not.
-        self.increase_indent(flow=False, indentless=False)
-        self.state = self.expect_first_block_sequence_item
-
-
-def _represent_str(dumper, value):
-    style = None
-    if "\n" in value:
-        style = "|"
-    elif value == "" or dumper.resolve(yaml.ScalarNode, value, (True, False)) != "tag:yaml.org,2002:str":
-        style = '"'
-    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
-
-
-_GoYamlDumper.add_representer(str, _represent_str)
-
-
 def to_yaml(value):
-    """``value`` as a YAML document in the style of yaml.v3's Marshal."""
-    return yaml.dump(
-        value,
-        Dumper=_GoYamlDumper,
-        indent=4,
-        sort_keys=True,
-        allow_unicode=True,
-        default_flow_style=False,
-        width=float("inf"),
-    )
+    """``value`` as gopkg.in/yaml.v3 v3.0.1 ``Marshal`` writes it."""
+    return yamlv3.dump(value)

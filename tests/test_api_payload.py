@@ -66,7 +66,7 @@ def test_yaml_matches_yaml_v3_marshal_style():
         "    - id: b1\n"
         "      kind: user\n"
         "      payload:\n"
-        "        n:\n"
+        "        \"n\":\n"
         "            - 1\n"
         "            - - 2\n"
         "              - 3\n"
@@ -93,3 +93,17 @@ def test_yaml_matches_yaml_v3_marshal_style():
 def test_long_strings_are_not_wrapped():
     text = "word " * 40 + "end"
     assert to_yaml({"id": text}) == f"id: {text}\n"
+
+
+def test_parse_json_decodes_as_go_does():
+    assert type(parse_json("1000000")) is float
+    assert parse_json('{"a": 1, "a": 2}') == {"a": 2.0}
+    assert parse_json('"\\ud800"') == "\ufffd"
+    assert to_yaml({"n": parse_json("1000000")}) == '"n": 1e+06\n'
+
+
+def test_blank_role_is_left_out_and_padded_role_kept():
+    blocks = [("b1", "user", "  ", "", ""), ("b2", "user", " user ", "", "")]
+    assert turn_payload("t", blocks, "", "")["blocks"] == [
+        {"id": "b1", "kind": "user"}, {"id": "b2", "kind": "user", "role": " user "},
+    ]
