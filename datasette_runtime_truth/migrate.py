@@ -23,7 +23,7 @@ import sqlite3
 import time
 import urllib.parse
 
-from . import backfill, golang, schema
+from . import backfill, golang, schema, sqlitefile
 
 DEFAULT_BATCH_SIZE = 2000
 DEFAULT_BUSY_TIMEOUT_MS = 5000
@@ -359,16 +359,18 @@ def open_turns_db(path, dry_run=False, busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS):
     """Open an existing turns.db for migration; never create one.
 
     A dry run opens it read-only. Raises MigrationError (NotATurnsDatabase for a valid SQLite
-    file without a ``turns`` table) with a message that says what is wrong.
+    file without a ``turns`` table) with a message that says what is wrong. What the file is
+    (a FIFO, a device, a damaged file) is asked of :mod:`sqlitefile` before anything opens it.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise MigrationError(f"{path}: no such file (migrate never creates a database)")
-    if os.path.isdir(path):
-        raise MigrationError(f"{path}: is a directory, not a turns.db")
+    kind = sqlitefile.special_kind(path)
+    if kind:
+        raise MigrationError(f"{path}: is {kind}, not a turns.db")
     if not dry_run and _read_only(path):
         raise MigrationError(f"{path}: file is read-only; nothing was changed")
-    _check_not_truncated(path)
+    _check_not_truncated(path, busy_timeout_ms)
     uri = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode={'ro' if dry_run else 'rw'}"
     conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout_ms / 1000, isolation_level=None)
     try:
@@ -407,23 +409,16 @@ def _read_only(path):
     return not os.access(path, os.W_OK) or not (os.stat(path).st_mode & 0o222)
 
 
-def _check_not_truncated(path):
-    """Compare the size the SQLite header declares with the file's size."""
-    with open(path, "rb") as f:
-        header = f.read(100)
-    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+def _check_not_truncated(path, busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS):
+    """Refuse a file that is not SQLite, is empty, or is truncated (see sqlitefile.truncation)."""
+    header = sqlitefile.read_header(path)
+    if not sqlitefile.is_sqlite_header(header):
         if header:
             raise MigrationError(f"{path}: not an SQLite database")
         raise NotATurnsDatabase(f"{path}: not a turns.db (an empty file)")
-    page_size = int.from_bytes(header[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    pages = int.from_bytes(header[28:32], "big")
-    header_valid = header[24:28] == header[92:96]
-    if header_valid and pages and os.path.getsize(path) < pages * page_size:
-        raise MigrationError(
-            f"{path}: truncated: the header declares {pages * page_size:,} bytes, "
-            f"the file has {os.path.getsize(path):,}"
-        )
+    problem = sqlitefile.truncation(path, header, busy_timeout_ms / 1000)
+    if problem:
+        raise MigrationError(f"{path}: {problem}")
 
 
 def migrate_path(path, rules="canonical", batch_size=DEFAULT_BATCH_SIZE, dry_run=False,

@@ -7,9 +7,7 @@ migration can recover (rows whose metadata never named a runtime) is information
 """
 
 from dataclasses import asdict, dataclass, field
-import os
-
-from . import backfill, golang, schema
+from . import backfill, golang, schema, sqlitefile
 
 PASS, FAIL, INFO = "pass", "fail", "info"
 PASSES, FAILS, EMPTY = "passes", "fails", "no turns database"
@@ -334,12 +332,11 @@ def _pointer_check(conn, has_runtime_key, pointers, timeline):
 def _journal_check(conn, path, opened):
     title = "Journal mode and how it is opened"
     mode = conn.execute("PRAGMA journal_mode").fetchone()[0].lower()
-    if path and file_is_wal(path):
+    if path and sqlitefile.is_wal(path):
         mode = "wal"  # an immutable open reports "delete" for a WAL file
     figure = f"{mode}, opened {opened}"
     if mode == "wal" and opened == "immutable":
-        pending = path and os.path.exists(path + "-wal") and os.path.getsize(path + "-wal") > 0
-        if pending:
+        if path and sqlitefile.wal_has_content(path):
             return Check("journal", title, FAIL,
                          figure + ": the -wal file holds changes an immutable open ignores, so "
                          "every figure here may be stale; serve turns.db mutable (without -i)")
@@ -347,16 +344,6 @@ def _journal_check(conn, path, opened):
                      figure + ": correct only while the -wal file is empty; serve a live turns.db "
                      "mutable (without -i)")
     return Check("journal", title, INFO, figure)
-
-
-def file_is_wal(path):
-    """True when the SQLite header says the file is in WAL mode (bytes 18 and 19 are 2)."""
-    try:
-        with open(path, "rb") as f:
-            header = f.read(20)
-    except OSError:
-        return False
-    return len(header) == 20 and header[18] == 2 and header[19] == 2
 
 
 def coverage(conn, columns=None):
