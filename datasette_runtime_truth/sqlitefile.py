@@ -2,11 +2,13 @@
 100-byte header, its WAL mode, and whether SQLite can read it.
 
 The migration, the ``check`` command and the report all ask these questions here, so they agree.
-Nothing here writes.
+Nothing here writes: the one connection opened is read-only.
 """
 
 import os
+import sqlite3
 import stat
+import urllib.parse
 
 HEADER_SIZE = 100
 MAGIC = b"SQLite format 3\x00"
@@ -70,10 +72,43 @@ def wal_has_content(path):
     return os.path.isfile(wal) and os.path.getsize(wal) > 0
 
 
+def unreadable(path, busy_timeout_s=5.0):
+    """SQLite's own answer: None when a read-only connection reads the schema and
+    ``PRAGMA quick_check`` says ok (a WAL file's committed pages included), else SQLite's words.
+    Also None when SQLite cannot tell (the file is locked, or a hot journal needs a writer).
+    An existing -shm index is opened read-only, so asking changes no byte beside the file."""
+    uri = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro"
+    if os.path.exists(f"{path}-shm"):
+        uri += "&readonly_shm=1"
+    try:
+        conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout_s)
+    except sqlite3.DatabaseError as error:
+        return str(error)
+    try:
+        conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+        found = [row[0] for row in conn.execute("PRAGMA quick_check(3)")]
+    except sqlite3.OperationalError as error:
+        if any(word in str(error) for word in ("locked", "busy", "readonly")):
+            return None
+        return str(error)
+    except sqlite3.DatabaseError as error:
+        return str(error)
+    finally:
+        conn.close()
+    if found == ["ok"]:
+        return None
+    return "quick_check: " + "; ".join(" ".join(str(line).split()) for line in found)
+
+
 def truncation(path, header, busy_timeout_s=5.0):
-    """None, or how the file is shorter than the size its header states."""
+    """None, or how the file is truncated: shorter than its header states *and* unreadable to
+    SQLite. The size alone proves nothing: a WAL store's file is legitimately shorter than its
+    header while a checkpoint is under way or was interrupted (its pages are still in the -wal)."""
     declared = declared_size(header)
     size = os.path.getsize(path)
     if declared is None or size >= declared:
         return None
-    return f"truncated: the header declares {declared:,} bytes, the file has {size:,}"
+    reason = unreadable(path, busy_timeout_s)
+    if reason is None:
+        return None
+    return f"truncated: the header declares {declared:,} bytes, the file has {size:,} (SQLite: {reason})"

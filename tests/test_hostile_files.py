@@ -1,14 +1,19 @@
 """Hostile files and stores: a FIFO, socket or device as PATH, a healthy WAL store whose file is
 shorter than its header, disk full mid-migration, timestamps no calendar can hold."""
 
+import json
 import os
 import socket
+import sqlite3
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 
 from builders import create_store, insert_turn
+from datasette_runtime_truth.migrate import MigrationError, open_turns_db
 
 
 def cli(command, path, *args, timeout=20):
@@ -58,3 +63,119 @@ def test_a_fifo_as_the_timeline_is_a_usage_error(tmp_path, fifo):
     result = cli("check", turns, "--timeline", fifo)
     assert result.returncode == 2
     assert f"{fifo} is a FIFO (named pipe), not a timeline.db" in result.stderr
+
+
+# A healthy WAL store whose file is shorter than its header says.
+
+def copy_store(source, target_dir):
+    """Copy turns.db and its -wal, as a backup tool or a crash would leave them (no -shm)."""
+    target_dir.mkdir()
+    for suffix in ("", "-wal"):
+        (target_dir / f"turns.db{suffix}").write_bytes(source.with_name(f"turns.db{suffix}").read_bytes())
+    return target_dir / "turns.db"
+
+
+def newest_frame_of_page_1(wal):
+    """The bytes of the last frame for page 1 in a -wal file (32-byte header, frames of a
+    24-byte header plus one page)."""
+    page_size = int.from_bytes(wal[8:12], "big")
+    found, offset = None, 32
+    while offset + 24 + page_size <= len(wal):
+        if int.from_bytes(wal[offset:offset + 4], "big") == 1:
+            found = wal[offset + 24:offset + 24 + page_size]
+        offset += 24 + page_size
+    return found
+
+
+@pytest.fixture
+def interrupted_checkpoint(tmp_path):
+    """A WAL store whose -wal holds 300 committed turns not yet checkpointed, then the state a
+    checkpoint stopped after its first write leaves: page 1 (which states the new page count)
+    copied into the file, the pages after it not yet, the -wal intact. SQLite reads it whole."""
+    source = tmp_path / "live" / "turns.db"
+    source.parent.mkdir()
+    writer = create_store(source, "pre-cutover")
+    writer.execute("PRAGMA wal_autocheckpoint=0")
+    for n in range(300):
+        insert_turn(writer, "c", "s", f"t{n:03d}", metadata={"inference_id": f"inf-{n}"},
+                    created=1000 + n, updated=2000 + n, data="x" * 2000)
+    path = copy_store(source, tmp_path / "copy")  # the writer is still open: nothing checkpointed
+    writer.close()
+    before = path.stat().st_size
+    page_1 = newest_frame_of_page_1((path.parent / "turns.db-wal").read_bytes())
+    with open(path, "r+b") as f:
+        f.write(page_1)
+    declared = int.from_bytes(page_1[16:18], "big") * int.from_bytes(page_1[28:32], "big")
+    assert path.stat().st_size == before < declared  # what the header arithmetic called truncated
+    return path
+
+
+def test_a_wal_store_shorter_than_its_header_is_checked_not_called_truncated(interrupted_checkpoint):
+    result = cli("check", interrupted_checkpoint, "--json")
+    assert (result.returncode, result.stderr) == (1, "")  # fails only because it is not migrated
+    report = json.loads(result.stdout)
+    assert report["turns"] == 300
+    assert report["path"] == str(interrupted_checkpoint)
+
+
+def test_a_wal_store_shorter_than_its_header_migrates_with_every_row(interrupted_checkpoint):
+    result = cli("migrate", interrupted_checkpoint, "--json")
+    assert (result.returncode, result.stderr) == (0, "")
+    assert json.loads(result.stdout)["inference_id_filled"] == 300
+    conn = sqlite3.connect(interrupted_checkpoint)
+    assert conn.execute("PRAGMA integrity_check").fetchall() == [("ok",)]
+    assert conn.execute("SELECT count(*), min(inference_id), max(inference_id) FROM turns").fetchone() == (
+        300, "inf-0", "inf-99")
+    conn.close()
+
+
+def test_a_truncated_wal_store_is_still_called_truncated_by_sqlite(interrupted_checkpoint):
+    with open(interrupted_checkpoint, "r+b") as f:
+        f.truncate(4096 * 3)  # pages 4.. were checkpointed long ago: not in the -wal any more
+    os.remove(str(interrupted_checkpoint) + "-wal")
+    result = cli("check", interrupted_checkpoint)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr.startswith(f"Error: {interrupted_checkpoint}: truncated: the header declares ")
+    assert result.stderr.endswith(" (SQLite: database disk image is malformed)\n")
+
+
+class CheckpointingWriter(threading.Thread):
+    """Saves turns in WAL mode with small automatic checkpoints, as a busy upstream server does:
+    the file grows under every checkpoint, page 1 (the new size) written first."""
+
+    def __init__(self, path):
+        super().__init__()
+        self.path, self.stop, self.commits = path, threading.Event(), 0
+
+    def run(self):
+        conn = sqlite3.connect(self.path, isolation_level=None, timeout=5)
+        conn.execute("PRAGMA wal_autocheckpoint=50")
+        while not self.stop.is_set():
+            conn.execute("BEGIN IMMEDIATE")
+            conn.executemany(
+                "INSERT INTO turns (conv_id, session_id, turn_id, turn_created_at_ms, updated_at_ms,"
+                " turn_data_json) VALUES ('c', 's', ?, 1, 2, ?)",
+                [(f"t{self.commits}-{k}", "x" * 3000) for k in range(10)])
+            conn.execute("COMMIT")
+            self.commits += 1
+        conn.close()
+
+
+def test_check_beside_a_live_writers_checkpoints_never_says_truncated(tmp_path):
+    path = tmp_path / "turns.db"
+    create_store(path, "pre-cutover").close()
+    writer = CheckpointingWriter(path)
+    writer.start()
+    errors, runs, end = [], 0, time.monotonic() + 3
+    try:
+        while time.monotonic() < end:
+            runs += 1
+            try:
+                open_turns_db(path, dry_run=True).close()
+            except MigrationError as error:
+                errors.append(str(error))
+    finally:
+        writer.stop.set()
+        writer.join()
+    assert writer.commits > 100 and runs > 100
+    assert errors == []
