@@ -342,17 +342,35 @@ def _data_version(conn):
 
 
 def run_in_transaction(conn, step):
-    """Run one step in its own ``BEGIN IMMEDIATE`` transaction, unless the caller opened one."""
+    """Run one step in its own ``BEGIN IMMEDIATE`` transaction, unless the caller opened one.
+
+    On disk full (and I/O errors) SQLite may roll the whole transaction back by itself: then
+    there is nothing left to roll back, and the error raised is the one that made SQLite do it,
+    not what a cleanup after it (a ROLLBACK, a ROLLBACK TO a savepoint) said of the missing
+    transaction."""
     if conn.in_transaction:
         return step(conn)
     conn.execute("BEGIN IMMEDIATE")
     try:
         result = step(conn)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+    except BaseException as error:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+            raise
+        first = _first_sqlite_error(error)
+        if first is error:
+            raise
+        raise first from None
     conn.execute("COMMIT")
     return result
+
+
+def _first_sqlite_error(error):
+    """The sqlite3 error that a chain of sqlite3 errors, each raised while handling the one
+    before, started from."""
+    while isinstance(error, sqlite3.Error) and isinstance(error.__context__, sqlite3.Error):
+        error = error.__context__
+    return error
 
 
 def open_turns_db(path, dry_run=False, busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS):
@@ -443,7 +461,7 @@ def migrate_path(path, rules="canonical", batch_size=DEFAULT_BATCH_SIZE, dry_run
                 else:
                     run_in_transaction(conn, step)
             except sqlite3.OperationalError as error:
-                raise _explain(path, error, busy_timeout_ms) from None
+                raise explain_error(path, error, busy_timeout_ms) from None
             if not dry_run:
                 time.sleep(pause_after(step, time.perf_counter() - started))
         return migration.report
@@ -451,12 +469,18 @@ def migrate_path(path, rules="canonical", batch_size=DEFAULT_BATCH_SIZE, dry_run
         conn.close()
 
 
-def _explain(path, error, busy_timeout_ms):
+def explain_error(path, error, busy_timeout_ms):
+    """The MigrationError, saying what to do next, for an OperationalError a step raised."""
     message = str(error)
     if "locked" in message or "busy" in message:
         return MigrationError(
             f"{path}: database is locked: gave up after {busy_timeout_ms / 1000:g} s waiting for "
             "the write lock; every step before this one is complete, rerun to continue"
+        )
+    if "disk is full" in message:
+        return MigrationError(
+            f"{path}: disk full ({message}): nothing of this step was written; every step before "
+            "it is complete: free some space, then rerun to continue"
         )
     if "readonly" in message:
         return MigrationError(f"{path}: cannot write ({message}); nothing was changed by this step")

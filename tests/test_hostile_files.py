@@ -12,8 +12,10 @@ import time
 
 import pytest
 
-from builders import create_store, insert_turn
-from datasette_runtime_truth.migrate import MigrationError, open_turns_db
+from builders import create_store, dump, insert_turn, turns_rows
+from datasette_runtime_truth.migrate import (
+    Migration, MigrationError, explain_error, migrate_path, open_turns_db, run_in_transaction,
+)
 
 
 def cli(command, path, *args, timeout=20):
@@ -179,3 +181,57 @@ def test_check_beside_a_live_writers_checkpoints_never_says_truncated(tmp_path):
         writer.join()
     assert writer.commits > 100 and runs > 100
     assert errors == []
+
+
+# Disk full mid-migration. SQLite answers SQLITE_FULL ("database or disk is full") when a
+# connection's PRAGMA max_page_count is reached exactly as when the disk is: the same error, the
+# same automatic rollback. So the steps run on a connection capped a few pages above the file.
+
+def full_store(path, journal_mode):
+    conn = create_store(path, "pre-cutover", journal_mode=journal_mode)
+    for n in range(500):
+        insert_turn(conn, f"c{n % 7}", "s", f"t{n:03d}", data="x" * 200,
+                    metadata={"geppetto.runtime@v1": {"runtime_key": "agent"}, "inference_id": f"inf-{n}"})
+    conn.close()
+    return path
+
+
+def migrate_until_full(path, spare_pages):
+    """Run the migration's steps, each in its transaction, on a connection that may add only
+    ``spare_pages`` pages; return the error, the step's name and the dump from before that step."""
+    conn = open_turns_db(path)
+    try:
+        pages = conn.execute("PRAGMA page_count").fetchone()[0]
+        conn.execute(f"PRAGMA max_page_count = {pages + spare_pages}")
+        migration = Migration(str(path), batch_size=100)
+        migration.own_connection = True
+        for step in migration.steps():
+            before = dump(path)
+            try:
+                run_in_transaction(conn, step)
+            except sqlite3.OperationalError as error:
+                assert not conn.in_transaction
+                return error, getattr(step, "__name__", "<lambda>"), before
+        pytest.fail("the migration never filled the disk")
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("journal_mode", ["delete", "wal"])
+@pytest.mark.parametrize("spare_pages, failing_step", [
+    (0, "_write_window"),  # the backfill's UPDATE: SQLite rolls back, then its savepoint is gone too
+    (5, "<lambda>"),  # an index build
+])
+def test_disk_full_says_disk_full_and_nothing_of_the_step_is_written(tmp_path, journal_mode,
+                                                                    spare_pages, failing_step):
+    path = full_store(tmp_path / "turns.db", journal_mode)
+    error, step, before = migrate_until_full(path, spare_pages)
+    assert (str(error), step) == ("database or disk is full", failing_step)
+    assert dump(path) == before
+    assert str(explain_error(path, error, 5000)) == (
+        f"{path}: disk full (database or disk is full): nothing of this step was written; every "
+        "step before it is complete: free some space, then rerun to continue")
+
+    report = migrate_path(path)  # room again: a rerun completes
+    assert report.indexes_created == ["turns_by_conv_runtime_updated", "turns_by_conv_inference_updated"]
+    assert turns_rows(path, "count(*), min(runtime_key), max(inference_id)") == [(500, "agent", "inf-99")]
