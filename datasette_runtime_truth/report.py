@@ -347,7 +347,9 @@ def _journal_check(conn, path, opened):
 
 
 def coverage(conn, columns=None):
-    """Per UTC day of ``updated_at_ms``: turns, and how many carry runtime_key / inference_id."""
+    """Per UTC day of ``updated_at_ms``: turns, and how many carry runtime_key / inference_id.
+    Turns whose time is on no calendar day (not a number, not positive, past year 9999) are left
+    out, as SQLite's own ``strftime`` cannot place them."""
     columns = columns if columns is not None else _column_types(conn)
     stamp = _stamp_column(columns)
     if stamp is None:
@@ -358,8 +360,9 @@ def coverage(conn, columns=None):
         f"""SELECT strftime('%Y-%m-%d', {stamp} / 1000, 'unixepoch') AS day, count(*),
                    sum({runtime_key}), sum({inference_id})
             FROM turns
-            WHERE {stamp} > 0
+            WHERE typeof({stamp}) IN ('integer', 'real') AND {stamp} > 0
             GROUP BY day
+            HAVING day IS NOT NULL
             ORDER BY day"""
     ).fetchall()
     return [{"day": day, "turns": n, "runtime_key": r, "inference_id": i} for day, n, r, i in rows]

@@ -1,8 +1,10 @@
 """Hostile files and stores: a FIFO, socket or device as PATH, a healthy WAL store whose file is
 shorter than its header, disk full mid-migration, timestamps no calendar can hold."""
 
+import html
 import json
 import os
+import re
 import socket
 import sqlite3
 import subprocess
@@ -11,8 +13,10 @@ import threading
 import time
 
 import pytest
+from datasette_test import Datasette
 
 from builders import create_store, dump, insert_turn, turns_rows
+from datasette_runtime_truth import schema
 from datasette_runtime_truth.migrate import (
     Migration, MigrationError, explain_error, migrate_path, open_turns_db, run_in_transaction,
 )
@@ -235,3 +239,108 @@ def test_disk_full_says_disk_full_and_nothing_of_the_step_is_written(tmp_path, j
     report = migrate_path(path)  # room again: a rerun completes
     assert report.indexes_created == ["turns_by_conv_runtime_updated", "turns_by_conv_inference_updated"]
     assert turns_rows(path, "count(*), min(runtime_key), max(inference_id)") == [(500, "agent", "inf-99")]
+
+
+# Timestamps no calendar holds. The upstream DDL says INTEGER NOT NULL; a hostile store's table
+# says nothing, so every value below is stored as it is.
+
+HOSTILE_TURNS_DDL = """
+CREATE TABLE turns (conv_id, session_id, turn_id, turn_created_at_ms, turn_metadata_json,
+                    turn_data_json, runtime_key, inference_id, updated_at_ms,
+                    PRIMARY KEY (conv_id, session_id, turn_id));
+"""
+GOOD = 1_773_964_800_000  # 2026-03-20T00:00:00Z
+ODD_TIMES = {  # turn_id: updated_at_ms; turn_created_at_ms is the same
+    "t01-good": GOOD,
+    "t02-micro": 1_774_000_000_000_000,  # microseconds: year 58185
+    "t03-max": 2**63 - 1,
+    "t04-min": -2**63,
+    "t05-negative": -5,
+    "t06-huge-real": 1e308,
+    "t07-inf": float("inf"),
+    "t08-null": None,
+    "t09-text": "yesterday",
+    "t10-good": GOOD + 1000,
+}
+# What each turn's mark in a timeline says after its runtime_key and inference_id.
+TOOLTIP_TIMES = {
+    "t01-good": ", 2026-03-20 00:00:00 UTC",
+    "t02-micro": ", updated_at_ms 1774000000000000",
+    "t03-max": ", updated_at_ms 9223372036854775807",
+    "t04-min": ", updated_at_ms -9223372036854775808",
+    "t05-negative": ", updated_at_ms -5",
+    "t06-huge-real": ", updated_at_ms 1e+308",
+    "t07-inf": ", updated_at_ms inf",
+    "t08-null": "",
+    "t09-text": ", updated_at_ms yesterday",
+    "t10-good": ", 2026-03-20 00:00:01 UTC",
+}
+
+
+@pytest.fixture
+def odd_times_store(tmp_path):
+    path = tmp_path / "turns.db"
+    conn = sqlite3.connect(path)
+    conn.executescript(HOSTILE_TURNS_DDL + schema.BLOCKS_TABLES_DDL)
+    for n, (turn_id, stamp) in enumerate(ODD_TIMES.items()):
+        conn.execute("INSERT INTO turns VALUES ('c', 's', ?, ?, '{}', '{}', ?, ?, ?)",
+                     (turn_id, stamp, ("agent", "planner")[n % 2], f"inf-{n}", stamp))
+    conn.commit()
+    conn.close()
+    return path
+
+
+def timeline_tooltips(page):
+    """{turn_id: tooltip} of every turn mark in the page's runtime timeline."""
+    marks = re.findall(r'<rect class="rt-turn" data-turn-id="([^"]*)"[^>]*><title>([^<]*)</title>', page)
+    return {turn_id: html.unescape(tip) for turn_id, tip in marks}
+
+
+def expected_tooltips():
+    return {turn_id: f"turn {turn_id}: runtime_key {('agent', 'planner')[n % 2]}, inference_id inf-{n}"
+                     f"{TOOLTIP_TIMES[turn_id]}, session s"
+            for n, turn_id in enumerate(ODD_TIMES)}
+
+
+@pytest.mark.asyncio
+async def test_odd_timestamps_render_as_stored_never_a_500(odd_times_store):
+    ds = Datasette([str(odd_times_store)])
+    report = (await ds.client.get("/-/runtime-truth.json")).json()["databases"][0]
+    assert report["coverage"] == [{"day": "2026-03-20", "turns": 2, "runtime_key": 2, "inference_id": 2}]
+    assert report["turns"] == 10
+
+    page = await ds.client.get("/-/runtime-truth")
+    assert page.status_code == 200
+    assert re.findall(r'<g class="rt-day" data-day="([^"]*)" data-turns="(\d+)"', page.text) == [
+        ("2026-03-20", "2")]
+    assert timeline_tooltips(page.text) == expected_tooltips()  # drawn for the switched conversation
+
+    page = await ds.client.get("/-/runtime-truth/turns/conversation?conv_id=c")
+    assert page.status_code == 200
+    assert timeline_tooltips(page.text) == expected_tooltips()
+
+    page = await ds.client.get("/turns/runtime_history?conv_id=c")
+    assert page.status_code == 200
+    assert timeline_tooltips(page.text) == expected_tooltips()
+
+    for url in ("/api/debug/conversations", "/api/debug/turns?conv_id=c", "/api/debug/turn/c/s/t02-micro"):
+        response = await ds.client.get(url)
+        assert (url, response.status_code) == (url, 200)
+
+
+@pytest.mark.asyncio
+async def test_an_old_store_bucketed_by_created_at_ms_skips_what_it_cannot_place(tmp_path):
+    path = tmp_path / "turns.db"
+    conn = create_store(path, "very-old")
+    insert_turn(conn, "c", "s", "t1", created=GOOD, runtime_key="agent")
+    insert_turn(conn, "c", "s", "t2", created=1_774_000_000_000_000)
+    conn.close()
+    ds = Datasette([str(path)])
+    page = await ds.client.get("/-/runtime-truth")
+    assert page.status_code == 200
+    assert re.findall(r'<g class="rt-day" data-day="([^"]*)" data-turns="(\d+)"', page.text) == [
+        ("2026-03-20", "1")]
+    page = await ds.client.get("/-/runtime-truth/turns/conversation?conv_id=c")
+    assert page.status_code == 200
+    assert timeline_tooltips(page.text)["t2"] == (
+        "turn t2: runtime_key (none), inference_id (none), updated_at_ms 1774000000000000, session s")
