@@ -219,7 +219,31 @@ def _switch_label(key, x, top, label_ends):
 
 
 def _format_ms(value):
-    if not isinstance(value, (int, float)) or value <= 0:
+    """A turn's time for a tooltip: its UTC date and time when a calendar holds it, else the raw
+    value as stored (negative, past year 9999, not a number); '' when there is none (NULL, '', 0).
+    Numbers may come as text (the query page's cells)."""
+    if value is None or value == "":
         return ""
-    moment = datetime.datetime.fromtimestamp(value / 1000, tz=datetime.timezone.utc)
-    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+    number = _as_number(value)
+    if number == 0:
+        return ""
+    if number is not None and number > 0:
+        try:
+            moment = datetime.datetime.fromtimestamp(number / 1000, tz=datetime.timezone.utc)
+            return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
+        except (OverflowError, ValueError, OSError):
+            pass
+    return f"updated_at_ms {value}"
+
+
+def _as_number(value):
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return value
+    for parse in (int, float):
+        try:
+            return parse(value)
+        except (TypeError, ValueError):
+            pass
+    return None

@@ -12,7 +12,7 @@ import click
 
 from . import migrate as migration
 from . import report as cutover
-from . import sample
+from . import sample, sqlitefile
 
 
 def register(cli):
@@ -101,6 +101,9 @@ def check(path, timeline_path, rules, as_json):
 
 
 def _read_pointers(timeline_path):
+    kind = sqlitefile.special_kind(timeline_path)
+    if kind:
+        raise click.BadParameter(f"{timeline_path} is {kind}, not a timeline.db", param_hint="--timeline")
     uri = f"file:{urllib.parse.quote(os.path.abspath(timeline_path))}?mode=ro"
     try:
         conn = sqlite3.connect(uri, uri=True)

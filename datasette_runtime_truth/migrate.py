@@ -23,7 +23,7 @@ import sqlite3
 import time
 import urllib.parse
 
-from . import backfill, golang, schema
+from . import backfill, golang, schema, sqlitefile
 
 DEFAULT_BATCH_SIZE = 2000
 DEFAULT_BUSY_TIMEOUT_MS = 5000
@@ -307,8 +307,9 @@ class Migration:
         try:
             conn.executemany(UPDATE_SQL, updates)
         except sqlite3.OperationalError:
-            conn.execute("ROLLBACK TO backfill_window")
-            conn.execute("RELEASE backfill_window")
+            if conn.in_transaction:  # disk full: SQLite has rolled it all back by itself
+                conn.execute("ROLLBACK TO backfill_window")
+                conn.execute("RELEASE backfill_window")
             raise
         except sqlite3.DatabaseError:
             conn.execute("ROLLBACK TO backfill_window")
@@ -343,33 +344,53 @@ def _data_version(conn):
 
 
 def run_in_transaction(conn, step):
-    """Run one step in its own ``BEGIN IMMEDIATE`` transaction, unless the caller opened one."""
+    """Run one step in its own ``BEGIN IMMEDIATE`` transaction, unless the caller opened one.
+
+    On disk full (and I/O errors) SQLite may roll the whole transaction back by itself: then
+    there is nothing left to roll back, and the error raised is the one that made SQLite do it,
+    not what a cleanup after it (a ROLLBACK, a ROLLBACK TO a savepoint) said of the missing
+    transaction."""
     if conn.in_transaction:
         return step(conn)
     conn.execute("BEGIN IMMEDIATE")
     try:
         result = step(conn)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
+    except BaseException as error:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+            raise
+        first = _first_sqlite_error(error)
+        if first is error:
+            raise
+        raise first from None
     conn.execute("COMMIT")
     return result
+
+
+def _first_sqlite_error(error):
+    """The sqlite3 error that a chain of sqlite3 errors, each raised while handling the one
+    before, started from."""
+    while isinstance(error, sqlite3.Error) and isinstance(error.__context__, sqlite3.Error):
+        error = error.__context__
+    return error
 
 
 def open_turns_db(path, dry_run=False, busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS):
     """Open an existing turns.db for migration; never create one.
 
     A dry run opens it read-only. Raises MigrationError (NotATurnsDatabase for a valid SQLite
-    file without a ``turns`` table) with a message that says what is wrong.
+    file without a ``turns`` table) with a message that says what is wrong. What the file is
+    (a FIFO, a device, a damaged file) is asked of :mod:`sqlitefile` before anything opens it.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
         raise MigrationError(f"{path}: no such file (migrate never creates a database)")
-    if os.path.isdir(path):
-        raise MigrationError(f"{path}: is a directory, not a turns.db")
+    kind = sqlitefile.special_kind(path)
+    if kind:
+        raise MigrationError(f"{path}: is {kind}, not a turns.db")
     if not dry_run and _read_only(path):
         raise MigrationError(f"{path}: file is read-only; nothing was changed")
-    _check_not_truncated(path)
+    _check_not_truncated(path, busy_timeout_ms)
     uri = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode={'ro' if dry_run else 'rw'}"
     conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout_ms / 1000, isolation_level=None)
     try:
@@ -408,23 +429,16 @@ def _read_only(path):
     return not os.access(path, os.W_OK) or not (os.stat(path).st_mode & 0o222)
 
 
-def _check_not_truncated(path):
-    """Compare the size the SQLite header declares with the file's size."""
-    with open(path, "rb") as f:
-        header = f.read(100)
-    if len(header) < 100 or not header.startswith(b"SQLite format 3\x00"):
+def _check_not_truncated(path, busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS):
+    """Refuse a file that is not SQLite, is empty, or is truncated (see sqlitefile.truncation)."""
+    header = sqlitefile.read_header(path)
+    if not sqlitefile.is_sqlite_header(header):
         if header:
             raise MigrationError(f"{path}: not an SQLite database")
         raise NotATurnsDatabase(f"{path}: not a turns.db (an empty file)")
-    page_size = int.from_bytes(header[16:18], "big")
-    page_size = 65536 if page_size == 1 else page_size
-    pages = int.from_bytes(header[28:32], "big")
-    header_valid = header[24:28] == header[92:96]
-    if header_valid and pages and os.path.getsize(path) < pages * page_size:
-        raise MigrationError(
-            f"{path}: truncated: the header declares {pages * page_size:,} bytes, "
-            f"the file has {os.path.getsize(path):,}"
-        )
+    problem = sqlitefile.truncation(path, header, busy_timeout_ms / 1000)
+    if problem:
+        raise MigrationError(f"{path}: {problem}")
 
 
 def migrate_path(path, rules="canonical", batch_size=DEFAULT_BATCH_SIZE, dry_run=False,
@@ -449,7 +463,7 @@ def migrate_path(path, rules="canonical", batch_size=DEFAULT_BATCH_SIZE, dry_run
                 else:
                     run_in_transaction(conn, step)
             except sqlite3.OperationalError as error:
-                raise _explain(path, error, busy_timeout_ms) from None
+                raise explain_error(path, error, busy_timeout_ms) from None
             if not dry_run:
                 time.sleep(pause_after(step, time.perf_counter() - started))
         return migration.report
@@ -457,12 +471,18 @@ def migrate_path(path, rules="canonical", batch_size=DEFAULT_BATCH_SIZE, dry_run
         conn.close()
 
 
-def _explain(path, error, busy_timeout_ms):
+def explain_error(path, error, busy_timeout_ms):
+    """The MigrationError, saying what to do next, for an OperationalError a step raised."""
     message = str(error)
     if "locked" in message or "busy" in message:
         return MigrationError(
             f"{path}: database is locked: gave up after {busy_timeout_ms / 1000:g} s waiting for "
             "the write lock; every step before this one is complete, rerun to continue"
+        )
+    if "disk is full" in message:
+        return MigrationError(
+            f"{path}: disk full ({message}): nothing of this step was written; every step before "
+            "it is complete: free some space, then rerun to continue"
         )
     if "readonly" in message:
         return MigrationError(f"{path}: cannot write ({message}); nothing was changed by this step")

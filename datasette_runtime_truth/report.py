@@ -8,9 +8,8 @@ migration can recover (rows whose metadata never named a runtime) is information
 
 from dataclasses import asdict, dataclass, field
 import datetime
-import os
 
-from . import backfill, golang, schema
+from . import backfill, golang, schema, sqlitefile
 
 PASS, FAIL, INFO = "pass", "fail", "info"
 PASSES, FAILS, EMPTY = "passes", "fails", "no turns database"
@@ -356,12 +355,11 @@ def _pointer_check(conn, has_runtime_key, pointers, timeline):
 def _journal_check(conn, path, opened):
     title = "Journal mode and how it is opened"
     mode = conn.execute("PRAGMA journal_mode").fetchone()[0].lower()
-    if path and file_is_wal(path):
+    if path and sqlitefile.is_wal(path):
         mode = "wal"  # an immutable open reports "delete" for a WAL file
     figure = f"{mode}, opened {opened}"
     if mode == "wal" and opened == "immutable":
-        pending = path and os.path.exists(path + "-wal") and os.path.getsize(path + "-wal") > 0
-        if pending:
+        if path and sqlitefile.wal_has_content(path):
             return Check("journal", title, FAIL,
                          figure + ": the -wal file holds changes an immutable open ignores, so "
                          "every figure here may be stale; serve turns.db mutable (without -i)")
@@ -371,18 +369,10 @@ def _journal_check(conn, path, opened):
     return Check("journal", title, INFO, figure)
 
 
-def file_is_wal(path):
-    """True when the SQLite header says the file is in WAL mode (bytes 18 and 19 are 2)."""
-    try:
-        with open(path, "rb") as f:
-            header = f.read(20)
-    except OSError:
-        return False
-    return len(header) == 20 and header[18] == 2 and header[19] == 2
-
-
 def coverage(conn, columns=None):
-    """Per UTC day of ``updated_at_ms``: turns, and how many carry runtime_key / inference_id."""
+    """Per UTC day of ``updated_at_ms``: turns, and how many carry runtime_key / inference_id.
+    Turns whose time is on no calendar day (not a number, not positive, past year 9999) are left
+    out, as SQLite's own ``strftime`` cannot place them."""
     columns = columns if columns is not None else _column_types(conn)
     stamp = _stamp_column(columns)
     if stamp is None:
@@ -393,8 +383,9 @@ def coverage(conn, columns=None):
         f"""SELECT strftime('%Y-%m-%d', {stamp} / 1000, 'unixepoch') AS day, count(*),
                    sum({runtime_key}), sum({inference_id})
             FROM turns
-            WHERE {stamp} > 0
+            WHERE typeof({stamp}) IN ('integer', 'real') AND {stamp} > 0
             GROUP BY day
+            HAVING day IS NOT NULL
             ORDER BY day"""
     ).fetchall()
     return [{"day": day, "turns": n, "runtime_key": r, "inference_id": i} for day, n, r, i in rows]
