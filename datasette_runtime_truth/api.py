@@ -21,6 +21,9 @@ from .cors import add_cors
 from .permissions import ensure_view_database, forbidden_tables
 
 DEFAULT_TURNS_LIMIT = 200
+# The JSON text (turn metadata and data, block payloads and metadata) one answer builds its
+# payloads from; beyond it the route answers 413 instead of building them.
+DEFAULT_MAX_PAYLOAD_CHARS = 8_000_000
 CONVERSATIONS_LIMIT = 500
 TURN_PATH_ERROR = "expected /api/debug/turn/:convId/:sessionId/:turnId"
 INT64_MAX = 2**63 - 1
@@ -125,22 +128,32 @@ async def turns(datasette, request):
     if not conv_id and not session_id:
         raise ApiError(400, "missing conv_id or session_id")
     stores = await _stores(datasette, request, require_turns=True)
-    found = await store.snapshots(
-        stores.turns, stores.shape, conv_id=conv_id or None, session_id=session_id or None,
-        phase=phase or None, since_ms=since_ms, limit=limit,
+    items = await _snapshots(
+        datasette, stores, shapes.turns_item, "ask for fewer snapshots (limit=, phase=, since_ms=)",
+        conv_id=conv_id or None, session_id=session_id or None, phase=phase or None,
+        since_ms=since_ms, limit=limit,
     )
-    return shapes.turns_envelope(conv_id, session_id, phase, since_ms, [shapes.turns_item(s) for s in found])
+    return shapes.turns_envelope(conv_id, session_id, phase, since_ms, items)
 
 
 async def turn(datasette, request):
     ids = _turn_ids(request.url_vars.get("turn_path"))
     stores = await _stores(datasette, request, require_turns=True)
     conv_id, session_id, turn_id = ids
-    found = await store.snapshots(stores.turns, stores.shape, conv_id=conv_id, session_id=session_id,
-                                  turn_id=turn_id)
-    if not found and not await store.turn_exists(stores.turns, conv_id, session_id, turn_id):
+    items = await _snapshots(datasette, stores, shapes.turn_item, "read it from turns.db directly",
+                             conv_id=conv_id, session_id=session_id, turn_id=turn_id)
+    if not items and not await store.turn_exists(stores.turns, conv_id, session_id, turn_id):
         raise ApiError(404, "turn not found")
-    return shapes.turn_envelope(conv_id, session_id, turn_id, [shapes.turn_item(s) for s in found])
+    return shapes.turn_envelope(conv_id, session_id, turn_id, items)
+
+
+async def _snapshots(datasette, stores, build, advice, **filters):
+    limit = config.plugin_config(datasette).get("max_payload_chars", DEFAULT_MAX_PAYLOAD_CHARS)
+    try:
+        return await store.snapshots(stores.turns, stores.shape, build=build, max_chars=limit, **filters)
+    except store.TooLarge as error:
+        raise ApiError(413, f"payload too large: these snapshots hold {error}, the max_payload_chars "
+                            f"setting; {advice}") from None
 
 
 # --- stores and permissions ---------------------------------------------------------------------

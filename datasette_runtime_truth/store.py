@@ -237,11 +237,47 @@ def snapshots_query(shape, conv_id=None, session_id=None, turn_id=None, phase=No
     return sql, params
 
 
-async def snapshots(db, shape, **filters):
-    """The snapshots matching ``filters`` (see snapshots_query) as payload.Snapshot objects."""
+class TooLarge(Exception):
+    """The snapshots asked for hold more JSON text than the route builds payloads from."""
+
+    def __init__(self, size, limit):
+        super().__init__(f"{size:,} characters of JSON, over the limit of {limit:,}")
+        self.size = size
+        self.limit = limit
+
+
+async def snapshots(db, shape, build=None, max_chars=None, **filters):
+    """The snapshots matching ``filters`` (see snapshots_query) as payload.Snapshot objects, each
+    passed through ``build`` when given. Everything, reading the rows, decoding their JSON and
+    ``build``, runs in a worker thread, never on the event loop. Raises TooLarge, before decoding
+    anything, when the snapshots' JSON columns hold more than ``max_chars`` characters."""
     sql, params = snapshots_query(shape, **filters)
-    rows = await _rows(db, sql, params)
-    return [_snapshot(list(group)) for _, group in itertools.groupby(rows, key=_snapshot_key)]
+
+    def read(conn):
+        cursor = conn.execute(sql, params)
+        names = [column[0] for column in cursor.description]
+        rows = [dict(zip(names, map(text, row))) for row in cursor]
+        groups = [list(group) for _, group in itertools.groupby(rows, key=_snapshot_key)]
+        if max_chars is not None:
+            size = sum(_json_chars(group) for group in groups)
+            if size > max_chars:
+                raise TooLarge(size, max_chars)
+        found = [_snapshot(group) for group in groups]
+        return [build(snapshot) for snapshot in found] if build else found
+
+    return await db.execute_fn(read)
+
+
+def _json_chars(rows):
+    """The JSON text one snapshot's payload is built from: the turn's metadata and data, and each
+    block's payload and metadata."""
+    first = rows[0]
+    return (_length(first["metadata_json"]) + _length(first["data_json"])
+            + sum(_length(row["payload_json"]) + _length(row["block_metadata_json"]) for row in rows))
+
+
+def _length(value):
+    return len(value) if isinstance(value, str) else 0
 
 
 def _snapshot_key(row):

@@ -16,6 +16,7 @@ from .golang import format_float
 
 INDENT = 4
 SIMPLE_KEY_LIMIT = 128
+SAFE_PLAIN_CHECK_LIMIT = 1024  # longer strings go straight to the full analysis
 
 _ROOT, _SEQUENCE, _VALUE, _SIMPLE_KEY, _COMPLEX_KEY = range(5)
 _PLAIN, _SINGLE, _DOUBLE, _LITERAL = range(4)
@@ -29,6 +30,7 @@ _SPACE_BREAK = re.compile(r" [\r\n\x85\u2028\u2029]")
 _BLOCK_INDICATOR = re.compile(r":(?:[ \t]|\Z)|(?<=[ \t\r\n\x85\u2028\u2029\x00])#")
 _NEEDS_ESCAPE = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e\xa0-\u2027\u202a-\ud7ff\ue000-\ufefe\uff00-\ufffd]")
 _ANY_CHAR = re.compile(r".", re.DOTALL)
+_DIGIT = re.compile(r"\d")
 _SAFE_PLAIN = re.compile(r"[A-Za-z_/][A-Za-z0-9_./@-]*(?: [A-Za-z0-9_./@-]+)*\Z")
 
 _ESCAPES = {
@@ -212,6 +214,18 @@ class _Emitter:
         if chomp:
             self.write_indicator(chomp, False, False, False)
         self.whitespace = True
+        if "\u2028" in text or "\u2029" in text:
+            self.literal_lines(text)
+            return
+        pad = " " * max(self.indent, 0)
+        source = text if text[0] == "\n" else "\n" + text
+        self.parts.append(_empty_line_pad(pad).sub("\n", source.replace("\n", "\n" + pad)) if pad else source)
+        last = text[text.rindex("\n") + 1:]
+        self.column = len(pad) + len(last) if last else 0
+        self.indention = not last
+
+    def literal_lines(self, text):
+        """The general case: line separators other than ``\\n`` break lines too."""
         for part in _LITERAL_BREAK.split(text):
             if part in ("\n", "\u2028", "\u2029"):
                 self.write_break(part)
@@ -254,6 +268,12 @@ def _chomp_indicator(text):
     return ""
 
 
+@lru_cache(maxsize=64)
+def _empty_line_pad(pad):
+    """The indentation of a literal block's empty line, which yaml.v3 does not write."""
+    return re.compile("\n" + pad + r"(?=\n|\Z)")
+
+
 @lru_cache(maxsize=4096)
 def _is_simple_key(key):
     return _BREAK.search(key) is None and len(key.encode("utf-8", "surrogatepass")) <= SIMPLE_KEY_LIMIT
@@ -261,12 +281,19 @@ def _is_simple_key(key):
 
 @lru_cache(maxsize=4096)
 def _sorted_keys(keys):
+    if not any(_DIGIT.search(key) for key in keys):
+        return sorted(keys, key=_digit_free_order)
     return sorted(keys, key=_NATURAL_ORDER)
+
+
+def _digit_free_order(key):
+    """sorter.go's order for keys without digits: character by character, letters after the rest."""
+    return [(char.isalpha(), char) for char in key]
 
 
 def _string_style(text, simple_key):
     """yaml.v3's style for a string: stringv's choice, then yaml_emitter_select_scalar_style."""
-    if _SAFE_PLAIN.match(text):
+    if len(text) < SAFE_PLAIN_CHECK_LIMIT and _SAFE_PLAIN.match(text):
         if text in _RESOLVE_MAP or text in _OLD_BOOLS:
             return _DOUBLE
         return _PLAIN

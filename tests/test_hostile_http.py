@@ -2,6 +2,7 @@
 and the plugin speaks HTTP like Datasette (finding 9): BLOBs, database names, CORS preflight,
 HEAD, methods, percent-encoded names."""
 
+import json
 import sqlite3
 
 from datasette_test import Datasette, actor_cookie
@@ -156,3 +157,50 @@ async def test_database_names_resolve_as_datasette_resolves_them(tmp_path, segme
     page = await ds.client.get(f"/-/runtime-truth/{segment}/conversation?conv_id=conv-1")
     assert page.status_code == 200
     assert "turn-2" in page.text
+
+
+# --- a big turn: built off the event loop, refused past max_payload_chars -------------------------
+
+def _big_turn_store(path, metadata_chars):
+    conn = create_store(path, "current")
+    text = json.dumps({"transcript": "line of a long tool output\n" * (metadata_chars // 27)})
+    conn.execute("INSERT INTO turns (conv_id, session_id, turn_id, turn_created_at_ms, turn_metadata_json, "
+                 "updated_at_ms) VALUES ('c', 's', 't', 1, ?, 2)", (text,))
+    conn.execute("INSERT INTO blocks (block_id, content_hash, kind, payload_json, first_seen_at_ms) "
+                 "VALUES ('b', 'h', 'user', '{\"text\": \"hi\"}', 1)")
+    conn.execute("INSERT INTO turn_block_membership VALUES ('c', 's', 't', 'final', 5, 0, 'b', 'h')")
+    conn.commit()
+    conn.close()
+    return text
+
+
+@pytest.mark.asyncio
+async def test_a_three_megabyte_turn_is_served_whole(tmp_path):
+    text = _big_turn_store(tmp_path / "turns.db", 3_000_000)
+    ds = Datasette([str(tmp_path / "turns.db")])
+    response = await ds.client.get("/api/debug/turn/c/s/t")
+    assert response.status_code == 200
+    assert response.json()["items"][0]["payload"] == (
+        "blocks:\n    - id: b\n      kind: user\n      payload:\n        text: hi\nid: t\nmetadata:\n"
+        "    transcript: |\n" + "        line of a long tool output\n" * (3_000_000 // 27)
+    )
+    assert len(text) > 3_000_000
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("url, advice", [
+    ("/api/debug/turn/c/s/t", "read it from turns.db directly"),
+    ("/api/debug/turns?conv_id=c", "ask for fewer snapshots (limit=, phase=, since_ms=)"),
+])
+async def test_past_max_payload_chars_a_clear_json_413(tmp_path, url, advice):
+    text = _big_turn_store(tmp_path / "turns.db", 3_000_000)
+    ds = Datasette([str(tmp_path / "turns.db")],
+                   plugin_config={"datasette-runtime-truth": {"max_payload_chars": 1_000_000}})
+    response = await ds.client.get(url)
+    assert response.status_code == 413
+    size = len(text) + len("{}") + len('{"text": "hi"}') + len("{}")
+    assert response.json() == {
+        "ok": False, "status": 413,
+        "error": f"payload too large: these snapshots hold {size:,} characters of JSON, over the limit "
+                 f"of 1,000,000, the max_payload_chars setting; {advice}",
+    }
