@@ -9,7 +9,7 @@ import pytest
 
 SCRIPT = pathlib.Path(__file__).parent.parent / "benchmarks" / "run.py"
 SECTIONS = ["Backfill vs the floor", "Backfill vs the floor, small rows", "Lock holding", "A live writer",
-            "Memory", "Routes", "Canned queries", "Load", "The report at scale"]
+            "Memory", "Routes", "Canned queries", "Load", "A big turn beside other requests", "The report at scale"]
 
 
 @pytest.mark.benchmark
@@ -64,7 +64,14 @@ def test_small_run_is_consistent(tmp_path):
     assert [routes[name]["requests"] for name in ("turns", "turn", "conversations_timeline")] == [conversations] * 3
     assert canned["runtime_history"]["requests"] == conversations
     assert routes["conversations_derived"]["requests"] == canned["inference_lookup"]["requests"] == 20
-    assert routes["turn"]["aside_ms"]["count"] == conversations
+    assert routes["turn"]["aside"]["ours_ms"]["count"] == conversations
+    assert routes["turn"]["aside"]["snapshots"] >= conversations
+    assert routes["turns"]["ratio_to_floor"] > 0 and routes["turn"]["ratio_to_floor"] > 0
+
+    stall = sections["A big turn beside other requests"]["data"]
+    assert stall["chars"] > 3_000_000
+    assert set(stall["big_statuses"]) == {"200"}
+    assert stall["busy_ms"]["count"] > 0 and stall["idle_ms"]["count"] == 50
     assert routes["report_statuses"] == {"200": 3}
 
     load = sections["Load"]["data"]
