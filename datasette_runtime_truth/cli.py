@@ -12,7 +12,15 @@ import click
 
 from . import migrate as migration
 from . import report as cutover
-from . import sample, sqlitefile
+from . import backfill, sample, sqlitefile
+
+
+class CommandError(click.ClickException):
+    """``Error: message`` on stderr and the given exit code, the click way."""
+
+    def __init__(self, message, exit_code=1):
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def register(cli):
@@ -46,9 +54,9 @@ def demo(directory, turn_count, seed, shape, force):
 
 
 @runtime_truth.command()
-@click.argument("path", type=click.Path(dir_okay=True))
+@click.argument("path", type=click.Path(path_type=str))
 @click.option("--dry-run", is_flag=True, help="Write nothing; report what a real run would change.")
-@click.option("--rules", type=click.Choice(["canonical", "legacy"]), default="canonical",
+@click.option("--rules", type=click.Choice(backfill.RULES), default="canonical",
               show_default=True, help="Which upstream backfill rules to apply.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=migration.DEFAULT_BATCH_SIZE,
               show_default=True, help="Rows per write transaction.")
@@ -57,24 +65,37 @@ def demo(directory, turn_count, seed, shape, force):
               help="Milliseconds to wait for the write lock before giving up.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 def migrate(path, dry_run, rules, batch_size, busy_timeout_ms, as_json):
-    """Add runtime_key / inference_id and their indexes to the turns.db at PATH, and backfill them."""
-    with _progress_bar() as (on_start, progress):
+    """Add runtime_key / inference_id and their indexes to the turns.db at PATH, and backfill them.
+
+    PATH is checked before anything opens it: missing, a directory, a FIFO or device, not SQLite,
+    truncated or read-only exits 1; an empty file or one without a turns table exits 2."""
+    with contextlib.ExitStack() as stack:
+        bar = {}
+
+        def on_start(total):
+            if sys.stderr.isatty():  # a progress bar on a terminal; nothing in a pipe or a log
+                bar["bar"] = stack.enter_context(
+                    click.progressbar(length=total, label="backfill", file=sys.stderr))
+
+        def progress(rows):
+            if bar:
+                bar["bar"].update(rows)
+
         try:
             report = migration.migrate_path(
                 path, rules=rules, batch_size=batch_size, dry_run=dry_run,
                 busy_timeout_ms=busy_timeout_ms, progress=progress, on_start=on_start,
             )
         except migration.MigrationError as error:
-            click.echo(f"Error: {error}", err=True)
-            sys.exit(error.exit_code)
+            raise CommandError(str(error), error.exit_code) from None
     click.echo(json.dumps(report.as_dict()) if as_json else report.text())
 
 
 @runtime_truth.command()
-@click.argument("path", type=click.Path(dir_okay=True))
+@click.argument("path", type=click.Path(path_type=str))
 @click.option("--timeline", "timeline_path", type=click.Path(exists=True, dir_okay=False),
               help="A timeline.db whose conversation pointers to compare with each newest turn.")
-@click.option("--rules", type=click.Choice(["canonical", "legacy"]), default="canonical",
+@click.option("--rules", type=click.Choice(backfill.RULES), default="canonical",
               show_default=True, help="The backfill rules a migrate run would use.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
 def check(path, timeline_path, rules, as_json):
@@ -82,9 +103,10 @@ def check(path, timeline_path, rules, as_json):
     2: PATH is not a turns.db."""
     try:
         conn = migration.open_turns_db(path, dry_run=True)
+    except migration.NoSuchFile:
+        raise CommandError(f"{path}: no such file", 2) from None
     except migration.MigrationError as error:
-        click.echo(f"Error: {error}".replace(" (migrate never creates a database)", ""), err=True)
-        sys.exit(2)
+        raise CommandError(str(error), 2) from None
     try:
         pointers = _read_pointers(timeline_path) if timeline_path else None
         started = time.time()
@@ -93,11 +115,8 @@ def check(path, timeline_path, rules, as_json):
     finally:
         conn.close()
     result.computed_at = cutover.iso_utc(started)
-    if as_json:
-        click.echo(json.dumps(result.as_dict()))
-    else:
-        click.echo(result.text())
-    sys.exit(1 if result.status == cutover.FAILS else 0)
+    click.echo(json.dumps(result.as_dict()) if as_json else result.text())
+    click.get_current_context().exit(1 if result.status == cutover.FAILS else 0)
 
 
 def _read_pointers(timeline_path):
@@ -117,25 +136,3 @@ def _read_pointers(timeline_path):
     except sqlite3.DatabaseError as error:
         raise click.BadParameter(f"{timeline_path}: not a readable SQLite database ({error})",
                                  param_hint="--timeline")
-
-
-@contextlib.contextmanager
-def _progress_bar():
-    """A backfill progress bar on stderr when it is a terminal; no bar otherwise."""
-    if not sys.stderr.isatty():
-        yield None, None
-        return
-    state = {}
-
-    def on_start(total):
-        state["bar"] = click.progressbar(length=total, label="backfill", file=sys.stderr)
-        state["bar"].__enter__()
-
-    def progress(rows):
-        state["bar"].update(rows)
-
-    try:
-        yield on_start, progress
-    finally:
-        if "bar" in state:
-            state["bar"].__exit__(None, None, None)

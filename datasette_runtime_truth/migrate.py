@@ -56,6 +56,14 @@ class NotATurnsDatabase(MigrationError):
     exit_code = 2
 
 
+class NoSuchFile(MigrationError):
+    """PATH does not exist: nothing opens (and so creates) it."""
+
+    def __init__(self, path):
+        super().__init__(f"{path}: no such file (migrate never creates a database)")
+        self.path = path
+
+
 @dataclass
 class Report:
     database: str
@@ -384,7 +392,7 @@ def open_turns_db(path, dry_run=False, busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS):
     """
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise MigrationError(f"{path}: no such file (migrate never creates a database)")
+        raise NoSuchFile(path)
     kind = sqlitefile.special_kind(path)
     if kind:
         raise MigrationError(f"{path}: is {kind}, not a turns.db")
