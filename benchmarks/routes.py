@@ -23,7 +23,7 @@ import urllib.parse
 import httpx
 import yaml
 
-from datasette_runtime_truth import api, payload, queries, store
+from datasette_runtime_truth import api, payload, queries, schema, store
 
 from measure import Row, Section, percentile, summary
 
@@ -128,9 +128,7 @@ def _connect(path):
 
 
 def _shape(conn):
-    columns = frozenset(row[0] for row in conn.execute("SELECT name FROM pragma_table_info('turns')"))
-    tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-    return store.TurnsShape(columns, all(table in tables for table in store.SNAPSHOT_TABLES))
+    return schema.TurnsShape.read(conn, prefix="t.")
 
 
 def pick_turns(conn, count, seed):

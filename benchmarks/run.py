@@ -386,8 +386,9 @@ def probe(path, stop, results):
 
 
 def _shape(conn):
-    columns = {f"column:{name}" for name in schema.turns_columns(conn)}
-    indexes = {f"index:{name}" for name in schema.turns_indexes(conn)}
+    shape = schema.TurnsShape.read(conn)
+    columns = {f"column:{name}" for name in shape.columns}
+    indexes = {f"index:{name}" for name in shape.indexes}
     return columns | indexes
 
 

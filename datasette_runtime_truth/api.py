@@ -15,7 +15,7 @@ import urllib.parse
 from datasette.database import QueryInterrupted
 from datasette.utils.asgi import Forbidden, Response
 
-from . import config, golang, permissions, store
+from . import config, golang, permissions, schema, store
 from . import payload as shapes
 from .cors import add_cors
 from .permissions import ensure_view_database, forbidden_tables
@@ -191,7 +191,7 @@ def _tables_read(stores, snapshots):
     if stores.turns is not None and (snapshots or stores.timeline is None):
         tables = ("turns",)
         if snapshots and stores.shape.has_snapshots:
-            tables += store.SNAPSHOT_TABLES
+            tables += schema.SNAPSHOT_TABLES
         read.append((stores.turns, tables))
     return read
 

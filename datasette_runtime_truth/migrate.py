@@ -154,7 +154,7 @@ class Migration:
         self.progress = progress
         self._after_rowid = None
         self._finished_scan = False
-        self._columns = []
+        self._shape = schema.TurnsShape()
         self._window = None
         self._decided = {}
         self._data_version = None
@@ -177,7 +177,7 @@ class Migration:
             yield lambda conn, index=index: self._ensure_index(conn, index)
 
     def _ensure_column(self, conn, column):
-        if column.name in schema.turns_columns(conn):
+        if column.name in schema.TurnsShape.read(conn).columns:
             return
         self.report.columns_added.append(column.name)
         if not self.report.dry_run:
@@ -186,12 +186,8 @@ class Migration:
     def _start_scan(self, conn):
         if schema.is_without_rowid(conn):
             raise MigrationError("turns is a WITHOUT ROWID table, which no upstream version wrote")
-        self._columns = schema.turns_columns(conn)
+        self._shape = schema.TurnsShape.read(conn)
         self._after_rowid = conn.execute("SELECT coalesce(min(rowid), 0) - 1 FROM turns").fetchone()[0]
-
-    def _column(self, name, default):
-        """SQL for a column's value; its default when a dry run has not added it."""
-        return name if name in self._columns else default
 
     @reads_only
     def _read_window(self, conn):
@@ -226,10 +222,10 @@ class Migration:
             self.progress(rows)
 
     def _fill_timestamps(self, conn, window):
-        created = self._column("turn_created_at_ms", "0")
-        updated = self._column("updated_at_ms", "0")
+        created = self._shape.column("turn_created_at_ms", default="0")
+        updated = self._shape.column("updated_at_ms", default="0")
         in_window = "rowid > :first AND rowid <= :last"
-        if schema.LEGACY_CREATED_COLUMN in self._columns:
+        if schema.LEGACY_CREATED_COLUMN in self._shape.columns:
             needs_copy = (f"coalesce({created}, 0) <= 0 AND created_at_ms IS NOT NULL "
                           f"AND {created} IS NOT created_at_ms")
             self.report.turn_created_at_ms_copied += self._update_or_count(
@@ -255,9 +251,8 @@ class Migration:
         return conn.execute(update_sql, params).rowcount
 
     def _candidates(self, conn, window):
-        metadata = self._column("turn_metadata_json", "'{}'")
-        runtime_key = self._column("runtime_key", "''")
-        inference_id = self._column("inference_id", "''")
+        shape = self._shape
+        metadata, runtime_key, inference_id = shape.metadata_json, shape.runtime_key, shape.inference_id
         return conn.execute(
             f"""SELECT rowid, {metadata}, {runtime_key}, {inference_id} FROM turns
                 WHERE rowid > :first AND rowid <= :last
@@ -332,7 +327,7 @@ class Migration:
         conn.execute("RELEASE backfill_window")
 
     def _ensure_index(self, conn, index):
-        if index.name in schema.turns_indexes(conn):
+        if index.name in schema.TurnsShape.read(conn).indexes:
             return
         self.report.indexes_created.append(index.name)
         if not self.report.dry_run:

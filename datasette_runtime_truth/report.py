@@ -105,34 +105,21 @@ def build(conn, database, path=None, rules="canonical", opened="mutable", pointe
     """
     if rules not in backfill.RULES:
         raise ValueError(f"unknown rules {rules!r}: expected one of {', '.join(backfill.RULES)}")
-    columns = _column_types(conn)
+    shape = schema.TurnsShape.read(conn)
     turns = conn.execute("SELECT count(*) FROM turns").fetchone()[0]
-    have = {name: name in columns for name in schema.RUNTIME_COLUMNS}
+    has_runtime_key = "runtime_key" in shape.columns
     checks = [
-        _columns_check(columns),
-        _indexes_check(conn),
-        *_backfill_checks(conn, columns, turns, rules, path),
-        _switches_check(conn, have["runtime_key"]),
-        _pointer_check(conn, have["runtime_key"], pointers, timeline),
+        _columns_check(shape.columns),
+        _indexes_check(shape.indexes),
+        *_backfill_checks(conn, shape, turns, rules, path),
+        _switches_check(conn, has_runtime_key),
+        _pointer_check(conn, has_runtime_key, pointers, timeline),
         _journal_check(conn, path, opened),
     ]
     return DatabaseReport(
         database=database, path=path, rules=rules, turns=turns, checks=checks,
-        coverage=coverage(conn, columns), timeline=timeline,
+        coverage=coverage(conn, shape), timeline=timeline,
     )
-
-
-def _column_types(conn):
-    """{name: "TYPE [NOT NULL] [DEFAULT x]"} for every column of ``turns``."""
-    found = {}
-    for _, name, type_, notnull, default, _ in conn.execute("PRAGMA table_info(turns)"):
-        parts = [type_.upper()]
-        if notnull:
-            parts.append("NOT NULL")
-        if default is not None:
-            parts.append(f"DEFAULT {default}")
-        found[name] = " ".join(parts)
-    return found
 
 
 def _columns_check(columns):
@@ -148,25 +135,11 @@ def _columns_check(columns):
     return Check("columns", title, PASS, f"both {EXPECTED_DEFINITION}", present, "turns_schema")
 
 
-def index_columns(conn, name):
-    """[(column, descending)] of an index on ``turns``, or None when it does not exist."""
-    exists = conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'index' AND tbl_name = 'turns' AND name = ?",
-        (name,),
-    ).fetchone()
-    if exists is None:
-        return None
-    rows = conn.execute(
-        "SELECT name, desc FROM pragma_index_xinfo(?) WHERE key = 1 ORDER BY seqno", (name,)
-    ).fetchall()
-    return [(column, bool(desc)) for column, desc in rows]
-
-
-def _indexes_check(conn):
+def _indexes_check(indexes):
     title = "Runtime indexes"
     problems, good = [], 0
     for name, expected in EXPECTED_INDEX_COLUMNS.items():
-        found = index_columns(conn, name)
+        found = indexes.get(name)
         if found is None:
             problems.append(f"{name} missing")
         elif found != expected:
@@ -183,14 +156,12 @@ def _index_text(columns):
     return ", ".join(f"{column} DESC" if desc else column for column, desc in columns)
 
 
-def _backfill_checks(conn, columns, turns, rules, path):
+def _backfill_checks(conn, shape, turns, rules, path):
     """Missing values, bad metadata, and rows a migrate run would still fill, in one scan.
 
     Like the migration, only rows still missing a value are parsed: bad metadata on a row whose
     values are both set harms nothing, and such rows are most of a migrated store."""
-    runtime_key = "runtime_key" if "runtime_key" in columns else "''"
-    inference_id = "inference_id" if "inference_id" in columns else "''"
-    metadata = "turn_metadata_json" if "turn_metadata_json" in columns else "'{}'"
+    runtime_key, inference_id, metadata = shape.runtime_key, shape.inference_id, shape.metadata_json
     missing_runtime = missing_inference = bad = fill_runtime = fill_inference = fill_rows = 0
     rows = conn.execute(
         f"SELECT {runtime_key}, {inference_id}, {metadata} FROM turns"
@@ -369,16 +340,15 @@ def _journal_check(conn, path, opened):
     return Check("journal", title, INFO, figure)
 
 
-def coverage(conn, columns=None):
+def coverage(conn, shape=None):
     """Per UTC day of ``updated_at_ms``: turns, and how many carry runtime_key / inference_id.
     Turns whose time is on no calendar day (not a number, not positive, past year 9999) are left
     out, as SQLite's own ``strftime`` cannot place them."""
-    columns = columns if columns is not None else _column_types(conn)
-    stamp = _stamp_column(columns)
+    shape = shape or schema.TurnsShape.read(conn)
+    stamp = shape.stamp
     if stamp is None:
         return []
-    runtime_key = "runtime_key != ''" if "runtime_key" in columns else "0"
-    inference_id = "inference_id != ''" if "inference_id" in columns else "0"
+    runtime_key, inference_id = f"{shape.runtime_key} != ''", f"{shape.inference_id} != ''"
     rows = conn.execute(
         f"""SELECT strftime('%Y-%m-%d', {stamp} / 1000, 'unixepoch') AS day, count(*),
                    sum({runtime_key}), sum({inference_id})
@@ -401,20 +371,11 @@ LIMIT :limit
 """
 
 
-def _stamp_column(columns):
-    """The turn time to order and bucket by: updated_at_ms, or what an older store has instead."""
-    return next((c for c in ("updated_at_ms", "turn_created_at_ms", schema.LEGACY_CREATED_COLUMN)
-                 if c in columns), None)
-
-
 def conversation_history(conn, conv_id, limit=5000):
     """One conversation's turns in history order, as dicts (the playbook's history query)."""
-    columns = _column_types(conn)
-    sql = HISTORY_SQL.format(
-        runtime_key="runtime_key" if "runtime_key" in columns else "''",
-        inference_id="inference_id" if "inference_id" in columns else "''",
-        stamp=_stamp_column(columns) or "0",
-    )
+    shape = schema.TurnsShape.read(conn)
+    sql = HISTORY_SQL.format(runtime_key=shape.runtime_key, inference_id=shape.inference_id,
+                             stamp=shape.updated_at_ms)
     cursor = conn.execute(sql, {"conv_id": conv_id, "limit": limit})
     names = [d[0] for d in cursor.description]
     return [dict(zip(names, row)) for row in cursor]

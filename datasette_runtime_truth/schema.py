@@ -4,8 +4,10 @@ The DDL is the upstream pinocchio web-chat turn store's, copied exactly: names, 
 index column lists (``DESC`` included) are part of the contract.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 import sqlite3
+
+import sqlite_utils
 
 CURRENT_TURNS_DDL = """
 CREATE TABLE turns (
@@ -128,6 +130,102 @@ RUNTIME_INDEXES = ("turns_by_conv_runtime_updated", "turns_by_conv_inference_upd
 LEGACY_CREATED_COLUMN = "created_at_ms"
 
 
+SNAPSHOT_TABLES = ("turn_block_membership", "blocks")
+STAMP_COLUMNS = ("updated_at_ms", "turn_created_at_ms", LEGACY_CREATED_COLUMN)
+
+
+@dataclass(frozen=True)
+class TurnsShape:
+    """What a turns database has, read once per connection, and the SQL that follows from it.
+
+    ``columns`` maps each column of ``turns``, in table order, to its definition (``TEXT NOT NULL
+    DEFAULT ''``); ``indexes`` each index on ``turns`` to its ``[(column, descending)]``. Every
+    query that reads a column an older store may lack asks :meth:`column` for it, which falls back
+    to the column's default; ``prefix`` is the table alias the query gives ``turns`` (``t.``).
+    """
+
+    columns: dict = field(default_factory=dict)
+    indexes: dict = field(default_factory=dict)
+    tables: frozenset = frozenset()
+    prefix: str = ""
+
+    @classmethod
+    def read(cls, conn, prefix=""):
+        database = sqlite_utils.Database(conn, recursive_triggers=False)
+        tables = frozenset(database.table_names())
+        if "turns" not in tables:
+            return cls(tables=tables, prefix=prefix)
+        turns = database["turns"]
+        return cls(
+            columns={column.name: _definition(column) for column in turns.columns},
+            indexes={index.name: [(part.name, bool(part.desc)) for part in index.columns if part.key]
+                     for index in turns.xindexes},
+            tables=tables,
+            prefix=prefix,
+        )
+
+    def aliased(self, prefix):
+        return replace(self, prefix=prefix)
+
+    @property
+    def has_turns(self):
+        return "turns" in self.tables
+
+    @property
+    def has_snapshots(self):
+        return all(table in self.tables for table in SNAPSHOT_TABLES)
+
+    def column(self, *candidates, default):
+        """The first of ``candidates`` that ``turns`` has, as SQL, else ``default``."""
+        for name in candidates:
+            if name in self.columns:
+                return self.prefix + name
+        return default
+
+    @property
+    def runtime_key(self):
+        return self.column("runtime_key", default="''")
+
+    @property
+    def inference_id(self):
+        return self.column("inference_id", default="''")
+
+    @property
+    def metadata_json(self):
+        return self.column("turn_metadata_json", default="'{}'")
+
+    @property
+    def data_json(self):
+        return self.column("turn_data_json", default="'{}'")
+
+    @property
+    def stamp(self):
+        """The turn time to order and bucket by: updated_at_ms, or what an older store has
+        instead; None when it has none."""
+        return self.column(*STAMP_COLUMNS, default=None)
+
+    @property
+    def updated_at_ms(self):
+        return self.stamp or "0"
+
+    @property
+    def missing_columns(self):
+        return [column for column in COLUMNS if column.name not in self.columns]
+
+    @property
+    def missing_indexes(self):
+        return [index for index in INDEXES if index.name not in self.indexes]
+
+
+def _definition(column):
+    parts = [column.type.upper()]
+    if column.notnull:
+        parts.append("NOT NULL")
+    if column.default_value is not None:
+        parts.append(f"DEFAULT {column.default_value}")
+    return " ".join(parts)
+
+
 def has_turns_table(conn):
     return (
         conn.execute(
@@ -137,34 +235,10 @@ def has_turns_table(conn):
     )
 
 
-def turns_columns(conn):
-    """Column names of ``turns`` in table order."""
-    return [row[0] for row in conn.execute("SELECT name FROM pragma_table_info('turns')")]
-
-
-def turns_indexes(conn):
-    """Names of the indexes on ``turns``."""
-    return {
-        row[0]
-        for row in conn.execute(
-            "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = 'turns'"
-        )
-    }
-
-
-def missing_columns(conn):
-    present = set(turns_columns(conn))
-    return [column for column in COLUMNS if column.name not in present]
-
-
-def missing_indexes(conn):
-    present = turns_indexes(conn)
-    return [index for index in INDEXES if index.name not in present]
-
-
 def needs_schema_migration(conn):
     """True when ``turns`` lacks one of the current columns or indexes."""
-    return bool(missing_columns(conn) or missing_indexes(conn))
+    shape = TurnsShape.read(conn)
+    return bool(shape.missing_columns or shape.missing_indexes)
 
 
 def create_turns_db(conn, shape="current"):

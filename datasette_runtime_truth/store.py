@@ -6,51 +6,11 @@ filters are present; every value travels as a bound parameter. Ties on a timesta
 the ids, ascending, so every list has one order.
 """
 
-from dataclasses import dataclass
 import itertools
 
+from . import schema
 from .payload import Snapshot, turn_payload
 
-SNAPSHOT_TABLES = ("turn_block_membership", "blocks")
-
-
-@dataclass(frozen=True)
-class TurnsShape:
-    """What a turns database has: the ``turns`` columns and whether snapshot tables exist."""
-
-    columns: frozenset
-    has_snapshots: bool
-
-    @property
-    def has_turns(self):
-        return bool(self.columns)
-
-    def expression(self, *candidates, default):
-        """The first of ``candidates`` that is a column of ``turns`` (as ``t.name``), else ``default``."""
-        for name in candidates:
-            if name in self.columns:
-                return f"t.{name}"
-        return default
-
-    @property
-    def runtime_key(self):
-        return self.expression("runtime_key", default="''")
-
-    @property
-    def inference_id(self):
-        return self.expression("inference_id", default="''")
-
-    @property
-    def updated_at_ms(self):
-        return self.expression("updated_at_ms", "turn_created_at_ms", "created_at_ms", default="0")
-
-    @property
-    def metadata_json(self):
-        return self.expression("turn_metadata_json", default="'{}'")
-
-    @property
-    def data_json(self):
-        return self.expression("turn_data_json", default="'{}'")
 
 
 def text(value):
@@ -75,9 +35,8 @@ async def table_columns(db, table):
 
 
 async def turns_shape(db):
-    columns = await table_columns(db, "turns")
-    has_snapshots = all([await db.table_exists(table) for table in SNAPSHOT_TABLES])
-    return TurnsShape(columns, has_snapshots)
+    """The database's TurnsShape, its ``turns`` aliased ``t`` as every query here does."""
+    return await db.execute_fn(lambda conn: schema.TurnsShape.read(conn, prefix="t."))
 
 
 # --- conversations ------------------------------------------------------------------------------

@@ -6,7 +6,7 @@ import sqlite3
 import pytest
 
 from api_helpers import build_turns_db
-from datasette_runtime_truth import store
+from datasette_runtime_truth import schema, store
 
 BASE_TABLE = re.compile(r"^(SCAN|SEARCH) (t|m|b|turns|turn_block_membership|blocks)\b")
 
@@ -14,8 +14,7 @@ BASE_TABLE = re.compile(r"^(SCAN|SEARCH) (t|m|b|turns|turn_block_membership|bloc
 @pytest.fixture(params=["current", "migrated", "pre-cutover"])
 def conn_and_shape(request, tmp_path):
     conn = sqlite3.connect(build_turns_db(tmp_path / "turns.db", request.param))
-    columns = frozenset(row[1] for row in conn.execute("PRAGMA table_info(turns)"))
-    yield conn, store.TurnsShape(columns, has_snapshots=True)
+    yield conn, schema.TurnsShape.read(conn, prefix="t.")
     conn.close()
 
 
