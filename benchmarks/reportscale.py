@@ -6,7 +6,6 @@ conversations, conversations and the pointer comparison. The report does all of 
 decodes in Python the metadata of every row still missing a value, as the upstream's Go code would.
 """
 
-import json
 import os
 import sqlite3
 import statistics

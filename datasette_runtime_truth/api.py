@@ -15,7 +15,7 @@ import urllib.parse
 from datasette.database import QueryInterrupted
 from datasette.utils.asgi import Forbidden, Response
 
-from . import config, golang, permissions, schema, store
+from . import config, golang, permissions, schema, store, timeline
 from . import payload as shapes
 from .cors import add_cors
 from .permissions import ensure_view_database, forbidden_tables
@@ -223,7 +223,7 @@ async def _turns_database(datasette, actor, route_name):
 async def _timeline_database(datasette):
     """The timeline store the cutover report uses too; None when there is none."""
     try:
-        return await config.timeline_database(datasette)
+        return await timeline.database(datasette)
     except ValueError as error:
         raise ApiError(404, str(error)) from None
 

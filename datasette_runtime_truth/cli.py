@@ -3,16 +3,14 @@
 import contextlib
 import json
 import os
-import sqlite3
 import sys
 import time
-import urllib.parse
 
 import click
 
 from . import migrate as migration
 from . import report as cutover
-from . import backfill, sample, sqlitefile
+from . import backfill, sample, timeline
 
 
 class CommandError(click.ClickException):
@@ -120,19 +118,7 @@ def check(path, timeline_path, rules, as_json):
 
 
 def _read_pointers(timeline_path):
-    kind = sqlitefile.special_kind(timeline_path)
-    if kind:
-        raise click.BadParameter(f"{timeline_path} is {kind}, not a timeline.db", param_hint="--timeline")
-    uri = f"file:{urllib.parse.quote(os.path.abspath(timeline_path))}?mode=ro"
     try:
-        conn = sqlite3.connect(uri, uri=True)
-        try:
-            if not cutover.is_timeline_store(conn):
-                raise click.BadParameter(f"{timeline_path} has no timeline_conversations table",
-                                         param_hint="--timeline")
-            return cutover.read_pointers(conn)
-        finally:
-            conn.close()
-    except sqlite3.DatabaseError as error:
-        raise click.BadParameter(f"{timeline_path}: not a readable SQLite database ({error})",
-                                 param_hint="--timeline")
+        return timeline.read_pointers_from_file(timeline_path)
+    except timeline.NotATimelineStore as error:
+        raise click.BadParameter(str(error), param_hint="--timeline") from None

@@ -49,20 +49,6 @@ async def is_turns_database(datasette, name):
     return await datasette.databases[name].table_exists("turns")
 
 
-async def timeline_database(datasette):
-    """The timeline store holding conversation pointers: the ``timeline_database`` setting, else
-    the first attached database with a ``timeline_conversations`` table, else None."""
-    name = plugin_config(datasette).get("timeline_database")
-    if name:
-        if name not in datasette.databases:
-            raise ValueError(f"{PLUGIN}: timeline_database {name!r} is not attached")
-        return datasette.databases[name]
-    for db_name, db in datasette.databases.items():
-        if not db_name.startswith("_") and await db.table_exists("timeline_conversations"):
-            return db
-    return None
-
-
 def database_route(segment):
     """The database route a URL path segment names, decoded as Datasette decodes it: tilde-encoding
     (``my~20turns``), and a percent-encoded segment (``my%20turns``) read as Datasette's 404

@@ -11,7 +11,7 @@ from urllib.parse import urlencode
 from datasette.utils import add_cors_headers, tilde_encode
 from datasette.utils.asgi import Forbidden, NotFound, Response
 
-from . import charts, config, metrics, permissions, report, reportcache, startup
+from . import charts, config, metrics, permissions, report, reportcache, startup, timeline
 
 PREFIX = "/-/runtime-truth"
 SHOWN_TIMELINES = 5  # switched conversations drawn inline on the report
@@ -58,7 +58,7 @@ async def build_reports(datasette, actor, refresh=False):
     if databases and not visible:
         raise Forbidden("You may not view any turns database")
     try:
-        timeline_db = await config.timeline_database(datasette)
+        timeline_db = await timeline.database(datasette)
         timeline_name = timeline_db.name if timeline_db is not None else None
     except ValueError:
         timeline_db, timeline_name = None, config.plugin_config(datasette)["timeline_database"]

@@ -257,17 +257,6 @@ def _switches_check(conn, has_runtime_key):
     return Check("runtime_switches", title, INFO, figure, len(switched), "runtime_switches", items)
 
 
-def read_pointers(conn):
-    """{conv_id: runtime_key} from a timeline store's ``timeline_conversations`` (the pointer)."""
-    return dict(conn.execute("SELECT conv_id, runtime_key FROM timeline_conversations"))
-
-
-def is_timeline_store(conn):
-    return conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'timeline_conversations'"
-    ).fetchone() is not None
-
-
 NEWEST_SQL = """
 SELECT conv_id, runtime_key FROM (
   SELECT conv_id, runtime_key,

@@ -23,6 +23,7 @@ import urllib.parse
 import weakref
 
 from . import report
+from . import timeline as timeline_store
 
 DEFAULT_MAX_AGE_S = 30
 
@@ -157,14 +158,13 @@ async def _run(source):
                             pointers=pointers, timeline=source.timeline_name)
 
     if db.path is None or (timeline is not None and timeline.path is None):
-        pointers = await timeline.execute_fn(report.read_pointers) if timeline is not None else None
+        pointers = await timeline.execute_fn(timeline_store.read_pointers) if timeline is not None else None
         return await db.execute_fn(lambda conn: build(conn, pointers))
 
     def in_thread():
         pointers = None
         if timeline is not None:
-            with closing(sqlite3.connect(_uri(timeline.path, not timeline.is_mutable), uri=True)) as conn:
-                pointers = report.read_pointers(conn)
+            pointers = timeline_store.read_pointers_from_file(timeline.path, immutable=not timeline.is_mutable)
         with closing(sqlite3.connect(_uri(db.path, not db.is_mutable), uri=True)) as conn:
             return build(conn, pointers)
 

@@ -8,7 +8,7 @@ the ids, ascending, so every list has one order.
 
 import itertools
 
-from . import schema
+from . import schema, timeline
 from .payload import Snapshot, turn_payload
 
 
@@ -41,37 +41,11 @@ async def turns_shape(db):
 
 # --- conversations ------------------------------------------------------------------------------
 
-TIMELINE_CONVERSATIONS_SQL = """
-SELECT conv_id, session_id, {runtime_key} AS runtime_key, last_activity_ms,
-       ({has_timeline} OR {last_seen_version} > 0) AS has_timeline_source
-FROM timeline_conversations
-{where}
-ORDER BY last_activity_ms DESC, conv_id ASC
-LIMIT :limit
-"""
-
-
-def timeline_conversations_query(columns, limit, conv_id=None):
-    """SQL and parameters listing the timeline store's conversations, given the columns of its
-    ``timeline_conversations`` table."""
-
-    def column(name, default):
-        return name if name in columns else default
-
-    sql = TIMELINE_CONVERSATIONS_SQL.format(
-        runtime_key=column("runtime_key", "''"),
-        has_timeline=column("has_timeline", "0"),
-        last_seen_version=column("last_seen_version", "0"),
-        where="WHERE conv_id = :conv_id" if conv_id is not None else "",
-    )
-    return sql, {"limit": limit, "conv_id": conv_id}
-
-
 async def timeline_conversations(db, limit, conv_id=None):
     """Rows ``(conv_id, session_id, runtime_key, last_activity_ms, has_timeline_source)`` from
     the timeline store, newest activity first."""
     columns = await table_columns(db, "timeline_conversations")
-    sql, params = timeline_conversations_query(columns, limit, conv_id)
+    sql, params = timeline.conversations_query(columns, limit, conv_id)
     return await _rows(db, sql, params)
 
 

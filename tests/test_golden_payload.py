@@ -3,7 +3,6 @@ case's turn (its blocks, one snapshot), served by Datasette; /api/debug/turn/...
 /api/debug/turns serve the upstream's payload bytes for each."""
 
 import json
-import sqlite3
 import urllib.parse
 
 import pytest

@@ -8,6 +8,7 @@ import pytest
 
 from builders import create_store, insert_turn
 from datasette_runtime_truth import report, schema
+from datasette_runtime_truth import timeline as timeline_store
 from datasette_runtime_truth.sample import build as build_sample
 from datasette_runtime_truth.migrate import migrate_path
 
@@ -177,8 +178,8 @@ def test_pointer_differences_are_information_from_the_timeline_store(tmp_path):
         [("conv-1", "planner@v1"), ("conv-2", "agent"), ("conv-3", "agent"), ("conv-9", "x")],
     )
     timeline.commit()
-    assert report.is_timeline_store(timeline)
-    pointers = report.read_pointers(timeline)
+    assert timeline_store.is_timeline_store(timeline)
+    pointers = timeline_store.read_pointers(timeline)
     check = build(conn, pointers=pointers, timeline="timeline").check("pointer")
     assert (check.status, check.value) == ("info", 1)
     assert check.items == [{"conv_id": "conv-2", "pointer": "agent", "newest_runtime_key": "default"}]
