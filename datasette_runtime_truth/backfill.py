@@ -11,7 +11,7 @@ Pure functions, no I/O. Two generations of upstream rules exist:
 Nothing here ever looks at the conversation-level runtime pointer.
 """
 
-from typing import NamedTuple
+from typing import Any, Iterable, NamedTuple, Optional, Union
 
 from . import golang
 
@@ -32,7 +32,7 @@ class Recovered(NamedTuple):
     inference_id: str
 
 
-def parse_metadata(text):
+def parse_metadata(text: Union[str, bytes, None]) -> dict[str, Any]:
     """``turn_metadata_json`` decoded as the upstream decodes it: Go's ``encoding/json`` into a
     ``map[string]any``. Blank text (Go's TrimSpace), NULL and a top-level ``null`` count as ``{}``.
 
@@ -58,7 +58,7 @@ def parse_metadata(text):
     return value
 
 
-def value_to_string(value):
+def value_to_string(value: Any) -> str:
     """A decoded JSON value as upstream's ``stringFromValue``: a string trimmed (Go's TrimSpace),
     anything else ``fmt.Sprint``-ed and trimmed; ``null`` gives ``''``."""
     if type(value) is str:
@@ -68,7 +68,7 @@ def value_to_string(value):
     return golang.trim_space(golang.sprint(value))
 
 
-def first_string(metadata, keys, probe=False):
+def first_string(metadata: dict[str, Any], keys: Iterable[str], probe: bool = False) -> str:
     """The first key in ``keys`` whose value converts to a non-empty string.
 
     With ``probe``, an object value is searched for LEGACY_PROBE_MEMBERS, depth first, in order.
@@ -97,22 +97,22 @@ def _probe(value):
     return ""
 
 
-def canonical_runtime_key(metadata):
+def canonical_runtime_key(metadata: dict[str, Any]) -> str:
     attribution = metadata.get(RUNTIME_MAP_KEY)
     if not isinstance(attribution, dict):
         return ""
     return value_to_string(attribution.get("runtime_key"))
 
 
-def canonical_inference_id(metadata):
+def canonical_inference_id(metadata: dict[str, Any]) -> str:
     return first_string(metadata, INFERENCE_KEYS)
 
 
-def legacy_runtime_key(metadata):
+def legacy_runtime_key(metadata: dict[str, Any]) -> str:
     return first_string(metadata, LEGACY_RUNTIME_KEYS, probe=True)
 
 
-def legacy_inference_id(metadata):
+def legacy_inference_id(metadata: dict[str, Any]) -> str:
     return first_string(metadata, INFERENCE_KEYS, probe=True)
 
 
@@ -129,7 +129,7 @@ def _rule_functions(rules):
         raise ValueError(f"unknown rules {rules!r}: expected one of {', '.join(RULES)}") from None
 
 
-def recover(metadata_json, rules="canonical"):
+def recover(metadata_json: Union[str, bytes, None], rules: str = "canonical") -> Recovered:
     """Recover (runtime_key, inference_id) from one row's ``turn_metadata_json``.
 
     Raises InvalidMetadata when the row must be skipped.
@@ -139,12 +139,13 @@ def recover(metadata_json, rules="canonical"):
     return Recovered(runtime_rule(metadata), inference_rule(metadata))
 
 
-def is_candidate(runtime_key, inference_id):
+def is_candidate(runtime_key: Optional[str], inference_id: Optional[str]) -> bool:
     """Upstream looks only at rows where a column is exactly ``''`` (or NULL)."""
     return not runtime_key or not inference_id
 
 
-def next_values(metadata_json, runtime_key, inference_id, rules="canonical"):
+def next_values(metadata_json: Union[str, bytes, None], runtime_key: Optional[str], inference_id: Optional[str],
+                rules: str = "canonical") -> Optional[tuple[str, str]]:
     """The (runtime_key, inference_id) upstream's backfill writes to a candidate row, or None when
     it leaves the row as it is.
 

@@ -51,7 +51,7 @@ def _int_as_float(text):
 
 # Python's own C scanner, called directly: the Python layer of JSONDecoder.decode costs as much
 # as a small document's parse.
-_SCAN = json.scanner.make_scanner(json.JSONDecoder(
+_SCAN = json.scanner.make_scanner(json.JSONDecoder(  # type: ignore[arg-type]  # typeshed types it as a class
     parse_float=_checked_float, parse_int=_int_as_float, parse_constant=_reject_constant,
 ))
 _JSON_SPACE = " \t\n\r"

@@ -14,7 +14,7 @@ CELL_LINKS = {
 }
 
 # Which databases are turns databases, remembered per Datasette instance: render_cell runs per cell.
-_turns_databases = weakref.WeakKeyDictionary()
+_turns_databases: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 async def render_cell(datasette, database, column, value):

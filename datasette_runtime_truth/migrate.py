@@ -18,9 +18,11 @@ Two runners share the steps: :func:`migrate_path` (the CLI, on its own connectio
 
 from dataclasses import asdict, dataclass, field
 import asyncio
+import functools
 import os
 import sqlite3
 import time
+from typing import Any, Callable, Iterator, Optional, Union
 import urllib.parse
 
 from . import backfill, golang, schema, sqlitefile
@@ -85,7 +87,7 @@ class Report:
     journal_mode: str = ""
 
     @property
-    def changed(self):
+    def changed(self) -> bool:
         return bool(
             self.columns_added
             or self.indexes_created
@@ -97,10 +99,10 @@ class Report:
             or self.updated_at_ms_filled
         )
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "changed": self.changed}
 
-    def text(self):
+    def text(self) -> str:
         """The report as the CLI prints it."""
         rules = f"with the {self.rules} rules"
         if self.dry_run:
@@ -162,11 +164,11 @@ class Migration:
         # sees other connections' commits only) tells whether the read step's rows are current.
         self.own_connection = False
 
-    def steps(self):
+    def steps(self) -> Iterator[Callable[[sqlite3.Connection], Any]]:
         """Yield step functions, to run in order; each in its own write transaction, except those
         marked ``reads_only`` (which may also run inside one)."""
         for column in schema.COLUMNS:
-            yield lambda conn, column=column: self._ensure_column(conn, column)
+            yield functools.partial(self._ensure_column, column=column)
         yield self._start_scan
         while True:
             yield self._read_window
@@ -174,7 +176,7 @@ class Migration:
                 break
             yield self._write_window
         for index in schema.INDEXES:
-            yield lambda conn, index=index: self._ensure_index(conn, index)
+            yield functools.partial(self._ensure_index, index=index)
 
     def _ensure_column(self, conn, column):
         if column.name in schema.TurnsShape.read(conn).columns:
@@ -346,7 +348,7 @@ def _data_version(conn):
     return conn.execute("PRAGMA data_version").fetchone()[0]
 
 
-def run_in_transaction(conn, step):
+def run_in_transaction(conn: sqlite3.Connection, step: Callable[[sqlite3.Connection], Any]) -> Any:
     """Run one step in its own ``BEGIN IMMEDIATE`` transaction, unless the caller opened one.
 
     On disk full (and I/O errors) SQLite may roll the whole transaction back by itself: then
@@ -378,7 +380,8 @@ def _first_sqlite_error(error):
     return error
 
 
-def open_turns_db(path, dry_run=False, busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS):
+def open_turns_db(path: Union[str, os.PathLike], dry_run: bool = False,
+                  busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> sqlite3.Connection:
     """Open an existing turns.db for migration; never create one.
 
     A dry run opens it read-only. Raises MigrationError (NotATurnsDatabase for a valid SQLite
@@ -409,7 +412,7 @@ def open_turns_db(path, dry_run=False, busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS):
     return conn
 
 
-def switch_to_wal(conn, dry_run=False):
+def switch_to_wal(conn: sqlite3.Connection, dry_run: bool = False) -> str:
     """Put the file in WAL mode, as the upstream store does whenever it opens one; say what
     happened, or ``''`` when it already was. Never inside a transaction."""
     mode = conn.execute("PRAGMA journal_mode").fetchone()[0].lower()
@@ -444,8 +447,10 @@ def _check_not_truncated(path, busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS):
         raise MigrationError(f"{path}: {problem}")
 
 
-def migrate_path(path, rules="canonical", batch_size=DEFAULT_BATCH_SIZE, dry_run=False,
-                 busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS, progress=None, on_start=None):
+def migrate_path(path: Union[str, os.PathLike], rules: str = "canonical", batch_size: int = DEFAULT_BATCH_SIZE,
+                 dry_run: bool = False, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
+                 progress: Optional[Callable[[int], None]] = None,
+                 on_start: Optional[Callable[[int], None]] = None) -> Report:
     """Migrate the turns.db at ``path`` on a connection of its own and return the Report."""
     conn = open_turns_db(path, dry_run=dry_run, busy_timeout_ms=busy_timeout_ms)
     try:
@@ -474,7 +479,7 @@ def migrate_path(path, rules="canonical", batch_size=DEFAULT_BATCH_SIZE, dry_run
         conn.close()
 
 
-def explain_error(path, error, busy_timeout_ms):
+def explain_error(path: Union[str, os.PathLike], error: sqlite3.Error, busy_timeout_ms: int) -> MigrationError:
     """The MigrationError, saying what to do next, for an OperationalError a step raised."""
     message = str(error)
     if "locked" in message or "busy" in message:
@@ -492,7 +497,7 @@ def explain_error(path, error, busy_timeout_ms):
     return MigrationError(f"{path}: {message}; nothing was changed by this step")
 
 
-async def migrate_database(db, rules="canonical", batch_size=DEFAULT_BATCH_SIZE):
+async def migrate_database(db: Any, rules: str = "canonical", batch_size: int = DEFAULT_BATCH_SIZE) -> Report:
     """Migrate a Datasette Database through ``execute_write_fn``, one step per write task."""
     migration = Migration(db.name, rules, batch_size)
     migration.report.journal_mode = await db.execute_write_fn(switch_to_wal)

@@ -8,6 +8,7 @@ migration can recover (rows whose metadata never named a runtime) is information
 
 from dataclasses import asdict, dataclass, field
 import datetime
+from typing import Optional
 
 from . import backfill, golang, schema, sqlitefile
 
@@ -33,8 +34,8 @@ class Check:
     title: str
     status: str
     figure: str
-    value: int = None
-    query: str = None  # the canned query that shows this check's rows
+    value: Optional[int] = None
+    query: Optional[str] = None  # the canned query that shows this check's rows
     items: list = field(default_factory=list)
     counts: dict = field(default_factory=dict)  # the figure's numbers, by name
 
@@ -42,13 +43,13 @@ class Check:
 @dataclass
 class DatabaseReport:
     database: str
-    path: str
+    path: Optional[str]
     rules: str
     turns: int
     checks: list
     coverage: list  # one dict per UTC day: day, turns, runtime_key, inference_id
-    timeline: str = None  # the timeline store compared against, if any
-    computed_at: str = None  # when the figures were computed (ISO 8601, UTC)
+    timeline: Optional[str] = None  # the timeline store compared against, if any
+    computed_at: Optional[str] = None  # when the figures were computed (ISO 8601, UTC)
 
     @property
     def status(self):

@@ -171,7 +171,7 @@ async def _run(source):
     return await asyncio.to_thread(in_thread)
 
 
-_CACHES = weakref.WeakKeyDictionary()
+_CACHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def for_datasette(datasette):

@@ -6,6 +6,7 @@ index column lists (``DESC`` included) are part of the contract.
 
 from dataclasses import dataclass, field, replace
 import sqlite3
+from typing import Optional
 
 import sqlite_utils
 
@@ -104,7 +105,7 @@ class Index:
     columns: str
 
     @property
-    def sql(self):
+    def sql(self) -> str:
         return f"CREATE INDEX IF NOT EXISTS {self.name} ON turns({self.columns})"
 
 
@@ -144,18 +145,18 @@ class TurnsShape:
     to the column's default; ``prefix`` is the table alias the query gives ``turns`` (``t.``).
     """
 
-    columns: dict = field(default_factory=dict)
-    indexes: dict = field(default_factory=dict)
-    tables: frozenset = frozenset()
+    columns: dict[str, str] = field(default_factory=dict)
+    indexes: dict[str, list[tuple[str, bool]]] = field(default_factory=dict)
+    tables: frozenset[str] = frozenset()
     prefix: str = ""
 
     @classmethod
-    def read(cls, conn, prefix=""):
+    def read(cls, conn: sqlite3.Connection, prefix: str = "") -> "TurnsShape":
         database = sqlite_utils.Database(conn, recursive_triggers=False)
         tables = frozenset(database.table_names())
         if "turns" not in tables:
             return cls(tables=tables, prefix=prefix)
-        turns = database["turns"]
+        turns = database.table("turns")
         return cls(
             columns={column.name: _definition(column) for column in turns.columns},
             indexes={index.name: [(part.name, bool(part.desc)) for part in index.columns if part.key]
@@ -164,56 +165,57 @@ class TurnsShape:
             prefix=prefix,
         )
 
-    def aliased(self, prefix):
+    def aliased(self, prefix: str) -> "TurnsShape":
         return replace(self, prefix=prefix)
 
     @property
-    def has_turns(self):
+    def has_turns(self) -> bool:
         return "turns" in self.tables
 
     @property
-    def has_snapshots(self):
+    def has_snapshots(self) -> bool:
         return all(table in self.tables for table in SNAPSHOT_TABLES)
 
-    def column(self, *candidates, default):
+    def column(self, *candidates: str, default: str) -> str:
         """The first of ``candidates`` that ``turns`` has, as SQL, else ``default``."""
-        for name in candidates:
-            if name in self.columns:
-                return self.prefix + name
-        return default
+        return self._first(candidates) or default
+
+    def _first(self, candidates: tuple[str, ...]) -> Optional[str]:
+        name = next((name for name in candidates if name in self.columns), None)
+        return None if name is None else self.prefix + name
 
     @property
-    def runtime_key(self):
+    def runtime_key(self) -> str:
         return self.column("runtime_key", default="''")
 
     @property
-    def inference_id(self):
+    def inference_id(self) -> str:
         return self.column("inference_id", default="''")
 
     @property
-    def metadata_json(self):
+    def metadata_json(self) -> str:
         return self.column("turn_metadata_json", default="'{}'")
 
     @property
-    def data_json(self):
+    def data_json(self) -> str:
         return self.column("turn_data_json", default="'{}'")
 
     @property
-    def stamp(self):
+    def stamp(self) -> Optional[str]:
         """The turn time to order and bucket by: updated_at_ms, or what an older store has
         instead; None when it has none."""
-        return self.column(*STAMP_COLUMNS, default=None)
+        return self._first(STAMP_COLUMNS)
 
     @property
-    def updated_at_ms(self):
+    def updated_at_ms(self) -> str:
         return self.stamp or "0"
 
     @property
-    def missing_columns(self):
+    def missing_columns(self) -> list[Column]:
         return [column for column in COLUMNS if column.name not in self.columns]
 
     @property
-    def missing_indexes(self):
+    def missing_indexes(self) -> list[Index]:
         return [index for index in INDEXES if index.name not in self.indexes]
 
 
@@ -226,7 +228,7 @@ def _definition(column):
     return " ".join(parts)
 
 
-def has_turns_table(conn):
+def has_turns_table(conn: sqlite3.Connection) -> bool:
     return (
         conn.execute(
             "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'turns'"
@@ -235,13 +237,13 @@ def has_turns_table(conn):
     )
 
 
-def needs_schema_migration(conn):
+def needs_schema_migration(conn: sqlite3.Connection) -> bool:
     """True when ``turns`` lacks one of the current columns or indexes."""
     shape = TurnsShape.read(conn)
     return bool(shape.missing_columns or shape.missing_indexes)
 
 
-def create_turns_db(conn, shape="current"):
+def create_turns_db(conn: sqlite3.Connection, shape: str = "current") -> None:
     """Create the upstream tables on an empty connection: ``current`` or ``pre-cutover``."""
     turns_ddl = {"current": CURRENT_TURNS_DDL, "pre-cutover": PRE_CUTOVER_TURNS_DDL}[shape]
     conn.executescript(
@@ -253,7 +255,7 @@ def create_turns_db(conn, shape="current"):
     conn.commit()
 
 
-def is_without_rowid(conn):
+def is_without_rowid(conn: sqlite3.Connection) -> bool:
     try:
         conn.execute("SELECT rowid FROM turns LIMIT 0")
     except sqlite3.OperationalError:

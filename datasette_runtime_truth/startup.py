@@ -11,7 +11,7 @@ import weakref
 from . import config, migrate, schema
 
 # Per Datasette instance: {database name: why migrate_on_startup did not migrate it}.
-_not_migrated = weakref.WeakKeyDictionary()
+_not_migrated: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def migration_not_run(datasette, database):

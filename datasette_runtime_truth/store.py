@@ -7,13 +7,14 @@ the ids, ascending, so every list has one order.
 """
 
 import itertools
+from typing import Any, Callable, Optional
 
 from . import schema, timeline
 from .payload import Snapshot, turn_payload
 
 
 
-def text(value):
+def text(value: Any) -> Any:
     """A BLOB where text belongs (an id, a role, JSON) as text: UTF-8 decoded, else hex."""
     if isinstance(value, bytes):
         try:
@@ -29,19 +30,19 @@ async def _rows(db, sql, params):
     return [{key: text(row[key]) for key in row.keys()} for row in results.rows]
 
 
-async def table_columns(db, table):
+async def table_columns(db: Any, table: str) -> frozenset[str]:
     rows = (await db.execute("SELECT name FROM pragma_table_info(:table)", {"table": table})).rows
     return frozenset(row[0] for row in rows)
 
 
-async def turns_shape(db):
+async def turns_shape(db: Any) -> schema.TurnsShape:
     """The database's TurnsShape, its ``turns`` aliased ``t`` as every query here does."""
     return await db.execute_fn(lambda conn: schema.TurnsShape.read(conn, prefix="t."))
 
 
 # --- conversations ------------------------------------------------------------------------------
 
-async def timeline_conversations(db, limit, conv_id=None):
+async def timeline_conversations(db: Any, limit: int, conv_id: Optional[str] = None) -> list[dict[str, Any]]:
     """Rows ``(conv_id, session_id, runtime_key, last_activity_ms, has_timeline_source)`` from
     the timeline store, newest activity first."""
     columns = await table_columns(db, "timeline_conversations")
@@ -71,7 +72,8 @@ ORDER BY last_activity_ms DESC, conv_id ASC
 """
 
 
-def derived_conversations_query(shape, limit, conv_id=None):
+def derived_conversations_query(shape: schema.TurnsShape, limit: int,
+                                conv_id: Optional[str] = None) -> tuple[str, dict[str, Any]]:
     """One conversation per ``conv_id`` in turns.db: the session and runtime of its most recently
     updated turn, its newest ``updated_at_ms`` as last activity.
 
@@ -86,7 +88,8 @@ def derived_conversations_query(shape, limit, conv_id=None):
     return sql, {"limit": limit, "conv_id": conv_id}
 
 
-async def derived_conversations(db, shape, limit, conv_id=None):
+async def derived_conversations(db: Any, shape: schema.TurnsShape, limit: int,
+                                conv_id: Optional[str] = None) -> list[dict[str, Any]]:
     sql, params = derived_conversations_query(shape, limit, conv_id)
     return await _rows(db, sql, params)
 
@@ -130,8 +133,9 @@ ORDER BY created_at_ms DESC, t.conv_id, t.session_id, t.turn_id
 """
 
 
-def snapshots_query(shape, conv_id=None, session_id=None, turn_id=None, phase=None, since_ms=0,
-                    limit=None):
+def snapshots_query(shape: schema.TurnsShape, conv_id: Optional[str] = None, session_id: Optional[str] = None,
+                    turn_id: Optional[str] = None, phase: Optional[str] = None, since_ms: int = 0,
+                    limit: Optional[int] = None) -> tuple[str, dict[str, Any]]:
     """SQL and parameters listing phase snapshots, newest first, with their blocks by ordinal.
 
     At least one of ``conv_id`` / ``session_id`` should be given: the turns are then found through
@@ -179,7 +183,8 @@ class TooLarge(Exception):
         self.limit = limit
 
 
-async def snapshots(db, shape, build=None, max_chars=None, **filters):
+async def snapshots(db: Any, shape: schema.TurnsShape, build: Optional[Callable[[Snapshot], Any]] = None,
+                    max_chars: Optional[int] = None, **filters: Any) -> list[Any]:
     """The snapshots matching ``filters`` (see snapshots_query) as payload.Snapshot objects, each
     passed through ``build`` when given. Everything, reading the rows, decoding their JSON and
     ``build``, runs in a worker thread, never on the event loop. Raises TooLarge, before decoding
@@ -236,7 +241,7 @@ def _snapshot(rows):
     )
 
 
-async def turn_exists(db, conv_id, session_id, turn_id):
+async def turn_exists(db: Any, conv_id: str, session_id: str, turn_id: str) -> bool:
     rows = (await db.execute(
         "SELECT 1 FROM turns WHERE conv_id = :conv_id AND session_id = :session_id AND turn_id = :turn_id",
         {"conv_id": conv_id, "session_id": session_id, "turn_id": turn_id},
