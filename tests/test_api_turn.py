@@ -1,10 +1,8 @@
 """GET /api/debug/turn/{conv_id}/{session_id}/{turn_id}."""
 
-import sqlite3
-
 import pytest
 
-from api_helpers import USER, add_snapshot, build_timeline_db, build_turns_db, datasette, get_json
+from api_helpers import USER, add_snapshot, datasette, get_json
 from builders import create_store, insert_turn
 
 DRAFT_YAML = """\
@@ -24,14 +22,6 @@ metadata:
 METADATA = {"geppetto.inference_id@v1": "inf-1", "geppetto.runtime@v1": {"runtime_key": "inventory@v1"}}
 USER_BLOCK = {"id": "b-user", "kind": "user", "payload": {"text": "hello"}, "role": "user"}
 ANSWER_BLOCK = {"id": "b-answer", "kind": "llm_text", "payload": {"text": "hi there"}, "role": "assistant"}
-
-
-@pytest.fixture(params=["with timeline", "without timeline"])
-def ds(request, tmp_path):
-    paths = [build_turns_db(tmp_path / "turns.db")]
-    if request.param == "with timeline":
-        paths.append(build_timeline_db(tmp_path / "timeline.db"))
-    return datasette(paths)
 
 
 @pytest.mark.asyncio

@@ -4,7 +4,7 @@ import sqlite3
 
 import pytest
 
-from api_helpers import build_timeline_db, build_turns_db, datasette, get_json
+from api_helpers import build_turns_db, datasette, get_json
 from builders import create_store, insert_turn
 
 TURN_1_FINAL_YAML = """\
@@ -25,14 +25,6 @@ metadata:
     geppetto.runtime@v1:
         runtime_key: inventory@v1
 """
-
-
-@pytest.fixture(params=["with timeline", "without timeline"])
-def ds(request, tmp_path):
-    paths = [build_turns_db(tmp_path / "turns.db")]
-    if request.param == "with timeline":
-        paths.append(build_timeline_db(tmp_path / "timeline.db"))
-    return datasette(paths)
 
 
 def keys(body):

@@ -5,7 +5,7 @@ import calendar
 import time
 
 import pytest
-from datasette.version import __version__
+from api_helpers import ON_065
 from datasette_test import Datasette, actor_cookie
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
@@ -13,7 +13,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from datasette_runtime_truth.migrate import migrate_path
 from datasette_runtime_truth.sample import build as build_sample
 
-ON_065 = __version__.startswith("0.")
 
 
 @pytest.fixture(scope="module")

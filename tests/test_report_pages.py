@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from datasette.version import __version__
+from api_helpers import ON_065
 from datasette_test import Datasette, actor_cookie
 
 from builders import create_store, insert_turn
@@ -11,7 +11,6 @@ from datasette_runtime_truth import schema
 from datasette_runtime_truth.migrate import migrate_path
 from datasette_runtime_truth.sample import build as build_sample
 
-ON_065 = __version__.startswith("0.")
 
 
 def private(database, actor_id="admin"):
