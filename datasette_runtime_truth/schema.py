@@ -25,18 +25,11 @@ CREATE TABLE turns (
 );
 """
 
-PRE_CUTOVER_TURNS_DDL = """
-CREATE TABLE turns (
-  conv_id TEXT NOT NULL,
-  session_id TEXT NOT NULL,
-  turn_id TEXT NOT NULL,
-  turn_created_at_ms INTEGER NOT NULL,
-  turn_metadata_json TEXT NOT NULL DEFAULT '{}',
-  turn_data_json TEXT NOT NULL DEFAULT '{}',
-  updated_at_ms INTEGER NOT NULL,
-  PRIMARY KEY (conv_id, session_id, turn_id)
-);
-"""
+# The same table before the cutover: without runtime_key and inference_id.
+PRE_CUTOVER_TURNS_DDL = "".join(
+    line for line in CURRENT_TURNS_DDL.splitlines(keepends=True)
+    if not line.lstrip().startswith(("runtime_key ", "inference_id "))
+)
 
 BLOCKS_TABLES_DDL = """
 CREATE TABLE blocks (
