@@ -94,7 +94,13 @@ def check(path, timeline_path, rules, as_json):
         conn.close()
     result.computed_at = cutover.iso_utc(started)
     if as_json:
-        click.echo(json.dumps(result.as_dict()))
+        data = result.as_dict()
+        # The URLs the same store has under `datasette PATH`, which names it by its file stem.
+        base = "/" + urllib.parse.quote(os.path.splitext(os.path.basename(path))[0])
+        for check in data["checks"]:
+            check["url"] = f"{base}/{check['query']}" if check["query"] else None
+        data["coverage_url"] = f"{base}/backfill_coverage"
+        click.echo(json.dumps(data))
     else:
         click.echo(result.text())
     sys.exit(1 if result.status == cutover.FAILS else 0)

@@ -282,7 +282,7 @@ def _after(request, names):
 
 
 def _next_url(request, **after):
-    args = {key: value for key, value in request.args.items() if not key.startswith("after_")}
+    args = {key: request.args.get(key) for key in request.args.keys() if not key.startswith("after_")}
     return request.path + "?" + urlencode({**args, **after})
 
 
