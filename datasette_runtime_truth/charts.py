@@ -7,15 +7,22 @@ back by a test.
 """
 
 import datetime
+import hashlib
 
 from markupsafe import Markup, escape
+
+from . import queries, times
 
 RUNTIME_COLOUR = "#0072B2"
 INFERENCE_COLOUR = "#D55E00"
 UNKNOWN_COLOUR = "#b0b0b0"
-# Okabe-Ito, safe for the common colour-vision deficiencies; assigned in order of first appearance.
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#F0E442", "#000000")
+# Okabe-Ito (safe for the common colour-vision deficiencies) and darker companions; a runtime_key's
+# colour is picked by a hash of the key, so it is the same in every chart on every page.
+PALETTE = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00", "#8C6D31", "#000000",
+           "#6A3D9A", "#1B7837", "#B2182B", "#2166AC")
 FONT = 'font-family="system-ui, sans-serif" font-size="11" fill="#333"'
+LABEL_FONT = 'font-family="system-ui, sans-serif" font-size="12" fill="#222"'
+LABEL_CHAR_W = 7.5  # generous average glyph width of LABEL_FONT, so labels never touch
 
 
 def _share(part, whole):
@@ -44,11 +51,11 @@ def cutover_day(days):
     return start
 
 
-def coverage_svg(days, width=720, height=260):
+def coverage_svg(days, width=600, height=236):
     """Per UTC day, the share of turns with runtime_key (solid) and inference_id (dashed)."""
     if not days:
         return Markup('<p class="rt-empty">No turns with a timestamp yet.</p>')
-    left, right, top, bottom = 44, 12, 16, 46
+    left, right, top, bottom = 44, 12, 16, 38
     plot_w, plot_h = width - left - right, height - top - bottom
     first, last = _date(days[0]["day"]), _date(days[-1]["day"])
     span = max((last - first).days, 1)
@@ -62,7 +69,7 @@ def coverage_svg(days, width=720, height=260):
     parts = [
         f'<svg class="rt-coverage" role="img" viewBox="0 0 {width} {height}" width="100%" '
         f'preserveAspectRatio="xMidYMid meet" xmlns="http://www.w3.org/2000/svg" '
-        f'data-days="{len(days)}" style="max-width:{width}px;min-width:480px;height:auto">',
+        f'data-days="{len(days)}" style="max-width:{width}px;min-width:{width}px;height:auto">',
         f"<title>Backfill coverage per UTC day, {escape(days[0]['day'])} to {escape(days[-1]['day'])}</title>",
     ]
     for share in (0, 0.5, 1):
@@ -100,15 +107,23 @@ def coverage_svg(days, width=720, height=260):
             f'<circle cx="{x(row["day"]):.1f}" cy="{y(inference):.1f}" r="2.5" fill="#fff" '
             f'stroke="{INFERENCE_COLOUR}" stroke-width="1.5"/></g>'
         )
-    legend_y = height - bottom + 32
-    parts.append(f'<line x1="{width - 250}" x2="{width - 230}" y1="{legend_y - 4}" y2="{legend_y - 4}" '
-                 f'stroke="{RUNTIME_COLOUR}" stroke-width="2"/>'
-                 f'<text x="{width - 226}" y="{legend_y}" {FONT}>runtime_key</text>'
-                 f'<line x1="{width - 140}" x2="{width - 120}" y1="{legend_y - 4}" y2="{legend_y - 4}" '
-                 f'stroke="{INFERENCE_COLOUR}" stroke-width="2" stroke-dasharray="5 3"/>'
-                 f'<text x="{width - 116}" y="{legend_y}" {FONT}>inference_id</text>')
     parts.append("</svg>")
-    return Markup("".join(parts))
+    legend = Markup(
+        '<ul class="rt-legend-list" style="list-style:none;padding:0;margin:0.2em 0;font-size:0.9em">'
+        '<li style="display:inline-block;margin-right:1em"><span style="display:inline-block;width:1.4em;'
+        'border-top:2px solid {}"></span> runtime_key</li>'
+        '<li style="display:inline-block"><span style="display:inline-block;width:1.4em;'
+        'border-top:2px dashed {}"></span> inference_id</li></ul>'
+    ).format(RUNTIME_COLOUR, INFERENCE_COLOUR)
+    return Markup("".join(parts)) + _scroll_hint(width) + legend
+
+
+def _scroll_hint(width):
+    """Said under a chart wider than a phone: it scrolls sideways (CSS hides it where it fits)."""
+    if width <= 360:
+        return Markup("")
+    return Markup('<p class="rt-scroll-hint" style="font-size:0.85em;margin:0.1em 0;color:#555">'
+                  'Scroll sideways for the whole chart →</p>')
 
 
 def _get(row, key, default=""):
@@ -120,29 +135,50 @@ def _get(row, key, default=""):
     return default if value is None else value
 
 
+def runtime_colour(key):
+    """The colour of a runtime_key: the same key, the same colour, in every chart; '' is grey."""
+    if not key:
+        return UNKNOWN_COLOUR
+    digest = hashlib.sha256(str(key).encode("utf-8")).digest()
+    return PALETTE[int.from_bytes(digest[:4], "big") % len(PALETTE)]
+
+
 def runtime_colours(keys):
-    """{runtime_key: colour}, in order of first appearance; '' (unknown) is grey."""
+    """{runtime_key: colour} for the keys, in order of first appearance; '' (unknown) is grey."""
     colours = {"": UNKNOWN_COLOUR}
     for key in keys:
-        if key not in colours:
-            colours[key] = PALETTE[(len(colours) - 1) % len(PALETTE)]
+        colours.setdefault(key, runtime_colour(key))
     return colours
 
 
-def switch_positions(runtime_keys):
-    """Indexes i where turn i's runtime_key differs from the last known one before it (turns
-    without a runtime_key are passed over, as the report's switch count does)."""
-    positions, previous = [], None
-    for index, key in enumerate(runtime_keys):
-        if not key:
+def _switch_indexes(rows, keys):
+    """Where the rows switch runtime: their ``switched_from`` (the runtime_history query's
+    column) when they have one, else the same rule over their keys."""
+    if rows and all(isinstance(row, dict) and "switched_from" in row for row in rows):
+        return {i for i, row in enumerate(rows) if row["switched_from"]}
+    return set(queries.switch_positions(keys))
+
+
+def legend_html(keys):
+    """The timeline's legend in HTML, at the page's text size: each runtime_key's colour and
+    how many turns carry it."""
+    items = []
+    for key, colour in runtime_colours(keys).items():
+        if key == "" and "" not in keys:
             continue
-        if previous is not None and key != previous:
-            positions.append(index)
-        previous = key
-    return positions
+        count = keys.count(key)
+        label = f"{key or '(no runtime_key)'} × {count}"
+        items.append(Markup(
+            '<li class="rt-legend" data-runtime-key="{}" data-count="{}" data-colour="{}" '
+            'style="display:inline-flex;align-items:center;gap:0.3em;margin:0 1em 0.2em 0">'
+            '<span style="display:inline-block;width:0.9em;height:0.9em;background:{};'
+            'border-radius:2px"></span>{}</li>'
+        ).format(key, count, colour, colour, label))
+    return Markup('<ul class="rt-legend-list" style="list-style:none;padding:0;margin:0.2em 0;'
+                  'font-size:0.9em">{}</ul>').format(Markup("").join(items))
 
 
-def timeline_svg(rows, height=96):
+def timeline_svg(rows, height=64):
     """One conversation's turns in history order, each a mark coloured by its runtime_key, with
     runtime switches marked. ``rows`` are mappings with turn_id, runtime_key, inference_id,
     updated_at_ms and maybe session_id (the runtime_history query's rows)."""
@@ -151,19 +187,13 @@ def timeline_svg(rows, height=96):
         return Markup('<p class="rt-empty">No turns in this conversation.</p>')
     keys = [str(_get(row, "runtime_key")) for row in rows]
     colours = runtime_colours(keys)
-    switches = set(switch_positions(keys))
+    switches = _switch_indexes(rows, keys)
     left, right, top = 8, 8, 36
     label_ends = [float("-inf"), float("-inf")]  # where the text on each of two label rows ends
     gap = max(4, min(28, 640 // len(rows)))
     mark = max(3, gap - 2)
     width = left + right + gap * len(rows)
-    parts = [
-        f'<svg class="rt-timeline" role="img" viewBox="0 0 {max(width, 240)} {height}" width="100%" '
-        f'xmlns="http://www.w3.org/2000/svg" data-turns="{len(rows)}" data-switches="{len(switches)}" '
-        f'style="max-width:{max(width, 240)}px;min-width:{min(max(width, 240), 420)}px;height:auto">',
-        f"<title>Runtime timeline: {len(rows)} turns, {len(switches)} runtime "
-        f"switch{'es' if len(switches) != 1 else ''}</title>",
-    ]
+    parts = []
     for index, (row, key) in enumerate(zip(rows, keys)):
         x = left + gap * index
         if index in switches:
@@ -187,63 +217,31 @@ def timeline_svg(rows, height=96):
             f'x="{x:.1f}" y="{top}" width="{mark}" height="20" rx="2" fill="{fill}"{stroke}>'
             f'<title>{escape(tip)}</title></rect>'
         )
-    legend_x, legend_y = left, top + 50
-    for key, colour in colours.items():
-        if key == "" and "" not in keys:
-            continue
-        count = keys.count(key)
-        label = f"{key or '(no runtime_key)'} × {count}"
-        parts.append(f'<g class="rt-legend" data-runtime-key="{escape(key)}" data-count="{count}">'
-                     f'<rect x="{legend_x}" y="{legend_y - 9}" width="10" height="10" fill="{colour}"/>'
-                     f'<text x="{legend_x + 14}" y="{legend_y}" {FONT}>{escape(label)}</text></g>')
-        legend_x += 24 + 7 * len(label)
-        if legend_x > max(width, 240) - 80:
-            legend_x, legend_y = left, legend_y + 16
-    parts.append("</svg>")
-    svg = "".join(parts)
-    if legend_y + 8 > height:
-        svg = svg.replace(f"viewBox=\"0 0 {max(width, 240)} {height}\"",
-                          f"viewBox=\"0 0 {max(width, 240)} {legend_y + 8}\"", 1)
-    return Markup(svg)
+    full = int(max(width, 240, max(label_ends) + 4))  # a label past the last turn stays in view
+    head = (
+        f'<svg class="rt-timeline" role="img" viewBox="0 0 {full} {height}" width="100%" '
+        f'xmlns="http://www.w3.org/2000/svg" data-turns="{len(rows)}" data-switches="{len(switches)}" '
+        f'style="max-width:{full}px;min-width:{full}px;height:auto">'
+        f"<title>Runtime timeline: {len(rows)} turns, {len(switches)} runtime "
+        f"switch{'es' if len(switches) != 1 else ''}</title>"
+    )
+    return Markup(head + "".join(parts) + "</svg>") + _scroll_hint(full) + legend_html(keys)
 
 
 def _switch_label(key, x, top, label_ends):
     """The new runtime's name beside a switch line, on the first of two rows it fits in; none
     when both would overlap a neighbour (the legend still names every colour)."""
-    width = 6.5 * len(key)
-    for row, y in enumerate((top - 6, top - 18)):
-        if x > label_ends[row] + 4:
+    width = LABEL_CHAR_W * len(key)
+    for row, y in enumerate((top - 6, top - 20)):
+        if x > label_ends[row] + 6:
             label_ends[row] = x + width
-            return f'<text x="{x:.1f}" y="{y}" {FONT}>{escape(key)}</text>'
+            return f'<text class="rt-switch-label" x="{x:.1f}" y="{y}" {LABEL_FONT}>{escape(key)}</text>'
     return ""
 
 
 def _format_ms(value):
     """A turn's time for a tooltip: its UTC date and time when a calendar holds it, else the raw
-    value as stored (negative, past year 9999, not a number); '' when there is none (NULL, '', 0).
-    Numbers may come as text (the query page's cells)."""
-    if value is None or value == "":
+    value as stored; '' when there is none (NULL, '', 0)."""
+    if value is None or value == "" or times.as_integer(value) == 0:
         return ""
-    number = _as_number(value)
-    if number == 0:
-        return ""
-    if number is not None and number > 0:
-        try:
-            moment = datetime.datetime.fromtimestamp(number / 1000, tz=datetime.timezone.utc)
-            return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
-        except (OverflowError, ValueError, OSError):
-            pass
-    return f"updated_at_ms {value}"
-
-
-def _as_number(value):
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, (int, float)):
-        return value
-    for parse in (int, float):
-        try:
-            return parse(value)
-        except (TypeError, ValueError):
-            pass
-    return None
+    return times.utc(value) or f"updated_at_ms {value}"

@@ -5,6 +5,7 @@ import json
 import os
 import sys
 import time
+import urllib.parse
 
 import click
 
@@ -113,7 +114,13 @@ def check(path, timeline_path, rules, as_json):
     finally:
         conn.close()
     result.computed_at = cutover.iso_utc(started)
-    click.echo(json.dumps(result.as_dict()) if as_json else result.text())
+    data = result.as_dict()
+    # The URLs the same store has under `datasette PATH`, which names it by its file stem.
+    base = "/" + urllib.parse.quote(os.path.splitext(os.path.basename(path))[0])
+    for check_data in data["checks"]:
+        check_data["url"] = f"{base}/{check_data['query']}" if check_data["query"] else None
+    data["coverage_url"] = f"{base}/backfill_coverage"
+    click.echo(json.dumps(data) if as_json else result.text())
     click.get_current_context().exit(1 if result.status == cutover.FAILS else 0)
 
 

@@ -6,15 +6,19 @@ command runs. Every database the actor may not view is left out.
 """
 
 import copy
+import csv
+import io
 from urllib.parse import urlencode
 
-from datasette.utils import add_cors_headers, tilde_encode
+from datasette.utils import add_cors_headers
 from datasette.utils.asgi import Forbidden, NotFound, Response
 
-from . import charts, config, metrics, permissions, report, reportcache, startup, timeline
+from . import (charts, config, links, metrics, permissions, preview, queries, report, reportcache,
+               startup, timeline, times)
 
-PREFIX = "/-/runtime-truth"
+PREFIX = links.PREFIX
 SHOWN_TIMELINES = 5  # switched conversations drawn inline on the report
+DB = rf"^{PREFIX}/(?P<database>[^/]+)"
 
 
 def routes():
@@ -22,7 +26,10 @@ def routes():
         (rf"^{PREFIX}$", _get_only(report_page)),
         (rf"^{PREFIX}\.json$", _get_only(report_json)),
         (rf"^{PREFIX}/metrics$", _get_only(metrics_view)),
-        (rf"^{PREFIX}/(?P<database>[^/]+)/conversation$", _get_only(conversation_page)),
+        (rf"{DB}/conversation$", _get_only(conversation_page)),
+        (rf"{DB}/preview(?P<format>\.json|\.csv)?$", _get_only(preview_page)),
+        (rf"{DB}/pointers(?P<format>\.json)?$", _get_only(pointers_page)),
+        (rf"{DB}/switches(?P<format>\.json)?$", _get_only(switches_page)),
     ]
 
 
@@ -81,27 +88,46 @@ def _refresh(request):
     return request.args.get("refresh") not in (None, "", "0")
 
 
-def _query_url(datasette, database, query, **params):
-    url = datasette.urls.table(database, query)
-    return url + ("?" + urlencode(params) if params else "")
+_query_url = links.query_url
+timeline_url = links.timeline_url
 
 
-def timeline_url(datasette, database, conv_id):
-    return datasette.urls.path(
-        f"{PREFIX}/{tilde_encode(database)}/conversation?{urlencode({'conv_id': conv_id})}"
-    )
+def _migrated(db_report):
+    return db_report.check("columns").value == len(queries.MIGRATED_COLUMNS)
+
+
+# Checks whose rows the migration preview shows while the store is not migrated.
+PREVIEWED = {"missing_runtime_key", "missing_inference_id", "bad_metadata", "would_fill"}
 
 
 def _links(datasette, db_report, timeline):
-    """Each check's rows link, and each listed conversation's history and timeline links."""
+    """Each check's rows link (a query that cannot run yet is replaced by the migration preview,
+    or by a note), its complete list, and each listed conversation's history and timeline."""
+    migrated = _migrated(db_report)
+    name = db_report.database
     for check in db_report.checks:
-        check.url = _query_url(datasette, db_report.database, check.query) if check.query else None
-        if check.id == "pointer" and timeline in datasette.databases:
-            check.url = datasette.urls.table(timeline, "timeline_conversations")
+        query = queries.BY_NAME.get(check.query)
+        check.note = None
+        check.link_label = check.query
+        if query is None:
+            check.url = None
+        elif migrated or not query.needs:
+            check.url = _query_url(datasette, name, check.query)
+        elif check.id in PREVIEWED:
+            check.url = links.plugin_url(datasette, name, "preview")
+            check.link_label = "migration preview"
+        else:
+            check.url = None
+            check.note = f"{check.query} runs once the store is migrated"
+        check.all_url = None
+        if check.id == "pointer" and check.value is not None:
+            check.url = check.all_url = links.plugin_url(datasette, name, "pointers")
+            check.link_label = "all mismatches"
+        if check.id == "runtime_switches" and migrated:
+            check.all_url = links.plugin_url(datasette, name, "switches")
         for item in check.items:
-            item["history_url"] = _query_url(datasette, db_report.database, "runtime_history",
-                                             conv_id=item["conv_id"])
-            item["timeline_url"] = timeline_url(datasette, db_report.database, item["conv_id"])
+            item["history_url"] = _query_url(datasette, name, "runtime_history", conv_id=item["conv_id"])
+            item["timeline_url"] = timeline_url(datasette, name, item["conv_id"])
 
 
 def _as_json(datasette, reports):
@@ -111,10 +137,19 @@ def _as_json(datasette, reports):
         data = db_report.as_dict()
         for check, check_data in zip(db_report.checks, data["checks"]):
             check_data["url"] = check.url
-        data["coverage_url"] = _query_url(datasette, db_report.database, "backfill_coverage")
+            check_data["all_url"] = check.all_url
+        data["coverage_url"] = _coverage_url(datasette, db_report)
+        data["preview_url"] = links.plugin_url(datasette, db_report.database, "preview")
         data["startup_migration_error"] = startup.migration_not_run(datasette, db_report.database)
         databases.append(data)
     return {"status": report.overall_status(reports), "databases": databases}
+
+
+def _coverage_url(datasette, db_report):
+    """The backfill_coverage query, or None while it cannot run (a store not migrated)."""
+    if not _migrated(db_report):
+        return None
+    return _query_url(datasette, db_report.database, "backfill_coverage")
 
 
 async def report_json(datasette, request):
@@ -149,7 +184,9 @@ async def report_page(datasette, request):
         sections.append({
             "report": db_report,
             "coverage_svg": charts.coverage_svg(db_report.coverage),
-            "coverage_url": _query_url(datasette, db_report.database, "backfill_coverage"),
+            "coverage_url": _coverage_url(datasette, db_report),
+            "preview_url": links.plugin_url(datasette, db_report.database, "preview"),
+            "migrated": _migrated(db_report),
             "timelines": timelines,
             "startup_migration_error": startup.migration_not_run(datasette, db_report.database),
         })
@@ -161,30 +198,198 @@ async def report_page(datasette, request):
     ))
 
 
-async def conversation_page(datasette, request):
+async def _turns_db(datasette, request):
+    """The turns database named in the URL, once the actor may view it and its turns."""
     route = config.database_route(request.url_vars["database"])
     db = next((db for db in datasette.databases.values() if route in (db.route, db.name)), None)
     if db is None:
         raise NotFound(f"Database not found: {route}")
-    name = db.name
-    await permissions.ensure_view_database(datasette, request.actor, name)
+    await permissions.ensure_view_database(datasette, request.actor, db.name)
     if db not in await config.turns_databases(datasette):
-        raise NotFound(f"{name} is not a turns database")
-    await permissions.ensure_view_table(datasette, request.actor, name, "turns")
+        raise NotFound(f"{db.name} is not a turns database")
+    await permissions.ensure_view_table(datasette, request.actor, db.name, "turns")
+    return db
+
+
+def _crumbs(datasette, database, *more):
+    """Breadcrumbs: home, the database, the report, then ``more`` (label, url) pairs."""
+    return [("home", datasette.urls.instance()), (database, datasette.urls.database(database)),
+            ("runtime truth report", datasette.urls.path(PREFIX)), *more]
+
+
+async def _page(datasette, request, template, context, status=200):
+    context = {**context, "rt_time": times.html}
+    return Response.html(await datasette.render_template(template, context, request=request),
+                         status=status)
+
+
+async def conversation_page(datasette, request):
+    db = await _turns_db(datasette, request)
+    name = db.name
     conv_id = request.args.get("conv_id", "")
+    crumbs = _crumbs(datasette, name)
     if not conv_id:
-        return Response.text("missing conv_id: add ?conv_id=... to the URL", status=400)
+        return await _page(datasette, request, "runtime_truth_conversation.html", {
+            "database": name, "conv_id": "", "rt_crumbs": crumbs,
+            "problem": "missing conv_id: this page shows one conversation; add ?conv_id=... to "
+                       "the URL, or pick a conversation from the report's lists."}, status=400)
     rows = await db.execute_fn(lambda conn: report.conversation_history(conn, conv_id))
     if not rows:
         raise NotFound(f"conversation not found: {conv_id}")
-    switches = charts.switch_positions([row["runtime_key"] for row in rows])
-    return Response.html(await datasette.render_template(
-        "runtime_truth_conversation.html",
-        {"database": name, "conv_id": conv_id, "rows": rows, "switches": len(switches),
-         "history_url": _query_url(datasette, name, "runtime_history", conv_id=conv_id),
-         "report_url": datasette.urls.path(PREFIX)},
-        request=request,
-    ))
+    switches = queries.switch_positions([row["runtime_key"] for row in rows])
+    previous = {index: _last_known(rows, index) for index in switches}
+    for index, row in enumerate(rows):
+        row["switched_from"] = previous.get(index, "")
+        row["debug_url"] = links.debug_turn_url(datasette, conv_id, row["session_id"], row["turn_id"])
+        row["inference_url"] = links.cell_url(datasette, name, "inference_id", row["inference_id"])
+    pointer = await _pointer(datasette, request.actor, conv_id)
+    return await _page(datasette, request, "runtime_truth_conversation.html", {
+        "database": name, "conv_id": conv_id, "rows": rows, "switches": len(switches),
+        "pointer": pointer, "rt_crumbs": crumbs,
+        "history_url": _query_url(datasette, name, "runtime_history", conv_id=conv_id),
+        "report_url": datasette.urls.path(PREFIX)})
+
+
+def _last_known(rows, index):
+    return next(row["runtime_key"] for row in reversed(rows[:index]) if row["runtime_key"])
+
+
+async def _timeline_db(datasette, actor):
+    """The timeline store, when attached and the actor may view its conversations; else None."""
+    try:
+        timeline = await config.timeline_database(datasette)
+    except ValueError:
+        return None
+    if timeline is None or not await permissions.can_view_table(
+            datasette, actor, timeline.name, "timeline_conversations"):
+        return None
+    return timeline
+
+
+async def _pointer(datasette, actor, conv_id):
+    """{database, runtime_key} of the conversation's pointer in the timeline store, or None."""
+    timeline = await _timeline_db(datasette, actor)
+    if timeline is None:
+        return None
+    found = (await timeline.execute(
+        "SELECT runtime_key FROM timeline_conversations WHERE conv_id = ?", [conv_id])).first()
+    return {"database": timeline.name, "runtime_key": None if found is None else found[0]}
+
+
+def _after(request, names):
+    values = [request.args.get(name) for name in names]
+    return tuple(values) if all(value is not None for value in values) else None
+
+
+def _next_url(request, **after):
+    args = {key: request.args.get(key) for key in request.args.keys() if not key.startswith("after_")}
+    return request.path + "?" + urlencode({**args, **after})
+
+
+async def preview_page(datasette, request):
+    db = await _turns_db(datasette, request)
+    rules = config.plugin_config(datasette).get("rules", "canonical")
+    limit = preview.page_size(request.args.get("limit"), datasette.setting("max_returned_rows"))
+    after = _after(request, ("after_conv", "after_session", "after_turn"))
+    page = await db.execute_fn(lambda conn: preview.read_page(conn, rules, after, limit))
+    next_url = None
+    if page.next_after:
+        next_url = _next_url(request, **dict(zip(("after_conv", "after_session", "after_turn"),
+                                                 page.next_after)))
+    fmt = request.url_vars.get("format")
+    if fmt == ".json":
+        return Response.json({"database": db.name, "rules": rules, "rows": page.rows,
+                              "next": next_url and next_url.replace("/preview?", "/preview.json?", 1)})
+    if fmt == ".csv":
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=preview.COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(page.rows)
+        return Response(out.getvalue(), content_type="text/csv; charset=utf-8")
+    return await _list(datasette, request, db.name, "Migration preview", page.rows,
+                       preview.COLUMNS, next_url, about=(
+        f"For each row a migrate run looks at (runtime_key or inference_id empty), what it would "
+        f"write with the {rules} rules: <em>writes</em> shows the new values, <em>unchanged</em> "
+        f"rows keep theirs (their metadata gives nothing), <em>skipped: bad metadata</em> rows are "
+        f"not valid JSON objects. Nothing is written by this page."), csv=True)
+
+
+async def pointers_page(datasette, request):
+    db = await _turns_db(datasette, request)
+    timeline = await _timeline_db(datasette, request.actor)
+    columns = await db.table_columns("turns")
+    rows, next_url, problem = [], None, None
+    if timeline is None:
+        problem = "No timeline store to compare with (or you may not view its timeline_conversations)."
+    elif "runtime_key" not in columns:
+        problem = "This store has no runtime_key column yet: run the migration first."
+    else:
+        pointers = await timeline.execute_fn(report.read_pointers)
+        differ, _, _ = await db.execute_fn(lambda conn: report.pointer_mismatches(conn, pointers))
+        after = request.args.get("after_conv")
+        limit = preview.page_size(request.args.get("limit"), datasette.setting("max_returned_rows"))
+        remaining = [row for row in differ if after is None or row["conv_id"] > after]
+        rows = remaining[:limit]
+        if len(remaining) > limit:
+            next_url = _next_url(request, after_conv=rows[-1]["conv_id"])
+    return await _list(datasette, request, db.name, "Conversation pointer vs newest turn", rows,
+                       ("conv_id", "pointer", "newest_runtime_key"), next_url, problem=problem,
+                       about="Conversations whose pointer in the timeline store "
+                             "(<code>resolved_runtime_key</code>) differs from the runtime_key of "
+                             "their newest turn, in conv_id order. Information only: the pointer "
+                             "is never turn history.")
+
+
+SWITCHES_PAGE_SQL = f"""
+SELECT * FROM (
+{queries.BY_NAME["runtime_switches"].sql})
+WHERE :after_conv IS NULL OR switches < :after_switches
+   OR (switches = :after_switches AND conv_id > :after_conv)
+ORDER BY switches DESC, conv_id
+LIMIT :limit
+"""
+
+
+async def switches_page(datasette, request):
+    db = await _turns_db(datasette, request)
+    columns = ("conv_id", "runtime_keys", "switches", "runtime_order", "first_switch_turn_id",
+               "first_switch_at_ms")
+    rows, next_url, problem = [], None, None
+    if "runtime_key" not in await db.table_columns("turns"):
+        problem = "This store has no runtime_key column yet: run the migration first."
+    else:
+        limit = preview.page_size(request.args.get("limit"), datasette.setting("max_returned_rows"))
+        after = _after(request, ("after_switches", "after_conv"))
+        params = {"after_switches": int(after[0]) if after and after[0].isdigit() else None,
+                  "after_conv": after[1] if after else None, "limit": limit + 1}
+        found = [dict(row) for row in (await db.execute(SWITCHES_PAGE_SQL, params)).rows]
+        rows = found[:limit]
+        if len(found) > limit:
+            next_url = _next_url(request, after_switches=rows[-1]["switches"],
+                                 after_conv=rows[-1]["conv_id"])
+    return await _list(datasette, request, db.name, "Conversations that switched runtime", rows,
+                       columns, next_url, problem=problem,
+                       about="Every conversation whose known runtime_key changes between turns "
+                             "(the <code>runtime_switches</code> query's rows), most switches first.")
+
+
+async def _list(datasette, request, database, title, rows, columns, next_url, about="",
+                problem=None, csv=False):
+    """A paged list as a page, or as JSON for the ``.json`` URL."""
+    for row in rows:
+        if "conv_id" in row:
+            row["history_url"] = _query_url(datasette, database, "runtime_history", conv_id=row["conv_id"])
+            row["timeline_url"] = timeline_url(datasette, database, row["conv_id"])
+    if request.url_vars.get("format") == ".json":
+        base = request.path.rsplit(".json", 1)[0]
+        return Response.json({"database": database, "rows": rows, "problem": problem,
+                              "next": next_url and next_url.replace(base + "?", base + ".json?", 1)})
+    path, qs = request.path, ("?" + request.query_string if request.query_string else "")
+    return await _page(datasette, request, "runtime_truth_list.html", {
+        "title": title, "about": about, "database": database, "rows": rows, "columns": columns,
+        "next_url": next_url, "problem": problem,
+        "rt_crumbs": _crumbs(datasette, database, (title, None)),
+        "json_url": path + ".json" + qs, "csv_url": path + ".csv" + qs if csv else None})
 
 
 async def menu_links(datasette, actor):
@@ -201,8 +406,21 @@ def template_vars(datasette):
         db = datasette.databases.get(database)
         return db.path if db is not None and db.path else f"{database}.db"
 
+    async def query_page(database, query):
+        """The plugin's page template for ``query`` on ``database``, when it is a turns
+        database (any name): Datasette looks pages up by database name, the plugin's are
+        written once, for ``turns``."""
+        if query in queries.BY_NAME and await config.is_turns_database(datasette, database):
+            return f"query-turns-{query}.html"
+        return None
+
     return {
         "runtime_truth_plugin": True,
         "runtime_truth_timeline": charts.timeline_svg,
         "runtime_truth_db_path": db_path,
+        "runtime_truth_time": times.html,
+        "runtime_truth_colour": charts.runtime_colour,
+        "runtime_truth_query_page": query_page,
+        "runtime_truth_debug_url": lambda conv_id, session_id, turn_id: links.debug_turn_url(
+            datasette, conv_id, session_id, turn_id),
     }

@@ -11,12 +11,46 @@ answers that with an empty result (or, for paging parameters, the first page).
 
 import copy
 from dataclasses import dataclass
+import re
 
 from . import config, permissions
 
 SOURCE = "datasette-runtime-truth"
 DEFAULT_PAGE = 50
 MAX_PAGE = 1000
+MIGRATED_COLUMNS = ("runtime_key", "inference_id")
+
+# The one definition of a runtime switch: a turn with a non-empty runtime_key whose last known
+# (non-empty) runtime_key before it, in history order (updated_at_ms, then turn_id), differs.
+# ``known`` holds each such turn with that previous key; runtime_history and runtime_switches
+# build on it, the report counts runtime_switches' rows, and switch_positions below is the same
+# rule over a list (a test holds them equal on the sample data).
+SWITCH_RULE = """known AS (
+  SELECT conv_id, session_id, turn_id, runtime_key, updated_at_ms,
+         lag(runtime_key) OVER (PARTITION BY conv_id ORDER BY updated_at_ms, turn_id)
+           AS previous_runtime_key
+  FROM turns
+  WHERE runtime_key <> ''{conversation}
+)"""
+
+
+def switch_positions(runtime_keys):
+    """SWITCH_RULE over one conversation's runtime_keys in history order: the indexes of the
+    turns whose runtime_key differs from the last known one before them ('' is passed over)."""
+    positions, previous = [], None
+    for index, key in enumerate(runtime_keys):
+        if not key:
+            continue
+        if previous is not None and key != previous:
+            positions.append(index)
+        previous = key
+    return positions
+
+
+def plain(text):
+    """Text with its `code` spans unmarked, for places that show text as it is (the database
+    page's list of queries)."""
+    return re.sub(r"`([^`]+)`", r"\1", text)
 
 
 @dataclass(frozen=True)
@@ -28,13 +62,19 @@ class Query:
     good_answer: str
     params: tuple = ()
     tables: tuple = ("turns",)  # what the SQL reads: the actor must be allowed to view each
+    needs: tuple = MIGRATED_COLUMNS  # columns the SQL reads that only a migrated store has
 
     def __post_init__(self):
         object.__setattr__(self, "sql", self.sql.strip() + "\n")
 
     @property
     def description(self):
-        return f"{self.meaning} A good answer: {self.good_answer}"
+        """As the database page shows it: plain text, so no `code` marks."""
+        return plain(f"{self.meaning} A good answer: {self.good_answer}")
+
+    def runs_on(self, columns):
+        """Whether the SQL can run on a turns table with these columns."""
+        return all(column in columns for column in self.needs)
 
     def as_config(self):
         """The query as an entry under ``queries:`` in metadata.yml (0.65) or datasette.yaml (1.0)."""
@@ -53,6 +93,7 @@ SELECT cid, name, type, "notnull", dflt_value, pk
 FROM pragma_table_info('turns')
 ORDER BY cid
 """,
+        needs=(),
         meaning="The playbook's `PRAGMA table_info(turns)`: the columns of the turns table.",
         good_answer="`runtime_key TEXT NOT NULL DEFAULT ''` and `inference_id TEXT NOT NULL "
                     "DEFAULT ''` are both listed (after `updated_at_ms` on a migrated store, "
@@ -69,6 +110,7 @@ WHERE type = 'index'
   AND name IN ('turns_by_conv_runtime_updated', 'turns_by_conv_inference_updated')
 ORDER BY name
 """,
+        needs=(),
         meaning="The playbook's index check: the two indexes that make per-turn runtime and "
                 "inference lookups fast.",
         good_answer="two rows, `turns_by_conv_inference_updated` on "
@@ -78,20 +120,27 @@ ORDER BY name
     Query(
         name="runtime_history",
         title="Runtime history of one conversation",
-        sql="""
-SELECT turn_id, runtime_key, inference_id, updated_at_ms, session_id
+        sql=f"""
+WITH {SWITCH_RULE.format(conversation=" AND conv_id = :conv_id")}
+SELECT turns.turn_id, turns.runtime_key, turns.inference_id, turns.updated_at_ms,
+       turns.session_id,
+       CASE WHEN known.previous_runtime_key <> known.runtime_key
+            THEN known.previous_runtime_key ELSE '' END AS switched_from
 FROM turns
-WHERE conv_id = :conv_id
-ORDER BY updated_at_ms ASC, turn_id ASC
+LEFT JOIN known ON known.conv_id = turns.conv_id AND known.session_id = turns.session_id
+                AND known.turn_id = turns.turn_id
+WHERE turns.conv_id = :conv_id
+ORDER BY turns.updated_at_ms ASC, turns.turn_id ASC
 """,
         params=("conv_id",),
         meaning="The playbook's runtime history: each turn of the conversation with the runtime "
-                "that produced it and its inference id, oldest first (`session_id` is added last, "
-                "for the link to each turn's debug JSON).",
-        good_answer="turns after the cutover carry a `runtime_key` and an `inference_id`; a runtime "
-                    "switch shows as a change between turns; an empty `runtime_key` is an unknown, "
-                    "pre-cutover turn and stays empty (never filled in from the conversation's "
-                    "current runtime).",
+                "that produced it and its inference id, oldest first (`session_id` is added, "
+                "for the link to each turn's debug JSON, and `switched_from`: the previous known "
+                "runtime when this turn switched, else empty).",
+        good_answer="turns the server wrote after the cutover carry a `runtime_key` and an "
+                    "`inference_id`; a runtime switch shows as a change between turns; an empty "
+                    "`runtime_key` is an unknown, pre-cutover turn and stays empty (never filled "
+                    "in from the conversation's current runtime).",
     ),
     Query(
         name="missing_backfill_count",
@@ -104,9 +153,11 @@ WHERE COALESCE(runtime_key, '') = ''
 """,
         meaning="The playbook's backfill check: how many turns still have an empty `runtime_key` "
                 "or `inference_id`.",
-        good_answer="only old turns whose metadata was missing or non-canonical are counted; the "
-                    "backfill is best effort, so a non-zero count is expected on a store with "
-                    "pre-cutover history, and it must not grow with new turns.",
+        good_answer="after a migrate run, only turns whose metadata gives the configured rules "
+                    "nothing to recover (or is not valid JSON) are counted, so a non-zero count is "
+                    "expected on a store with pre-cutover history, and it must not grow with new "
+                    "turns. Before the migration every such turn is counted, recoverable or not: "
+                    "the report's migration preview shows what a run would write.",
     ),
     Query(
         name="missing_backfill_rows",
@@ -125,21 +176,17 @@ LIMIT CASE WHEN CAST(:limit AS INTEGER) > 0
         meaning="The playbook's candidate rows for manual recovery, in primary-key order, "
                 f"{DEFAULT_PAGE} at a time (`limit` up to {MAX_PAGE}); for the next page pass the "
                 "last row's ids as `after_conv`, `after_session`, `after_turn`.",
-        good_answer="the metadata of these rows has no runtime attribution map and no inference "
-                    "id: keep the empty sentinel rather than fabricate history from the "
-                    "conversation's latest pointer.",
+        good_answer="after a migrate run, every row listed here is one the run left as it was: "
+                    "its metadata gives the configured rules nothing to recover, or is not valid "
+                    "JSON. Keep the empty value rather than make up history from the "
+                    "conversation's latest pointer. Before the migration every row without a value "
+                    "is listed; the report's migration preview shows what a run would write.",
     ),
     Query(
         name="runtime_switches",
         title="Conversations that switched runtime",
-        sql="""
-WITH known AS (
-  SELECT conv_id, turn_id, runtime_key, updated_at_ms,
-         lag(runtime_key) OVER history AS previous_runtime_key
-  FROM turns
-  WHERE runtime_key <> ''
-  WINDOW history AS (PARTITION BY conv_id ORDER BY updated_at_ms, turn_id)
-),
+        sql=f"""
+WITH {SWITCH_RULE.format(conversation="")},
 changes AS (
   SELECT conv_id, turn_id, runtime_key, updated_at_ms,
          row_number() OVER history AS step,
@@ -207,9 +254,11 @@ ORDER BY day
 """,
         meaning="Per UTC day of `updated_at_ms`: how many turns, how many carry a `runtime_key`, "
                 "an `inference_id`, and neither.",
-        good_answer="from the cutover day on, every turn carries both; before it, coverage is "
-                    "whatever the backfill could recover, and `with_neither` marks history that "
-                    "stays unknown.",
+        good_answer="days after the cutover, turns the new server wrote carry a `runtime_key` "
+                    "and an `inference_id`; days before it, and every day of a store migrated from "
+                    "pre-cutover history, show only what the backfill recovered from each turn's "
+                    "metadata, so `with_neither` is expected there and marks history that stays "
+                    "unknown.",
     ),
 )
 

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 import datetime
 from typing import Optional
 
-from . import backfill, golang, schema, sqlitefile
+from . import backfill, golang, queries, schema, sqlitefile
 
 PASS, FAIL, INFO = "pass", "fail", "info"
 PASSES, FAILS, EMPTY = "passes", "fails", "no turns database"
@@ -93,7 +93,8 @@ def overall_status(reports):
 def _describe_item(item):
     if "switches" in item:
         return f"{item['conv_id']}: {item['switches']} switch{'es' if item['switches'] != 1 else ''}"
-    return f"{item['conv_id']}: pointer {item['pointer']!r}, newest turn {item['newest_runtime_key']!r}"
+    return (f"{item['conv_id']}: pointer {item['pointer']!r}, "
+            f"newest turn's runtime_key {item['newest_runtime_key']!r}")
 
 
 def build(conn, database, path=None, rules="canonical", opened="mutable", pointers=None,
@@ -197,22 +198,22 @@ def _backfill_checks(conn, shape, turns, rules, path):
     fill.counts = {"rows": fill_rows, "runtime_key": fill_runtime, "inference_id": fill_inference}
     return [
         _missing_check("missing_runtime_key", "Rows without runtime_key", missing_runtime,
-                       fill_runtime, turns),
+                       fill_runtime, turns, rules),
         _missing_check("missing_inference_id", "Rows without inference_id", missing_inference,
-                       fill_inference, turns),
+                       fill_inference, turns, rules),
         Check("bad_metadata", "Rows with invalid or non-object metadata", INFO,
-              f"{bad:,} of {turns:,} rows (among those still missing a value: the backfill skips them, they keep '')", bad,
+              f"{bad:,} of {turns:,} rows (among those still missing a value: the backfill skips them, they stay empty)", bad,
               "missing_backfill_rows"),
         fill,
     ]
 
 
-def _missing_check(check_id, title, missing, recoverable, turns):
+def _missing_check(check_id, title, missing, recoverable, turns, rules="canonical"):
     figure = f"{missing:,} of {turns:,} rows ({_percent(missing, turns)})"
     if recoverable:
         figure += f": {recoverable:,} recoverable by a migrate run, {missing - recoverable:,} not"
     elif missing:
-        figure += ": nothing in their metadata to recover, so they keep ''"
+        figure += f": none recoverable by a migrate run with the {rules} rules, so they stay empty"
     return Check(check_id, title, INFO, figure, missing, "missing_backfill_count",
                  counts={"missing": missing, "recoverable": recoverable})
 
@@ -224,17 +225,11 @@ def _percent(part, whole):
     return f"{share:.0f}%" if share == int(share) or share >= 10 else f"{share:.1f}%"
 
 
-SWITCHES_SQL = """
-WITH known AS (
-  SELECT conv_id, runtime_key,
-         lag(runtime_key) OVER (PARTITION BY conv_id ORDER BY updated_at_ms, turn_id) AS previous
-  FROM turns
-  WHERE runtime_key != ''
-)
-SELECT conv_id, count(*) AS switches
-FROM known
-WHERE previous IS NOT NULL AND previous != runtime_key
-GROUP BY conv_id
+# The runtime_switches query's rows, most switches first: one definition of a switch (queries.py).
+SWITCHES_SQL = f"""
+SELECT conv_id, switches
+FROM (
+{queries.BY_NAME["runtime_switches"].sql})
 ORDER BY switches DESC, conv_id
 """
 
@@ -294,6 +289,18 @@ def _pointer_check(conn, has_runtime_key, pointers, timeline):
         return Check("pointer", title, INFO, "no timeline store to compare with", None)
     if not has_runtime_key:
         return Check("pointer", title, INFO, "no runtime_key column yet", None)
+    differ, compared, unknown = pointer_mismatches(conn, pointers)
+    figure = (f"{len(differ):,} of the {compared:,} conversations whose newest turn has a runtime_key "
+              f"have another pointer in {timeline or 'the timeline store'}")
+    if unknown:
+        figure += f" ({unknown:,} conversations' newest turn has none, so nothing to compare)"
+    figure += "; information only: the pointer is never turn history, and history is never rewritten"
+    return Check("pointer", title, INFO, figure, len(differ), None, differ[:LISTED])
+
+
+def pointer_mismatches(conn, pointers):
+    """([{conv_id, pointer, newest_runtime_key}] in conv_id order, conversations compared,
+    conversations whose newest turn has no runtime_key) for the timeline store's pointers."""
     compared = unknown = 0
     differ = []
     for conv_id, newest in conn.execute(NEWEST_SQL):
@@ -305,12 +312,7 @@ def _pointer_check(conn, has_runtime_key, pointers, timeline):
         compared += 1
         if pointers[conv_id] != newest:
             differ.append({"conv_id": conv_id, "pointer": pointers[conv_id], "newest_runtime_key": newest})
-    figure = (f"{len(differ):,} of the {compared:,} conversations whose newest turn has a runtime_key "
-              f"have another pointer in {timeline or 'the timeline store'}")
-    if unknown:
-        figure += f" ({unknown:,} conversations' newest turn has none, so nothing to compare)"
-    figure += "; information only: the pointer is never turn history, and history is never rewritten"
-    return Check("pointer", title, INFO, figure, len(differ), None, differ[:LISTED])
+    return differ, compared, unknown
 
 
 def _journal_check(conn, path, opened):

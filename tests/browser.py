@@ -21,11 +21,17 @@ def free_port():
         return sock.getsockname()[1]
 
 
+WITHOUT_PLUGIN = ("import sys; from datasette.plugins import pm; pm.unregister(name='runtime_truth'); "
+                  "from datasette.cli import cli; sys.argv[0] = 'datasette'; cli()")
+
+
 @contextlib.contextmanager
-def datasette_server(*args, log_path=None, startup_timeout_s=60):
-    """Run ``datasette serve ARGS`` on a free port; yield its base URL; stop it afterwards."""
+def datasette_server(*args, log_path=None, startup_timeout_s=60, env_no_plugin=False):
+    """Run ``datasette serve ARGS`` on a free port; yield its base URL; stop it afterwards.
+    ``env_no_plugin``: as if the plugin were not installed (the no-plugin bundle)."""
     port = free_port()
-    command = [sys.executable, "-m", "datasette", "serve", *map(str, args),
+    start = ["-c", WITHOUT_PLUGIN] if env_no_plugin else ["-m", "datasette"]
+    command = [sys.executable, *start, "serve", *map(str, args),
                "-h", "127.0.0.1", "-p", str(port)]
     log = open(log_path, "wb") if log_path else subprocess.DEVNULL
     process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)

@@ -86,3 +86,105 @@ def test_report_and_timeline_in_chromium(tmp_path):
             assert not overflows(phone)
     for name in ("report-before.png", "report.png", "timeline.png", "report-phone.png"):
         assert (tmp_path / name).stat().st_size > 10_000
+
+
+LABELS_MATCH = """() => {
+  const table = document.querySelector('table.runtime-truth-history');
+  const heads = [...table.querySelectorAll('thead th')].map(th => th.textContent.trim());
+  const row = table.querySelector('tbody tr');
+  return [...row.querySelectorAll('td')].map((td, i) => [heads[i],
+    getComputedStyle(td, '::before').content.replace(/^"|"$/g, '')]);
+}"""
+
+
+def test_incident_pages_in_chromium(tmp_path):
+    """Issue 11 at 390 px and at desktop width: before the migration no report link is dead; the
+    preview's values are what migrate writes; after it, every pointer mismatch is reachable, times
+    read as UTC dates, the history page's phone labels match their cells, and a runtime_key has
+    one colour in two charts."""
+    import sqlite3
+    sample = build_sample(tmp_path / "data", turns=400, seed=11)
+    log = tmp_path / "datasette.log"
+    with chromium() as browser:
+        with datasette_server(sample.turns_path, sample.timeline_path, log_path=log) as base:
+            for viewport in (PHONE, DESKTOP):
+                page = browser.new_page(viewport=viewport)
+                page.goto(base + "/-/runtime-truth")
+                links = sorted(set(page.eval_on_selector_all(
+                    "main a[href^='/'], section a[href^='/']", "els => els.map(e => e.getAttribute('href'))")))
+                assert "/-/runtime-truth/turns/preview" in links
+                for link in links:
+                    response = page.goto(base + link)
+                    assert response.status < 400, (link, response.status)
+            page = browser.new_page(viewport=PHONE)
+            preview, url = [], "/-/runtime-truth/turns/preview?limit=150"
+            while url:
+                page.goto(base + url)
+                preview += page.eval_on_selector_all("table.rt-table tbody tr", """els => els.map(tr =>
+                    Object.fromEntries([...tr.querySelectorAll('td')].map(td => [td.dataset.label, td.innerText.trim()])))""")
+                url = page.get_attribute("a.rt-next", "href") if page.locator("a.rt-next").count() else None
+            assert len(preview) == 400
+            assert not overflows(page)
+
+        migrate(sample.turns_path)
+        conn = sqlite3.connect(sample.turns_path)
+        stored = {(t, s): (r, i) for t, s, r, i in conn.execute(
+            "SELECT turn_id, session_id, runtime_key, inference_id FROM turns")}
+        empty = "(empty)"
+        for row in preview:
+            want = tuple("" if v == empty else v for v in (row["new_runtime_key"], row["new_inference_id"]))
+            assert stored[(row["turn_id"], row["session_id"])] == want, row
+
+        with datasette_server(sample.turns_path, sample.timeline_path, log_path=log) as base:
+            for viewport in (PHONE, DESKTOP):
+                page = browser.new_page(viewport=viewport)
+                page.goto(base + "/-/runtime-truth")
+                pointer = int(page.get_attribute('.rt-check[data-check="pointer"]', "data-value"))
+                page.click('.rt-check[data-check="pointer"] a.rt-rows')
+                seen = []
+                while True:
+                    seen += page.eval_on_selector_all("td.col-conv_id a.rt-conv-id", "els => els.map(e => e.innerText)")
+                    if not page.locator("a.rt-next").count():
+                        break
+                    page.click("a.rt-next")
+                assert len(seen) == len(set(seen)) == pointer > 0
+
+                # The history page of a switched conversation: phone labels match their cells.
+                page.goto(base + "/-/runtime-truth/turns/switches")
+                conv_id = page.locator("td.col-conv_id a.rt-conv-id").first.inner_text()
+                page.goto(base + f"/turns/runtime_history?conv_id={conv_id}")
+                pairs = page.evaluate(LABELS_MATCH)
+                if viewport is PHONE:
+                    assert [label for label, _ in pairs] == [shown for _, shown in pairs], pairs
+                assert re.search(r"20\d\d-\d\d-\d\d \d\d:\d\d:\d\d UTC",
+                                 page.inner_text("td.col-updated_at_ms"))
+                history_colours = dict(page.eval_on_selector_all(
+                    "li.rt-legend", "els => els.map(e => [e.dataset.runtimeKey, e.dataset.colour])"))
+                rect_colours = dict(page.eval_on_selector_all(
+                    "svg.rt-timeline rect.rt-turn", "els => els.map(e => [e.dataset.runtimeKey, e.getAttribute('fill')])"))
+                page.goto(base + f"/-/runtime-truth/turns/conversation?conv_id={conv_id}")
+                conversation_colours = dict(page.eval_on_selector_all(
+                    "svg.rt-timeline rect.rt-turn", "els => els.map(e => [e.dataset.runtimeKey, e.getAttribute('fill')])"))
+                known = [key for key in conversation_colours if key]
+                assert len(known) >= 2
+                for key in known:
+                    assert conversation_colours[key] == rect_colours[key] == history_colours[key]
+                assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC", page.inner_text("table.rt-turns"))
+                labels = page.eval_on_selector_all("svg.rt-timeline text.rt-switch-label", """els =>
+                    els.map(e => { const b = e.getBoundingClientRect(); return [b.left, b.right, b.top]; })""")
+                for i, a in enumerate(labels):
+                    for b in labels[i + 1:]:
+                        assert a[2] != b[2] or a[1] <= b[0] or b[1] <= a[0], (a, b)
+                page.screenshot(path=str(tmp_path / f"conversation-{viewport['width']}.png"), full_page=True)
+
+        # The no-plugin bundle's history page labels its cells right too.
+        root = __import__("pathlib").Path(__file__).parent.parent
+        from datasette.version import __version__
+        config = ["-m", root / "metadata.yml"] if __version__.startswith("0.") else ["-c", root / "datasette.yaml"]
+        with datasette_server(sample.turns_path, *config, "--template-dir", root / "templates",
+                              "--setting", "default_allow_sql", "on", log_path=log,
+                              env_no_plugin=True) as base:
+            page = browser.new_page(viewport=PHONE)
+            page.goto(base + f"/turns/runtime_history?conv_id={conv_id}")
+            pairs = page.evaluate(LABELS_MATCH)
+            assert [label for label, _ in pairs] == [shown for _, shown in pairs], pairs

@@ -7,7 +7,7 @@ import pytest
 from datasette_test import Datasette
 
 from builders import create_store, insert_turn
-from datasette_runtime_truth import charts
+from datasette_runtime_truth import charts, queries
 
 
 def attrs(svg, css_class, name):
@@ -46,8 +46,8 @@ def test_coverage_chart_without_days_says_so():
 
 
 def test_switch_positions_pass_over_unknown_runtime():
-    assert charts.switch_positions(["a", "", "a", "b", "b", "", "a"]) == [3, 6]
-    assert charts.switch_positions(["", "", "a"]) == []
+    assert queries.switch_positions(["a", "", "a", "b", "b", "", "a"]) == [3, 6]
+    assert queries.switch_positions(["", "", "a"]) == []
 
 
 def test_timeline_marks_each_turn_coloured_by_runtime_and_marks_switches():
@@ -61,9 +61,12 @@ def test_timeline_marks_each_turn_coloured_by_runtime_and_marks_switches():
     assert attrs(svg, "rt-turn", "data-turn-id") == ["turn-1", "turn-2", "turn-3"]
     assert attrs(svg, "rt-turn", "data-runtime-key") == ["inventory@v1", "", "planner@v1"]
     fills = re.findall(r'class="rt-turn"[^>]*fill="([^"]+)"', svg)
-    assert fills == [charts.PALETTE[0], charts.UNKNOWN_COLOUR, charts.PALETTE[1]]
+    assert fills == [charts.runtime_colour("inventory@v1"), charts.UNKNOWN_COLOUR,
+                     charts.runtime_colour("planner@v1")]
     assert attrs(svg, "rt-switch", "data-to") == ["planner@v1"]
     assert attrs(svg, "rt-legend", "data-runtime-key") == ["", "inventory@v1", "planner@v1"]
+    assert attrs(svg, "rt-legend", "data-colour") == [charts.UNKNOWN_COLOUR, charts.runtime_colour("inventory@v1"),
+                                                     charts.runtime_colour("planner@v1")]
     assert attrs(svg, "rt-legend", "data-count") == ["1", "1", "1"]
     assert ("<title>turn turn-3: runtime_key planner@v1, inference_id inf-2, "
             "2026-03-20 00:00:02 UTC, session s-1</title>") in svg

@@ -20,16 +20,16 @@ async def rows(ds, path):
     return response.json()
 
 
-def history_row(turn_id, runtime_key, inference_id, updated, session_id):
+def history_row(turn_id, runtime_key, inference_id, updated, session_id, switched_from=""):
     return {"turn_id": turn_id, "runtime_key": runtime_key, "inference_id": inference_id,
-            "updated_at_ms": updated, "session_id": session_id}
+            "updated_at_ms": updated, "session_id": session_id, "switched_from": switched_from}
 
 
 CONV_1_HISTORY = [
     history_row("t1", "inventory@v1", "inf-1", BEFORE + 1000, "s-1"),
     history_row("t2", "", "", BEFORE + 2000, "s-1"),
-    history_row("t3", "planner@v1", "inf-3", CUTOVER + 3000, "s-1"),
-    history_row("t4", "inventory@v1", "inf-4", CUTOVER + 4000, "s-2"),
+    history_row("t3", "planner@v1", "inf-3", CUTOVER + 3000, "s-1", "inventory@v1"),
+    history_row("t4", "inventory@v1", "inf-4", CUTOVER + 4000, "s-2", "planner@v1"),
 ]
 
 
@@ -88,11 +88,11 @@ async def test_csv_gives_the_same_rows(store, mode):
         response = await ds.client.get("/turns/runtime_history.csv?conv_id=conv-1")
         assert response.status_code == 200
         assert response.text.splitlines() == [
-            "turn_id,runtime_key,inference_id,updated_at_ms,session_id",
-            f"t1,inventory@v1,inf-1,{BEFORE + 1000},s-1",
-            f"t2,,,{BEFORE + 2000},s-1",
-            f"t3,planner@v1,inf-3,{CUTOVER + 3000},s-1",
-            f"t4,inventory@v1,inf-4,{CUTOVER + 4000},s-2",
+            "turn_id,runtime_key,inference_id,updated_at_ms,session_id,switched_from",
+            f"t1,inventory@v1,inf-1,{BEFORE + 1000},s-1,",
+            f"t2,,,{BEFORE + 2000},s-1,",
+            f"t3,planner@v1,inf-3,{CUTOVER + 3000},s-1,inventory@v1",
+            f"t4,inventory@v1,inf-4,{CUTOVER + 4000},s-2,planner@v1",
         ]
         response = await ds.client.get("/turns/missing_backfill_count.csv")
         assert response.text.splitlines() == ["missing_runtime_or_inference", "2"]
@@ -156,10 +156,12 @@ UPSTREAM_CONV_INDEXES = [index.name for index in schema.INDEXES if index.name.st
 
 
 def test_runtime_history_searches_an_upstream_index(store):
+    # The conversation is read twice (its turns, and its known runtimes for the switch rule),
+    # each time through an upstream index.
     plan = query_plan(store, "runtime_history", {"conv_id": "conv-1"})
     searches = [line for line in plan if re.fullmatch(r"SEARCH turns USING (COVERING )?INDEX (\w+) \(conv_id=\?\)", line)]
-    assert len(searches) == 1, plan
-    assert searches[0].split(" INDEX ")[1].split(" ")[0] in UPSTREAM_CONV_INDEXES
+    assert len(searches) == 2, plan
+    assert all(line.split(" INDEX ")[1].split(" ")[0] in UPSTREAM_CONV_INDEXES for line in searches)
     assert not [line for line in plan if line.startswith("SCAN turns")]
 
 

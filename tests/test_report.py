@@ -80,7 +80,7 @@ def test_pre_cutover_store_fails_until_migrated(tmp_path):
     assert result.status == "passes"
     assert result.check("would_fill").figure == "none: every recoverable value is filled (canonical rules)"
     assert result.check("missing_runtime_key").figure == (
-        "3 of 4 rows (75%): nothing in their metadata to recover, so they keep ''"
+        "3 of 4 rows (75%): none recoverable by a migrate run with the canonical rules, so they stay empty"
     )
     assert result.check("missing_inference_id").value == 2
 
@@ -121,7 +121,7 @@ def test_bad_metadata_counts_invalid_and_non_object_but_not_empty(tmp_path):
     insert_turn(conn, "c1", "s1", "set", metadata="{", runtime_key="agent", inference_id="inf-1")
     check = build(conn).check("bad_metadata")
     assert (check.status, check.value) == ("info", 4)
-    assert check.figure == "4 of 7 rows (among those still missing a value: the backfill skips them, they keep '')"
+    assert check.figure == "4 of 7 rows (among those still missing a value: the backfill skips them, they stay empty)"
 
 
 def test_values_already_set_are_never_counted_as_would_fill(tmp_path):

@@ -1,0 +1,79 @@
+"""The migration preview: for each row a migrate run looks at, what it would write.
+
+Works on any turns.db, migrated or not: the candidates are the migration's own (``runtime_key``
+or ``inference_id`` empty; on a pre-cutover store, where both columns are missing, every row),
+and each row's outcome is ``backfill.next_values`` with the configured rules, exactly the
+migration's decision. Read in primary-key order with keyset paging, a page at a time, so the
+Python work per request is bounded.
+"""
+
+from dataclasses import dataclass
+
+from . import backfill, schema
+
+WRITES, UNCHANGED, SKIPPED = "writes", "unchanged", "skipped: bad metadata"
+DEFAULT_PAGE = 50
+MAX_PAGE = 1000
+COLUMNS = ("conv_id", "session_id", "turn_id", "updated_at_ms", "runtime_key", "inference_id",
+           "action", "new_runtime_key", "new_inference_id")
+
+
+@dataclass
+class Page:
+    rows: list  # dicts with COLUMNS
+    next_after: tuple  # (conv_id, session_id, turn_id) of the last row when there may be more
+
+
+def page_size(text, cap=MAX_PAGE):
+    """``limit`` as a page size: a positive whole number up to ``cap``, else the default."""
+    try:
+        size = int(text)
+    except (TypeError, ValueError):
+        return min(DEFAULT_PAGE, cap)
+    return min(size, cap) if size > 0 else min(DEFAULT_PAGE, cap)
+
+
+def read_page(conn, rules="canonical", after=None, limit=DEFAULT_PAGE):
+    """One page of candidate rows after the ``(conv_id, session_id, turn_id)`` key ``after``."""
+    if rules not in backfill.RULES:
+        raise ValueError(f"unknown rules {rules!r}: expected one of {', '.join(backfill.RULES)}")
+    columns = schema.turns_columns(conn)
+
+    def column(name, default):
+        return name if name in columns else default
+
+    runtime_key, inference_id = column("runtime_key", "''"), column("inference_id", "''")
+    stamp = next((c for c in ("updated_at_ms", "turn_created_at_ms", schema.LEGACY_CREATED_COLUMN)
+                  if c in columns), "NULL")
+    where = f"(coalesce({runtime_key}, '') = '' OR coalesce({inference_id}, '') = '')"
+    params = {"limit": limit + 1}
+    if after is not None:
+        where += " AND (conv_id, session_id, turn_id) > (:conv, :session, :turn)"
+        params.update(zip(("conv", "session", "turn"), after))
+    cursor = conn.execute(
+        f"""SELECT conv_id, session_id, turn_id, {stamp}, {runtime_key}, {inference_id},
+                   {column("turn_metadata_json", "'{}'")}
+            FROM turns WHERE {where}
+            ORDER BY conv_id, session_id, turn_id LIMIT :limit""",
+        params,
+    )
+    found = cursor.fetchall()
+    rows = [_decide(row, rules) for row in found[:limit]]
+    more = len(found) > limit
+    last = rows[-1] if rows else None
+    return Page(rows, (last["conv_id"], last["session_id"], last["turn_id"]) if more else None)
+
+
+def _decide(row, rules):
+    conv_id, session_id, turn_id, updated, runtime_key, inference_id, metadata = row
+    try:
+        new = backfill.next_values(metadata, runtime_key, inference_id, rules)
+    except backfill.InvalidMetadata:
+        action, new = SKIPPED, None
+    else:
+        action = UNCHANGED if new is None else WRITES
+    new_runtime, new_inference = new if new is not None else (runtime_key or "", inference_id or "")
+    return {"conv_id": conv_id, "session_id": session_id, "turn_id": turn_id,
+            "updated_at_ms": updated, "runtime_key": runtime_key or "",
+            "inference_id": inference_id or "", "action": action,
+            "new_runtime_key": new_runtime, "new_inference_id": new_inference}
