@@ -100,7 +100,7 @@ def _migrated(db_report):
 PREVIEWED = {"missing_runtime_key", "missing_inference_id", "bad_metadata", "would_fill"}
 
 
-def _links(datasette, db_report, timeline):
+def _links(datasette, db_report):
     """Each check's rows link (a query that cannot run yet is replaced by the migration preview,
     or by a note), its complete list, and each listed conversation's history and timeline."""
     migrated = _migrated(db_report)
@@ -133,7 +133,7 @@ def _links(datasette, db_report, timeline):
 def _as_json(datasette, reports):
     databases = []
     for db_report in reports:
-        _links(datasette, db_report, db_report.timeline)
+        _links(datasette, db_report)
         data = db_report.as_dict()
         for check, check_data in zip(db_report.checks, data["checks"]):
             check_data["url"] = check.url
@@ -174,7 +174,7 @@ async def report_page(datasette, request):
     reports = await build_reports(datasette, request.actor, refresh=_refresh(request))
     sections = []
     for db_report in reports:
-        _links(datasette, db_report, db_report.timeline)
+        _links(datasette, db_report)
         db = datasette.databases[db_report.database]
         switched = db_report.check("runtime_switches").items[:SHOWN_TIMELINES]
         timelines = []
@@ -257,23 +257,23 @@ def _last_known(rows, index):
 async def _timeline_db(datasette, actor):
     """The timeline store, when attached and the actor may view its conversations; else None."""
     try:
-        timeline = await config.timeline_database(datasette)
+        timeline_db = await timeline.database(datasette)
     except ValueError:
         return None
-    if timeline is None or not await permissions.can_view_table(
-            datasette, actor, timeline.name, "timeline_conversations"):
+    if timeline_db is None or not await permissions.can_view_table(
+            datasette, actor, timeline_db.name, "timeline_conversations"):
         return None
-    return timeline
+    return timeline_db
 
 
 async def _pointer(datasette, actor, conv_id):
     """{database, runtime_key} of the conversation's pointer in the timeline store, or None."""
-    timeline = await _timeline_db(datasette, actor)
-    if timeline is None:
+    timeline_db = await _timeline_db(datasette, actor)
+    if timeline_db is None:
         return None
-    found = (await timeline.execute(
+    found = (await timeline_db.execute(
         "SELECT runtime_key FROM timeline_conversations WHERE conv_id = ?", [conv_id])).first()
-    return {"database": timeline.name, "runtime_key": None if found is None else found[0]}
+    return {"database": timeline_db.name, "runtime_key": None if found is None else found[0]}
 
 
 def _after(request, names):
@@ -316,15 +316,15 @@ async def preview_page(datasette, request):
 
 async def pointers_page(datasette, request):
     db = await _turns_db(datasette, request)
-    timeline = await _timeline_db(datasette, request.actor)
+    timeline_db = await _timeline_db(datasette, request.actor)
     columns = await db.table_columns("turns")
     rows, next_url, problem = [], None, None
-    if timeline is None:
+    if timeline_db is None:
         problem = "No timeline store to compare with (or you may not view its timeline_conversations)."
     elif "runtime_key" not in columns:
         problem = "This store has no runtime_key column yet: run the migration first."
     else:
-        pointers = await timeline.execute_fn(report.read_pointers)
+        pointers = await timeline_db.execute_fn(timeline.read_pointers)
         differ, _, _ = await db.execute_fn(lambda conn: report.pointer_mismatches(conn, pointers))
         after = request.args.get("after_conv")
         limit = preview.page_size(request.args.get("limit"), datasette.setting("max_returned_rows"))

@@ -37,14 +37,9 @@ def read_page(conn, rules="canonical", after=None, limit=DEFAULT_PAGE):
     """One page of candidate rows after the ``(conv_id, session_id, turn_id)`` key ``after``."""
     if rules not in backfill.RULES:
         raise ValueError(f"unknown rules {rules!r}: expected one of {', '.join(backfill.RULES)}")
-    columns = schema.turns_columns(conn)
-
-    def column(name, default):
-        return name if name in columns else default
-
-    runtime_key, inference_id = column("runtime_key", "''"), column("inference_id", "''")
-    stamp = next((c for c in ("updated_at_ms", "turn_created_at_ms", schema.LEGACY_CREATED_COLUMN)
-                  if c in columns), "NULL")
+    shape = schema.TurnsShape.read(conn)
+    runtime_key, inference_id = shape.runtime_key, shape.inference_id
+    stamp = shape.stamp or "NULL"
     where = f"(coalesce({runtime_key}, '') = '' OR coalesce({inference_id}, '') = '')"
     params = {"limit": limit + 1}
     if after is not None:
@@ -52,7 +47,7 @@ def read_page(conn, rules="canonical", after=None, limit=DEFAULT_PAGE):
         params.update(zip(("conv", "session", "turn"), after))
     cursor = conn.execute(
         f"""SELECT conv_id, session_id, turn_id, {stamp}, {runtime_key}, {inference_id},
-                   {column("turn_metadata_json", "'{}'")}
+                   {shape.metadata_json}
             FROM turns WHERE {where}
             ORDER BY conv_id, session_id, turn_id LIMIT :limit""",
         params,
