@@ -15,7 +15,7 @@ import urllib.parse
 from datasette.database import QueryInterrupted
 from datasette.utils.asgi import Forbidden, Response
 
-from . import config, golang, permissions, schema, store, timeline
+from . import config, golang, links, permissions, schema, store, timeline
 from . import payload as shapes
 from .cors import add_cors
 from .permissions import ensure_view_database, forbidden_tables
@@ -72,9 +72,9 @@ def _json_view(handler):
             # A CORS preflight: Datasette's own views answer it "ok", with the CORS headers.
             return add_cors(datasette, Response.text("ok", headers={"Allow": ALLOWED_METHODS}))
         try:
-            response = Response.json(await _answer(handler, datasette, request))
+            response = links.json_response(await _answer(handler, datasette, request))
         except ApiError as error:
-            response = Response.json(shapes.error_body(error.message, error.status), status=error.status)
+            response = links.json_response(shapes.error_body(error.message, error.status), status=error.status)
             if error.status == 405:
                 response.headers["Allow"] = ALLOWED_METHODS
         if request.method == "HEAD":

@@ -139,6 +139,16 @@ def recover(metadata_json: Union[str, bytes, None], rules: str = "canonical") ->
     return Recovered(runtime_rule(metadata), inference_rule(metadata))
 
 
+def as_text(value: Any) -> str:
+    """A column's value as the upstream's Go reads it into a string: NULL as ``''``, a BLOB
+    as its UTF-8 text (U+FFFD where it is not UTF-8), a number as its decimal text."""
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return value if isinstance(value, str) else str(value)
+
+
 def is_candidate(runtime_key: Optional[str], inference_id: Optional[str]) -> bool:
     """Upstream looks only at rows where a column is exactly ``''`` (or NULL)."""
     return not runtime_key or not inference_id
@@ -156,8 +166,8 @@ def next_values(metadata_json: Union[str, bytes, None], runtime_key: Optional[st
     """
     runtime_rule, inference_rule = _rule_functions(rules)
     metadata = parse_metadata(metadata_json)
-    old_runtime = runtime_key.strip(golang.GO_SPACE) if runtime_key else ""
-    old_inference = inference_id.strip(golang.GO_SPACE) if inference_id else ""
+    old_runtime = as_text(runtime_key).strip(golang.GO_SPACE) if runtime_key else ""
+    old_inference = as_text(inference_id).strip(golang.GO_SPACE) if inference_id else ""
     new_runtime = old_runtime or runtime_rule(metadata)
     new_inference = old_inference or inference_rule(metadata)
     if new_runtime == old_runtime and new_inference == old_inference:

@@ -9,6 +9,7 @@ from urllib.parse import quote, urlencode
 import weakref
 
 from datasette.utils import tilde_encode
+from datasette.utils.asgi import Response
 from markupsafe import Markup
 
 from . import config, permissions, queries, times
@@ -107,3 +108,18 @@ async def _is_turns_database(datasette, database):
     if database not in known:
         known[database] = await config.is_turns_database(datasette, database)
     return known[database]
+
+
+def json_response(body, status=200):
+    """A JSON answer in which any BLOB a hostile store holds (an id, a value) is its UTF-8 text,
+    or hex where it is not UTF-8, instead of a 500."""
+    return Response.json(body, status=status, default=_blob_as_text)
+
+
+def _blob_as_text(value):
+    if isinstance(value, bytes):
+        try:
+            return value.decode("utf-8")
+        except UnicodeDecodeError:
+            return value.hex()
+    raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")

@@ -295,7 +295,7 @@ class Migration:
                                        (old_inference, new_inference, "inference_id_filled")):
                 if value == old:
                     continue
-                if value and not (old and golang.trim_space(old)):
+                if value and not (old and golang.trim_space(backfill.as_text(old))):
                     setattr(report, filled, getattr(report, filled) + 1)
                 else:
                     report.values_trimmed += 1

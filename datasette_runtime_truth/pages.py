@@ -154,7 +154,7 @@ def _coverage_url(datasette, db_report):
 
 async def report_json(datasette, request):
     reports = await build_reports(datasette, request.actor, refresh=_refresh(request))
-    response = Response.json(_as_json(datasette, reports))
+    response = links.json_response(_as_json(datasette, reports))
     if datasette.cors:
         add_cors_headers(response.headers)
     return response
@@ -298,7 +298,7 @@ async def preview_page(datasette, request):
                                                  page.next_after)))
     fmt = request.url_vars.get("format")
     if fmt == ".json":
-        return Response.json({"database": db.name, "rules": rules, "rows": page.rows,
+        return links.json_response({"database": db.name, "rules": rules, "rows": page.rows,
                               "next": next_url and next_url.replace("/preview?", "/preview.json?", 1)})
     if fmt == ".csv":
         out = io.StringIO()
@@ -382,7 +382,7 @@ async def _list(datasette, request, database, title, rows, columns, next_url, ab
             row["timeline_url"] = timeline_url(datasette, database, row["conv_id"])
     if request.url_vars.get("format") == ".json":
         base = request.path.rsplit(".json", 1)[0]
-        return Response.json({"database": database, "rows": rows, "problem": problem,
+        return links.json_response({"database": database, "rows": rows, "problem": problem,
                               "next": next_url and next_url.replace(base + "?", base + ".json?", 1)})
     path, qs = request.path, ("?" + request.query_string if request.query_string else "")
     return await _page(datasette, request, "runtime_truth_list.html", {

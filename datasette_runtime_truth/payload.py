@@ -105,7 +105,7 @@ def turn_payload(turn_id, blocks, metadata_json, data_json):
     """
     payload = {
         "blocks": [_block(*block) for block in blocks],
-        "id": turn_id,
+        "id": _text(turn_id),
     }
     _put_if_present(payload, "metadata", parse_json(metadata_json))
     _put_if_present(payload, "data", parse_json(data_json))
@@ -113,12 +113,21 @@ def turn_payload(turn_id, blocks, metadata_json, data_json):
 
 
 def _block(block_id, kind, role, payload_json, metadata_json):
-    block = {"id": block_id or "", "kind": kind or ""}
-    if golang.trim_space(role or ""):
+    block = {"id": _text(block_id), "kind": _text(kind)}
+    role = _text(role)
+    if golang.trim_space(role):
         block["role"] = role
     _put_if_present(block, "payload", parse_json(payload_json))
     _put_if_present(block, "metadata", parse_json(metadata_json))
     return block
+
+
+def _text(value):
+    """A text column's value as the upstream's Go reads it into a string: NULL as ``''``, a
+    number a hostile store put there as its decimal text."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else str(value)
 
 
 def _put_if_present(mapping, key, value):

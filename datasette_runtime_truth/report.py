@@ -179,8 +179,8 @@ def _backfill_checks(conn, shape, turns, rules, path):
             continue
         if new is not None:
             fill_rows += 1
-            fill_runtime += bool(new[0]) and not golang.trim_space(old_runtime or "")
-            fill_inference += bool(new[1]) and not golang.trim_space(old_inference or "")
+            fill_runtime += bool(new[0]) and not golang.trim_space(backfill.as_text(old_runtime))
+            fill_inference += bool(new[1]) and not golang.trim_space(backfill.as_text(old_inference))
     if fill_rows:
         command = f"datasette runtime-truth migrate {path or 'turns.db'}"
         if rules != "canonical":
@@ -340,7 +340,8 @@ def coverage(conn, shape=None):
     stamp = shape.stamp
     if stamp is None:
         return []
-    runtime_key, inference_id = f"{shape.runtime_key} != ''", f"{shape.inference_id} != ''"
+    runtime_key = f"coalesce({shape.runtime_key} != '', 0)"
+    inference_id = f"coalesce({shape.inference_id} != '', 0)"
     rows = conn.execute(
         f"""SELECT strftime('%Y-%m-%d', {stamp} / 1000, 'unixepoch') AS day, count(*),
                    sum({runtime_key}), sum({inference_id})
