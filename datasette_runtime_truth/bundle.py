@@ -1,13 +1,14 @@
 """Generate the no-plugin bundle from queries.py: metadata.yml (Datasette 0.65), datasette.yaml (1.0)
-and the query-page templates.
+and the query-page templates, into the directory it is given.
 
-    python -m datasette_runtime_truth.bundle          # rewrite the files in this checkout
-    python -m datasette_runtime_truth.bundle --check  # exit 1 when a committed file is stale
+    datasette runtime-truth bundle DIR          # write DIR/metadata.yml, DIR/datasette.yaml, DIR/templates/
+    datasette runtime-truth bundle DIR --check  # exit 1 when a file there is missing or stale
 
-The per-query templates are generated into both the package's ``templates/`` (used when the plugin
-is installed) and the top-level ``templates/`` (``--template-dir templates`` without the plugin),
-together with copies of the two hand-written templates they extend. Pages are named for a database
-called ``turns`` (the upstream file name, turns.db), as Datasette looks them up.
+The plugin's own copies of the per-query templates, in the package's ``templates/``, come from the
+same source; a developer who changes queries.py regenerates them with
+``python -m datasette_runtime_truth.bundle`` (``--check`` to verify), which writes only there.
+Pages are named for a database called ``turns`` (the upstream file name, turns.db), as Datasette
+looks them up.
 """
 
 import argparse
@@ -22,9 +23,8 @@ from . import queries
 
 DATABASE = "turns"
 PACKAGE_TEMPLATES = Path(__file__).parent / "templates"
-ROOT = Path(__file__).parent.parent
 BASE_TEMPLATES = ("_runtime_truth_query.html", "_runtime_truth_history.html")
-HEADER = "Generated from datasette_runtime_truth/queries.py by `python -m datasette_runtime_truth.bundle`: edit that, not this file."
+HEADER = "Generated from datasette_runtime_truth/queries.py (see bundle.py): edit that and regenerate, not this file."
 
 
 def query_template_name(query, database=DATABASE):
@@ -59,33 +59,35 @@ def config_file(for_datasette):
     )
 
 
-def expected_files(root=ROOT):
-    """Every generated file: path -> content."""
-    root = Path(root)
+def bundle_files(directory):
+    """The no-plugin bundle in ``directory``: path -> content."""
+    directory = Path(directory)
     files = {
-        root / "metadata.yml": config_file("0.65"),
-        root / "datasette.yaml": config_file("1.0"),
+        directory / "metadata.yml": config_file("0.65"),
+        directory / "datasette.yaml": config_file("1.0"),
     }
     for query in queries.QUERIES:
-        content = query_template(query)
-        files[PACKAGE_TEMPLATES / query_template_name(query)] = content
-        files[root / "templates" / query_template_name(query)] = content
+        files[directory / "templates" / query_template_name(query)] = query_template(query)
     for name in BASE_TEMPLATES:
-        files[root / "templates" / name] = (PACKAGE_TEMPLATES / name).read_text()
+        files[directory / "templates" / name] = (PACKAGE_TEMPLATES / name).read_text()
     return files
 
 
-def stale_files(root=ROOT):
-    """The generated files that are missing or differ from what queries.py gives."""
-    return sorted(
-        str(path) for path, content in expected_files(root).items()
-        if not path.exists() or path.read_text() != content
-    )
+def package_files():
+    """The plugin's own per-query templates, in the package: path -> content."""
+    return {PACKAGE_TEMPLATES / query_template_name(query): query_template(query) for query in queries.QUERIES}
 
 
-def write(root=ROOT):
+def stale_files(files):
+    """The paths of ``files`` that are missing or differ from their content."""
+    return sorted(str(path) for path, content in files.items()
+                  if not path.exists() or path.read_text() != content)
+
+
+def write(files):
+    """Write each of ``files`` that is missing or differs; return their paths."""
     written = []
-    for path, content in expected_files(root).items():
+    for path, content in files.items():
         if path.exists() and path.read_text() == content:
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -113,18 +115,17 @@ _Dumper.add_representer(str, _represent_str)
 
 
 def main(argv=None):
+    """Regenerate (or ``--check``) the plugin's own templates in the package source."""
     parser = argparse.ArgumentParser(prog="python -m datasette_runtime_truth.bundle",
-                                     description=__doc__.splitlines()[0])
+                                     description="Regenerate the plugin's own query templates from queries.py.")
     parser.add_argument("--check", action="store_true", help="Exit 1 when a generated file is stale.")
     args = parser.parse_args(argv)
     if args.check:
-        stale = stale_files()
+        stale = stale_files(package_files())
         for path in stale:
             print(f"stale: {path}", file=sys.stderr)
-        if stale:
-            print("run: python -m datasette_runtime_truth.bundle", file=sys.stderr)
         return 1 if stale else 0
-    for path in write():
+    for path in write(package_files()):
         print(f"wrote {path}")
     return 0
 

@@ -3,6 +3,7 @@
 import contextlib
 import json
 import os
+import pathlib
 import sys
 import time
 import urllib.parse
@@ -50,6 +51,26 @@ def demo(directory, turn_count, seed, shape, force):
         f"{summary.turns:,} turns, {summary.snapshots:,} snapshots, {summary.blocks:,} blocks) "
         f"and {summary.timeline_path}"
     )
+
+
+@runtime_truth.command()
+@click.argument("directory", type=click.Path(file_okay=False, path_type=pathlib.Path))
+@click.option("--check", is_flag=True, help="Write nothing; exit 1 when a file is missing or stale.")
+def bundle(directory, check):
+    """Write the canned queries for Datasette without the plugin into DIRECTORY: metadata.yml
+    (0.65), datasette.yaml (1.0) and templates/ (then: datasette turns.db -m DIRECTORY/metadata.yml
+    --template-dir DIRECTORY/templates)."""
+    from . import bundle as generated  # imported here: `python -m datasette_runtime_truth.bundle` runs it as __main__
+
+    files = generated.bundle_files(directory)
+    if check:
+        stale = generated.stale_files(files)
+        if stale:
+            raise CommandError("stale: " + ", ".join(stale) + f"; run `datasette runtime-truth bundle {directory}`")
+        click.echo(f"{directory}: the bundle is up to date")
+        return
+    for path in generated.write(files):
+        click.echo(f"wrote {path}")
 
 
 @runtime_truth.command()

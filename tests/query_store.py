@@ -14,7 +14,7 @@ from datasette_runtime_truth import bundle
 DAY = 86_400_000
 CUTOVER = 1_773_964_800_000  # 2026-03-20T00:00:00Z
 BEFORE = CUTOVER - DAY  # 2026-03-19
-ROOT = Path(bundle.ROOT)
+ROOT = Path(__file__).resolve().parents[1]
 IS_1_0 = hasattr(Datasette, "add_query")
 MODES = ("plugin", "bundle")
 

@@ -4,6 +4,8 @@ import re
 import subprocess
 import sys
 
+from click.testing import CliRunner
+from datasette.cli import cli
 import pytest
 import yaml
 
@@ -14,15 +16,27 @@ README_LINK = re.compile(r"http://127\.0\.0\.1:8001(/turns/[^\s|`)]+)")
 
 
 def test_committed_bundle_matches_queries_py():
-    assert bundle.stale_files() == []
+    assert bundle.stale_files(bundle.bundle_files(ROOT)) == []
+    assert bundle.stale_files(bundle.package_files()) == []
+    result = CliRunner().invoke(cli, ["runtime-truth", "bundle", str(ROOT), "--check"])
+    assert (result.exit_code, result.output) == (0, f"{ROOT}: the bundle is up to date\n")
+    assert subprocess.run([sys.executable, "-m", "datasette_runtime_truth.bundle", "--check"]).returncode == 0
 
 
-def test_check_command_reports_a_stale_file(tmp_path):
-    assert subprocess.run([sys.executable, "-m", "datasette_runtime_truth.bundle", "--check"],
-                          cwd=ROOT).returncode == 0
-    bundle.write(tmp_path)
-    (tmp_path / "metadata.yml").write_text("databases: {}\n")
-    assert bundle.stale_files(tmp_path) == [str(tmp_path / "metadata.yml")]
+def test_bundle_writes_where_it_is_told_and_check_finds_a_stale_file(tmp_path):
+    target = tmp_path / "bundle"
+    result = CliRunner().invoke(cli, ["runtime-truth", "bundle", str(target)])
+    assert result.exit_code == 0
+    written = sorted(path.relative_to(target).as_posix() for path in target.rglob("*") if path.is_file())
+    assert written == sorted(["metadata.yml", "datasette.yaml",
+                              *(f"templates/query-turns-{query.name}.html" for query in queries.QUERIES),
+                              *(f"templates/{name}" for name in bundle.BASE_TEMPLATES)])
+    assert (target / "metadata.yml").read_text() == (ROOT / "metadata.yml").read_text()
+    (target / "metadata.yml").write_text("databases: {}\n")
+    stale = CliRunner().invoke(cli, ["runtime-truth", "bundle", str(target), "--check"])
+    assert stale.exit_code == 1
+    assert stale.output == (f"Error: stale: {target / 'metadata.yml'}; run `datasette runtime-truth bundle {target}`\n")
+    assert CliRunner().invoke(cli, ["runtime-truth", "bundle", str(target)]).output == f"wrote {target / 'metadata.yml'}\n"
 
 
 def test_both_config_files_hold_every_query():
