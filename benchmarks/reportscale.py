@@ -15,7 +15,7 @@ import time
 
 import httpx
 
-from datasette_runtime_truth import report
+from datasette_runtime_truth import figures
 
 from measure import Row, Section
 from routes import REQUEST_TIMEOUT_S, Server, served_copy
@@ -34,10 +34,10 @@ FLOOR_SQL = {
         SELECT strftime('%Y-%m-%d', updated_at_ms / 1000, 'unixepoch') AS day, count(*),
                sum(runtime_key != ''), sum(inference_id != '')
         FROM turns WHERE updated_at_ms > 0 GROUP BY day""",
-    "switched conversations": report.SWITCHES_SQL,
+    "switched conversations": figures.SWITCHES_SQL,
     "conversations": "SELECT count(DISTINCT conv_id) FROM turns",
     "pointers against newest turns": f"""
-        SELECT count(*) FROM ({report.NEWEST_SQL}) AS newest
+        SELECT count(*) FROM ({figures.NEWEST_SQL}) AS newest
         JOIN timeline.timeline_conversations AS pointer USING (conv_id)
         WHERE newest.runtime_key != '' AND pointer.runtime_key != newest.runtime_key""",
 }

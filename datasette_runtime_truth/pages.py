@@ -13,8 +13,8 @@ from urllib.parse import urlencode
 from datasette.utils import add_cors_headers
 from datasette.utils.asgi import Forbidden, NotFound, Response
 
-from . import (charts, config, links, metrics, permissions, preview, queries, report, reportcache,
-               startup, timeline, times)
+from . import (charts, config, figures, links, metrics, permissions, preview, queries, report,
+               reportcache, startup, timeline, times)
 
 PREFIX = links.PREFIX
 SHOWN_TIMELINES = 5  # switched conversations drawn inline on the report
@@ -179,7 +179,7 @@ async def report_page(datasette, request):
         switched = db_report.check("runtime_switches").items[:SHOWN_TIMELINES]
         timelines = []
         for item in switched:
-            rows = await db.execute_fn(lambda conn, c=item["conv_id"]: report.conversation_history(conn, c))
+            rows = await db.execute_fn(lambda conn, c=item["conv_id"]: figures.conversation_history(conn, c))
             timelines.append({**item, "svg": charts.timeline_svg(rows)})
         sections.append({
             "report": db_report,
@@ -233,7 +233,7 @@ async def conversation_page(datasette, request):
             "database": name, "conv_id": "", "rt_crumbs": crumbs,
             "problem": "missing conv_id: this page shows one conversation; add ?conv_id=... to "
                        "the URL, or pick a conversation from the report's lists."}, status=400)
-    rows = await db.execute_fn(lambda conn: report.conversation_history(conn, conv_id))
+    rows = await db.execute_fn(lambda conn: figures.conversation_history(conn, conv_id))
     if not rows:
         raise NotFound(f"conversation not found: {conv_id}")
     switches = queries.switch_positions([row["runtime_key"] for row in rows])
@@ -325,7 +325,7 @@ async def pointers_page(datasette, request):
         problem = "This store has no runtime_key column yet: run the migration first."
     else:
         pointers = await timeline_db.execute_fn(timeline.read_pointers)
-        differ, _, _ = await db.execute_fn(lambda conn: report.pointer_mismatches(conn, pointers))
+        differ, _, _ = await db.execute_fn(lambda conn: figures.pointer_mismatches(conn, pointers))
         after = request.args.get("after_conv")
         limit = preview.page_size(request.args.get("limit"), datasette.setting("max_returned_rows"))
         remaining = [row for row in differ if after is None or row["conv_id"] > after]

@@ -10,7 +10,7 @@ from dataclasses import asdict, dataclass, field
 import datetime
 from typing import Optional
 
-from . import backfill, golang, queries, schema, sqlitefile
+from . import backfill, figures, schema
 
 PASS, FAIL, INFO = "pass", "fail", "info"
 PASSES, FAILS, EMPTY = "passes", "fails", "no turns database"
@@ -99,28 +99,30 @@ def _describe_item(item):
 
 def build(conn, database, path=None, rules="canonical", opened="mutable", pointers=None,
           timeline=None):
-    """Run every check on the turns.db behind ``conn`` and return a DatabaseReport.
+    """Read the figures of the turns.db behind ``conn`` and judge them: a DatabaseReport.
 
     ``opened`` says how the caller opened the file (``mutable``, ``immutable`` or ``read-only``);
-    ``pointers`` maps conv_id to the timeline store's ``runtime_key`` (see read_pointers), or is
-    None when there is no timeline store.
+    ``pointers`` maps conv_id to the timeline store's ``runtime_key``, or is None when there is no
+    timeline store.
     """
     if rules not in backfill.RULES:
         raise ValueError(f"unknown rules {rules!r}: expected one of {', '.join(backfill.RULES)}")
-    shape = schema.TurnsShape.read(conn)
-    turns = conn.execute("SELECT count(*) FROM turns").fetchone()[0]
-    has_runtime_key = "runtime_key" in shape.columns
+    return judge(figures.read(conn, rules, path, pointers), database, path, rules, opened, timeline)
+
+
+def judge(found, database, path=None, rules="canonical", opened="mutable", timeline=None):
+    """The checks over ``found`` (a figures.Figures): pure, no I/O."""
     checks = [
-        _columns_check(shape.columns),
-        _indexes_check(shape.indexes),
-        *_backfill_checks(conn, shape, turns, rules, path),
-        _switches_check(conn, has_runtime_key),
-        _pointer_check(conn, has_runtime_key, pointers, timeline),
-        _journal_check(conn, path, opened),
+        _columns_check(found.shape.columns),
+        _indexes_check(found.shape.indexes),
+        *_backfill_checks(found.backfill, found.turns, rules, path),
+        _switches_check(found.switched, found.conversations),
+        _pointer_check(found.pointers, found.has_timeline_store, timeline),
+        _journal_check(found.journal_mode, found.wal_has_content, opened),
     ]
     return DatabaseReport(
-        database=database, path=path, rules=rules, turns=turns, checks=checks,
-        coverage=coverage(conn, shape), timeline=timeline,
+        database=database, path=path, rules=rules, turns=found.turns, checks=checks,
+        coverage=found.coverage, timeline=timeline,
     )
 
 
@@ -158,29 +160,9 @@ def _index_text(columns):
     return ", ".join(f"{column} DESC" if desc else column for column, desc in columns)
 
 
-def _backfill_checks(conn, shape, turns, rules, path):
-    """Missing values, bad metadata, and rows a migrate run would still fill, in one scan.
-
-    Like the migration, only rows still missing a value are parsed: bad metadata on a row whose
-    values are both set harms nothing, and such rows are most of a migrated store."""
-    runtime_key, inference_id, metadata = shape.runtime_key, shape.inference_id, shape.metadata_json
-    missing_runtime = missing_inference = bad = fill_runtime = fill_inference = fill_rows = 0
-    rows = conn.execute(
-        f"SELECT {runtime_key}, {inference_id}, {metadata} FROM turns"
-        f" WHERE coalesce({runtime_key}, '') = '' OR coalesce({inference_id}, '') = ''"
-    )
-    for old_runtime, old_inference, metadata_json in rows:
-        missing_runtime += not old_runtime
-        missing_inference += not old_inference
-        try:
-            new = backfill.next_values(metadata_json, old_runtime, old_inference, rules)
-        except backfill.InvalidMetadata:
-            bad += 1
-            continue
-        if new is not None:
-            fill_rows += 1
-            fill_runtime += bool(new[0]) and not golang.trim_space(backfill.as_text(old_runtime))
-            fill_inference += bool(new[1]) and not golang.trim_space(backfill.as_text(old_inference))
+def _backfill_checks(found, turns, rules, path):
+    fill_rows, fill_runtime, fill_inference = found.fill_rows, found.fill_runtime_key, found.fill_inference_id
+    missing_runtime, missing_inference, bad = found.missing_runtime_key, found.missing_inference_id, found.bad_metadata
     if fill_rows:
         command = f"datasette runtime-truth migrate {path or 'turns.db'}"
         if rules != "canonical":
@@ -225,43 +207,15 @@ def _percent(part, whole):
     return f"{share:.0f}%" if share == int(share) or share >= 10 else f"{share:.1f}%"
 
 
-# The runtime_switches query's rows, most switches first: one definition of a switch (queries.py).
-SWITCHES_SQL = f"""
-SELECT conv_id, switches
-FROM (
-{queries.BY_NAME["runtime_switches"].sql})
-ORDER BY switches DESC, conv_id
-"""
-
-
-def switched_conversations(conn):
-    """[(conv_id, switches)]: conversations whose known runtime_key changes between consecutive
-    turns (by updated_at_ms, then turn_id; turns without a runtime_key are passed over)."""
-    return conn.execute(SWITCHES_SQL).fetchall()
-
-
-def _switches_check(conn, has_runtime_key):
+def _switches_check(switched, conversations):
     title = "Conversations that switched runtime"
-    if not has_runtime_key:
+    if switched is None:
         return Check("runtime_switches", title, INFO, "no runtime_key column yet", 0, "runtime_switches")
-    switched = switched_conversations(conn)
-    conversations = conn.execute("SELECT count(DISTINCT conv_id) FROM turns").fetchone()[0]
     total = sum(switches for _, switches in switched)
     figure = (f"{len(switched):,} of {conversations:,} conversations "
               f"({total:,} switch{'es' if total != 1 else ''})")
     items = [{"conv_id": conv_id, "switches": n} for conv_id, n in switched[:LISTED]]
     return Check("runtime_switches", title, INFO, figure, len(switched), "runtime_switches", items)
-
-
-NEWEST_SQL = """
-SELECT conv_id, runtime_key FROM (
-  SELECT conv_id, runtime_key,
-         row_number() OVER (PARTITION BY conv_id ORDER BY updated_at_ms DESC, turn_id DESC) AS n
-  FROM turns
-)
-WHERE n = 1
-ORDER BY conv_id
-"""
 
 
 POINTER_TITLE = "Conversation pointer vs newest turn"
@@ -281,15 +235,15 @@ def iso_utc(epoch_s):
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def _pointer_check(conn, has_runtime_key, pointers, timeline):
+def _pointer_check(pointers, compared_with_a_store, timeline):
     title = POINTER_TITLE
-    if pointers is None and timeline:
+    if not compared_with_a_store and timeline:
         return Check("pointer", title, INFO, f"timeline_database {timeline!r} is not attached", None)
-    if pointers is None:
+    if not compared_with_a_store:
         return Check("pointer", title, INFO, "no timeline store to compare with", None)
-    if not has_runtime_key:
+    if pointers is None:
         return Check("pointer", title, INFO, "no runtime_key column yet", None)
-    differ, compared, unknown = pointer_mismatches(conn, pointers)
+    differ, compared, unknown = pointers.differ, pointers.compared, pointers.unknown
     figure = (f"{len(differ):,} of the {compared:,} conversations whose newest turn has a runtime_key "
               f"have another pointer in {timeline or 'the timeline store'}")
     if unknown:
@@ -298,31 +252,11 @@ def _pointer_check(conn, has_runtime_key, pointers, timeline):
     return Check("pointer", title, INFO, figure, len(differ), None, differ[:LISTED])
 
 
-def pointer_mismatches(conn, pointers):
-    """([{conv_id, pointer, newest_runtime_key}] in conv_id order, conversations compared,
-    conversations whose newest turn has no runtime_key) for the timeline store's pointers."""
-    compared = unknown = 0
-    differ = []
-    for conv_id, newest in conn.execute(NEWEST_SQL):
-        if conv_id not in pointers:
-            continue
-        if newest == "":
-            unknown += 1
-            continue
-        compared += 1
-        if pointers[conv_id] != newest:
-            differ.append({"conv_id": conv_id, "pointer": pointers[conv_id], "newest_runtime_key": newest})
-    return differ, compared, unknown
-
-
-def _journal_check(conn, path, opened):
+def _journal_check(mode, wal_has_content, opened):
     title = "Journal mode and how it is opened"
-    mode = conn.execute("PRAGMA journal_mode").fetchone()[0].lower()
-    if path and sqlitefile.is_wal(path):
-        mode = "wal"  # an immutable open reports "delete" for a WAL file
     figure = f"{mode}, opened {opened}"
     if mode == "wal" and opened == "immutable":
-        if path and sqlitefile.wal_has_content(path):
+        if wal_has_content:
             return Check("journal", title, FAIL,
                          figure + ": the -wal file holds changes an immutable open ignores, so "
                          "every figure here may be stale; serve turns.db mutable (without -i)")
@@ -330,45 +264,3 @@ def _journal_check(conn, path, opened):
                      figure + ": correct only while the -wal file is empty; serve a live turns.db "
                      "mutable (without -i)")
     return Check("journal", title, INFO, figure)
-
-
-def coverage(conn, shape=None):
-    """Per UTC day of ``updated_at_ms``: turns, and how many carry runtime_key / inference_id.
-    Turns whose time is on no calendar day (not a number, not positive, past year 9999) are left
-    out, as SQLite's own ``strftime`` cannot place them."""
-    shape = shape or schema.TurnsShape.read(conn)
-    stamp = shape.stamp
-    if stamp is None:
-        return []
-    runtime_key = f"coalesce({shape.runtime_key} != '', 0)"
-    inference_id = f"coalesce({shape.inference_id} != '', 0)"
-    rows = conn.execute(
-        f"""SELECT strftime('%Y-%m-%d', {stamp} / 1000, 'unixepoch') AS day, count(*),
-                   sum({runtime_key}), sum({inference_id})
-            FROM turns
-            WHERE typeof({stamp}) IN ('integer', 'real') AND {stamp} > 0
-            GROUP BY day
-            HAVING day IS NOT NULL
-            ORDER BY day"""
-    ).fetchall()
-    return [{"day": day, "turns": n, "runtime_key": r, "inference_id": i} for day, n, r, i in rows]
-
-
-HISTORY_SQL = """
-SELECT turn_id, session_id, {runtime_key} AS runtime_key, {inference_id} AS inference_id,
-       {stamp} AS updated_at_ms
-FROM turns
-WHERE conv_id = :conv_id
-ORDER BY {stamp} ASC, turn_id ASC
-LIMIT :limit
-"""
-
-
-def conversation_history(conn, conv_id, limit=5000):
-    """One conversation's turns in history order, as dicts (the playbook's history query)."""
-    shape = schema.TurnsShape.read(conn)
-    sql = HISTORY_SQL.format(runtime_key=shape.runtime_key, inference_id=shape.inference_id,
-                             stamp=shape.updated_at_ms)
-    cursor = conn.execute(sql, {"conv_id": conv_id, "limit": limit})
-    names = [d[0] for d in cursor.description]
-    return [dict(zip(names, row)) for row in cursor]

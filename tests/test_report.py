@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 
 from builders import create_store, insert_turn
-from datasette_runtime_truth import report, schema
+from datasette_runtime_truth import figures, report, schema
 from datasette_runtime_truth import timeline as timeline_store
 from datasette_runtime_truth.sample import build as build_sample
 from datasette_runtime_truth.migrate import migrate_path
@@ -223,7 +223,7 @@ def test_coverage_per_utc_day(tmp_path):
     insert_turn(conn, "c1", "s1", "t2", updated=T0, runtime_key="agent", inference_id="")
     insert_turn(conn, "c1", "s1", "t3", updated=T0 + DAY - 1, runtime_key="agent", inference_id="i3")
     insert_turn(conn, "c1", "s1", "t4", updated=T0 + 2 * DAY, runtime_key="agent", inference_id="i4")
-    assert report.coverage(conn) == [
+    assert figures.coverage(conn) == [
         {"day": "2026-03-19", "turns": 1, "runtime_key": 0, "inference_id": 1},
         {"day": "2026-03-20", "turns": 2, "runtime_key": 2, "inference_id": 1},
         {"day": "2026-03-22", "turns": 1, "runtime_key": 1, "inference_id": 1},
@@ -239,7 +239,7 @@ def test_very_old_store_reports_without_error(tmp_path):
         "missing: runtime_key, inference_id (expected TEXT NOT NULL DEFAULT '')"
     )
     assert result.coverage == [{"day": "2026-03-20", "turns": 1, "runtime_key": 0, "inference_id": 0}]
-    assert report.conversation_history(conn, "c1") == [
+    assert figures.conversation_history(conn, "c1") == [
         {"turn_id": "t1", "session_id": "s1", "runtime_key": "", "inference_id": "", "updated_at_ms": T0}
     ]
 
@@ -249,11 +249,11 @@ def test_conversation_history_is_in_history_order(tmp_path):
     insert_turn(conn, "c1", "s2", "t2", updated=300, runtime_key="planner", inference_id="i2")
     insert_turn(conn, "c1", "s1", "t1", updated=100, runtime_key="agent", inference_id="i1")
     insert_turn(conn, "c2", "s1", "t9", updated=200, runtime_key="agent", inference_id="i9")
-    assert report.conversation_history(conn, "c1") == [
+    assert figures.conversation_history(conn, "c1") == [
         {"turn_id": "t1", "session_id": "s1", "runtime_key": "agent", "inference_id": "i1", "updated_at_ms": 100},
         {"turn_id": "t2", "session_id": "s2", "runtime_key": "planner", "inference_id": "i2", "updated_at_ms": 300},
     ]
-    assert report.conversation_history(conn, "nope") == []
+    assert figures.conversation_history(conn, "nope") == []
 
 
 @pytest.mark.parametrize("shape", ["pre-cutover", "partial"])
