@@ -9,6 +9,7 @@ else they are derived from turns.db. Every answer is JSON, errors included.
 
 from dataclasses import dataclass
 import re
+from typing import Any
 import sqlite3
 import urllib.parse
 
@@ -55,7 +56,7 @@ class Stores:
 PREFIXES = ("", r"/-/runtime-truth/(?P<database>[^/]+)")
 
 
-def routes():
+def routes() -> list[tuple[str, Any]]:
     """``register_routes`` entries: each endpoint at the top level and under each database."""
     endpoints = (
         (r"/api/debug/conversations", conversations),
@@ -100,13 +101,13 @@ async def _answer(handler, datasette, request):
 
 # --- the four endpoints -------------------------------------------------------------------------
 
-async def conversations(datasette, request):
+async def conversations(datasette: Any, request: Any) -> dict[str, Any]:
     stores = await _stores(datasette, request, with_timeline=True)
     limit = min(CONVERSATIONS_LIMIT, _max_rows(datasette))
     return {"items": [_conversation_item(row) for row in await _conversation_rows(stores, limit)]}
 
 
-async def conversation(datasette, request):
+async def conversation(datasette: Any, request: Any) -> dict[str, Any]:
     raw = request.url_vars["conv_id"]
     if raw == "":
         raise ApiError(400, "missing conv_id")
@@ -120,7 +121,7 @@ async def conversation(datasette, request):
     return _conversation_item(rows[0], detail=True)
 
 
-async def turns(datasette, request):
+async def turns(datasette: Any, request: Any) -> dict[str, Any]:
     conv_id, session_id, phase = (golang.trim_space(request.args.get(name) or "")
                                   for name in ("conv_id", "session_id", "phase"))
     since_ms = max(0, _whole_number(request, "since_ms", 0))
@@ -136,7 +137,7 @@ async def turns(datasette, request):
     return shapes.turns_envelope(conv_id, session_id, phase, since_ms, items)
 
 
-async def turn(datasette, request):
+async def turn(datasette: Any, request: Any) -> dict[str, Any]:
     ids = _turn_ids(request.url_vars.get("turn_path"))
     stores = await _stores(datasette, request, require_turns=True)
     conv_id, session_id, turn_id = ids

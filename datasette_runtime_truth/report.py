@@ -8,7 +8,8 @@ migration can recover (rows whose metadata never named a runtime) is information
 
 from dataclasses import asdict, dataclass, field
 import datetime
-from typing import Optional
+import sqlite3
+from typing import Any, Optional
 
 from . import backfill, figures, schema
 
@@ -52,22 +53,22 @@ class DatabaseReport:
     computed_at: Optional[str] = None  # when the figures were computed (ISO 8601, UTC)
 
     @property
-    def status(self):
+    def status(self) -> str:
         return FAILS if any(check.status == FAIL for check in self.checks) else PASSES
 
     @property
-    def failures(self):
+    def failures(self) -> list[Check]:
         return [check for check in self.checks if check.status == FAIL]
 
-    def check(self, check_id):
+    def check(self, check_id: str) -> Check:
         return next(check for check in self.checks if check.id == check_id)
 
-    def as_dict(self):
+    def as_dict(self) -> dict[str, Any]:
         data = asdict(self)
         data["status"] = self.status
         return data
 
-    def text(self):
+    def text(self) -> str:
         """The report as ``datasette runtime-truth check`` prints it."""
         failed = len(self.failures)
         verdict = (f"FAILS ({failed} of {len(self.checks)} checks fail)" if failed
@@ -84,7 +85,7 @@ class DatabaseReport:
         return "\n".join(lines)
 
 
-def overall_status(reports):
+def overall_status(reports: list["DatabaseReport"]) -> str:
     if not reports:
         return EMPTY
     return FAILS if any(report.status == FAILS for report in reports) else PASSES
@@ -97,8 +98,9 @@ def _describe_item(item):
             f"newest turn's runtime_key {item['newest_runtime_key']!r}")
 
 
-def build(conn, database, path=None, rules="canonical", opened="mutable", pointers=None,
-          timeline=None):
+def build(conn: sqlite3.Connection, database: str, path: Optional[str] = None, rules: str = "canonical",
+          opened: str = "mutable", pointers: Optional[dict[str, str]] = None,
+          timeline: Optional[str] = None) -> "DatabaseReport":
     """Read the figures of the turns.db behind ``conn`` and judge them: a DatabaseReport.
 
     ``opened`` says how the caller opened the file (``mutable``, ``immutable`` or ``read-only``);
@@ -110,7 +112,8 @@ def build(conn, database, path=None, rules="canonical", opened="mutable", pointe
     return judge(figures.read(conn, rules, path, pointers), database, path, rules, opened, timeline)
 
 
-def judge(found, database, path=None, rules="canonical", opened="mutable", timeline=None):
+def judge(found: figures.Figures, database: str, path: Optional[str] = None, rules: str = "canonical",
+          opened: str = "mutable", timeline: Optional[str] = None) -> "DatabaseReport":
     """The checks over ``found`` (a figures.Figures): pure, no I/O."""
     checks = [
         _columns_check(found.shape.columns),
@@ -221,7 +224,7 @@ def _switches_check(switched, conversations):
 POINTER_TITLE = "Conversation pointer vs newest turn"
 
 
-def without_pointers(db_report):
+def without_pointers(db_report: "DatabaseReport") -> "DatabaseReport":
     """The report as for an actor who may not view the timeline store: no pointer figures."""
     db_report.checks = [Check("pointer", POINTER_TITLE, INFO, "no timeline store to compare with", None)
                         if check.id == "pointer" else check for check in db_report.checks]
@@ -229,7 +232,7 @@ def without_pointers(db_report):
     return db_report
 
 
-def iso_utc(epoch_s):
+def iso_utc(epoch_s: float) -> str:
     """``2026-11-27T07:40:00.123Z``"""
     moment = datetime.datetime.fromtimestamp(epoch_s, datetime.timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
