@@ -23,7 +23,7 @@ import urllib.parse
 import httpx
 import yaml
 
-from datasette_runtime_truth import api, payload, queries, schema, store
+from datasette_runtime_truth import api, payload, queries, schema, store, timeline
 
 from measure import Row, Section, percentile, summary
 
@@ -256,7 +256,7 @@ def route_cases(turns_conn, timeline_conn, picked, database):
                     for inference_id in inference_ids]
     columns = frozenset(row[0] for row in timeline_conn.execute(
         "SELECT name FROM pragma_table_info('timeline_conversations')"))
-    sql, params = store.timeline_conversations_query(columns, api_conversations_limit())
+    sql, params = timeline.conversations_query(columns, api_conversations_limit())
     conversations_calls = [("/api/debug/conversations", timeline_conn, sql, params)] * len(picked)
     return {
         "turns": Case("/api/debug/turns?conv_id=...", turns_calls, _snapshot_count),
