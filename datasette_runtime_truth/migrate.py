@@ -19,6 +19,7 @@ Two runners share the steps: :func:`migrate_path` (the CLI, on its own connectio
 from dataclasses import asdict, dataclass, field
 import asyncio
 import functools
+import inspect
 import os
 import sqlite3
 import time
@@ -497,10 +498,18 @@ def explain_error(path: Union[str, os.PathLike], error: sqlite3.Error, busy_time
     return MigrationError(f"{path}: {message}; nothing was changed by this step")
 
 
+async def _outside_transaction(db: Any, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+    """``execute_write_fn`` without the transaction Datasette 1.0 wraps it in (0.65 never does):
+    a journal mode cannot change inside one."""
+    if "transaction" in inspect.signature(db.execute_write_fn).parameters:
+        return await db.execute_write_fn(fn, transaction=False)
+    return await db.execute_write_fn(fn)
+
+
 async def migrate_database(db: Any, rules: str = "canonical", batch_size: int = DEFAULT_BATCH_SIZE) -> Report:
     """Migrate a Datasette Database through ``execute_write_fn``, one step per write task."""
     migration = Migration(db.name, rules, batch_size)
-    migration.report.journal_mode = await db.execute_write_fn(switch_to_wal)
+    migration.report.journal_mode = await _outside_transaction(db, switch_to_wal)
     for step in migration.steps():
         started = time.perf_counter()
         if getattr(step, "reads_only", False):

@@ -1,17 +1,17 @@
 """The permission checks of every page and route of the plugin, on both Datasette lines.
 
 Each view asks the same questions Datasette's own pages ask before showing data: may the actor
-view the instance and the database, and each table it reads (``view-table``), or the query it runs
-(``view-query``). 0.65 answers through ``ensure_permissions``; 1.0 through ``ensure_permission``
-with resource objects.
+view the instance and the database, and each table it reads (``view-table``); a canned query's
+``view-query`` stays Datasette's own check. 0.65 answers through ``ensure_permissions``; 1.0 through
+``ensure_permission`` and ``allowed_resources`` with resource objects.
 """
 
 from datasette.utils.asgi import Forbidden
 
 try:  # Datasette 1.0a20+
-    from datasette.resources import DatabaseResource, QueryResource, TableResource
+    from datasette.resources import DatabaseResource, TableResource
 except ImportError:  # Datasette 0.65
-    DatabaseResource = QueryResource = TableResource = None
+    DatabaseResource = TableResource = None
 
 
 async def can_view_database(datasette, actor, database):
@@ -62,17 +62,6 @@ async def forbidden_tables(datasette, actor, database, tables):
         return [table for table in tables if not await _allowed(datasette.ensure_permission(
             action="view-table", resource=TableResource(database, table), actor=actor))]
     return [table for table in tables if table not in visible]
-
-
-async def can_view_query(datasette, actor, database, query):
-    """True when ``actor`` may see the canned query ``query``, as on Datasette's query page."""
-    if QueryResource is None:
-        return await _allowed(datasette.ensure_permissions(
-            actor, [("view-query", (database, query)), ("view-database", database), "view-instance"]
-        ))
-    return await _allowed(datasette.ensure_permission(
-        action="view-query", resource=QueryResource(database, query), actor=actor
-    ))
 
 
 async def _allowed(check):

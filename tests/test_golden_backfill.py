@@ -104,3 +104,5 @@ async def test_migrate_on_startup_leaves_the_upstream_values(stores, rules):
     })
     await ds.invoke_startup()
     assert _differences(path, CASES, rules) == {}
+    with sqlite3.connect(path) as conn:  # switched from the rollback journal, as upstream does
+        assert conn.execute("PRAGMA journal_mode").fetchone() == ("wal",)
