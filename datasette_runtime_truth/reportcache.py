@@ -113,26 +113,29 @@ class ReportCache:
     def _start(self, source):
         """Start the one computation for this source, unless it is already running."""
         key = source.key
-        if key in self.running:
-            return asyncio.shield(self.running[key][1])
-        task = asyncio.ensure_future(self._compute(source))
-        self.running[key] = (time.time(), task)
-        task.add_done_callback(lambda done: self._finished(key, done))
-        return asyncio.shield(task)
-
-    def _finished(self, key, task):
-        self.running.pop(key, None)
-        if not task.cancelled() and task.exception() is not None and key in self.entries:
-            # A background recomputation failed: keep serving the last figures, retry after max_age.
-            entry = self.entries[key]
-            self.entries[key] = Entry(entry.report, time.time(), entry.versions)
+        if key not in self.running:
+            task = asyncio.ensure_future(self._compute(source))
+            task.add_done_callback(_retrieve)
+            self.running[key] = (time.time(), task)
+        return asyncio.shield(self.running[key][1])
 
     async def _compute(self, source):
-        versions = await self._versions(source)
-        computed_at = time.time()
-        result = await _run(source)
-        entry = Entry(result, computed_at, versions)
-        self.entries[source.key] = entry
+        key = source.key
+        try:
+            versions = await self._versions(source)
+            computed_at = time.time()
+            entry = Entry(await _run(source), computed_at, versions)
+        except BaseException:
+            if key in self.entries:
+                # Keep serving the last figures; retry once max_age has passed again.
+                entry = self.entries[key]
+                self.entries[key] = Entry(entry.report, time.time(), entry.versions)
+            raise
+        finally:
+            # Leave ``running`` before this task is done: a task that is done but still listed
+            # would be awaited without yielding, and ``_fresh`` would spin on it for ever.
+            self.running.pop(key, None)
+        self.entries[key] = entry
         return entry
 
     async def _versions(self, source):
@@ -146,6 +149,13 @@ class ReportCache:
         if key not in self.watchers:
             self.watchers[key] = Versions(db.path, immutable=not db.is_mutable)
         return self.watchers[key]
+
+
+def _retrieve(task):
+    """Take a failed run's exception, which its waiters also get, so that a background
+    recomputation nobody awaits is not reported as "never retrieved"."""
+    if not task.cancelled():
+        task.exception()
 
 
 async def _run(source):

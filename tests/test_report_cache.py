@@ -98,3 +98,29 @@ async def test_an_immutable_store_is_computed_once(store):
     first = await figures(ds)
     assert await figures(ds) == first
     assert (await figures(ds, "?refresh=1"))[1] > first[1]
+
+
+@pytest.mark.asyncio
+async def test_a_refresh_arriving_as_a_computation_finishes_computes_again(store):
+    # Pollers that resume in the very loop turn in which the computation finishes ask for a
+    # refresh there. The finished computation must no longer be listed as running: awaiting a
+    # finished task does not yield, so a refresh waiting on it would spin for ever.
+    from datasette_runtime_truth import reportcache
+
+    ds = datasette(store)
+    await ds.invoke_startup()
+    cache = reportcache.for_datasette(ds)
+    source = reportcache.Source(ds.get_database("turns"), None, "timeline", "canonical")
+    first = cache._start(source)
+    task = cache.running[source.key][1]
+    asked = []
+
+    async def poll():
+        while not task.done():
+            await asyncio.sleep(0)
+        asked.append(cache.running.get(source.key, (0, None))[1] is task)
+        return await cache.get(source, refresh=True)
+
+    answers = await asyncio.gather(*(poll() for _ in range(4)))
+    assert asked == [False] * 4
+    assert {entry.computed_at > (await first).computed_at for entry in answers} == {True}
