@@ -60,8 +60,9 @@ def turns_envelope(conv_id, session_id, phase, since_ms, items):
     }
 
 
-def turns_item(snapshot):
-    """One snapshot in the /api/debug/turns list."""
+def turns_item(snapshot, dump=None):
+    """One snapshot in the /api/debug/turns list. ``dump`` writes the payload (``to_yaml`` unless
+    given, e.g. a PayloadBuilder's ``yaml``)."""
     return {
         "conv_id": snapshot.conv_id,
         "session_id": snapshot.session_id,
@@ -70,7 +71,7 @@ def turns_item(snapshot):
         "runtime_key": snapshot.runtime_key or "",
         "inference_id": snapshot.inference_id or "",
         "created_at_ms": snapshot.created_at_ms,
-        "payload": to_yaml(snapshot.payload),
+        "payload": (dump or to_yaml)(snapshot.payload),
     }
 
 
@@ -79,14 +80,14 @@ def turn_envelope(conv_id, session_id, turn_id, items):
     return {"conv_id": conv_id, "items": items, "session_id": session_id, "turn_id": turn_id}
 
 
-def turn_item(snapshot):
+def turn_item(snapshot, dump=None):
     """One phase snapshot in the turn detail: the payload as YAML and as a JSON object."""
     return {
         "phase": snapshot.phase,
         "created_at_ms": snapshot.created_at_ms,
         "runtime_key": snapshot.runtime_key or "",
         "inference_id": snapshot.inference_id or "",
-        "payload": to_yaml(snapshot.payload),
+        "payload": (dump or to_yaml)(snapshot.payload),
         "parsed": snapshot.payload,
     }
 
@@ -96,30 +97,63 @@ def error_body(message, status):
 
 
 def turn_payload(turn_id, blocks, metadata_json, data_json):
-    """The upstream turn map ``{id, blocks: [{id, kind, role?, payload?, metadata?}], metadata?,
-    data?}``, keys sorted at every level, optional keys left out when empty (``role`` when blank).
+    """The upstream turn map ``{blocks: [{id, kind, metadata?, payload?, role?}], data?, id,
+    metadata?}``, keys sorted at every level, optional keys left out when empty (``role`` when
+    blank).
 
     ``blocks`` are ``(block_id, kind, role, payload_json, block_metadata_json)`` tuples in ordinal
     order. JSON columns are decoded with Go's rules; text Go refuses (upstream then fails the whole
     query) is kept as the string it is.
     """
-    payload = {
-        "blocks": [_block(*block) for block in blocks],
-        "id": _text(turn_id),
-    }
-    _put_if_present(payload, "metadata", parse_json(metadata_json))
-    _put_if_present(payload, "data", parse_json(data_json))
-    return _sorted(payload)
+    return PayloadBuilder().turn_payload(turn_id, blocks, metadata_json, data_json)
 
 
-def _block(block_id, kind, role, payload_json, metadata_json):
-    block = {"id": _text(block_id), "kind": _text(kind)}
-    role = _text(role)
-    if golang.trim_space(role):
-        block["role"] = role
-    _put_if_present(block, "payload", parse_json(payload_json))
-    _put_if_present(block, "metadata", parse_json(metadata_json))
-    return block
+class PayloadBuilder:
+    """Builds the payloads of one read, and their YAML.
+
+    The phase snapshots of a turn repeat its metadata, its data and most of its blocks, so each
+    JSON text is decoded once and each block built once per read, and the YAML written for a
+    shared value is reused wherever it recurs in the same place of a document (``yamlv3.dump``'s
+    memo). The builder keeps every value it wrote alive, which keeps the memo's ``id`` keys true.
+    """
+
+    def __init__(self):
+        self.decoded = {}
+        self.blocks = {}
+        self.memo = {}
+        self.written = []
+
+    def turn_payload(self, turn_id, blocks, metadata_json, data_json):
+        payload = {"blocks": [self.block(*block) for block in blocks]}
+        _put_if_present(payload, "data", self.parse_json(data_json))
+        payload["id"] = _text(turn_id)
+        _put_if_present(payload, "metadata", self.parse_json(metadata_json))
+        return payload
+
+    def block(self, block_id, kind, role, payload_json, metadata_json):
+        key = (block_id, kind, role, payload_json, metadata_json)
+        if key not in self.blocks:
+            block = {"id": _text(block_id), "kind": _text(kind)}
+            _put_if_present(block, "metadata", self.parse_json(metadata_json))
+            _put_if_present(block, "payload", self.parse_json(payload_json))
+            role = _text(role)
+            if golang.trim_space(role):
+                block["role"] = role
+            self.blocks[key] = block
+        return self.blocks[key]
+
+    def parse_json(self, text):
+        """parse_json, keys sorted at every level, once per text."""
+        if not isinstance(text, str):
+            return _sorted(parse_json(text))
+        if text not in self.decoded:
+            self.decoded[text] = _sorted(parse_json(text))
+        return self.decoded[text]
+
+    def yaml(self, value):
+        """``to_yaml(value)``, reusing what this builder already wrote."""
+        self.written.append(value)
+        return yamlv3.dump(value, memo=self.memo)
 
 
 def _text(value):
@@ -151,8 +185,8 @@ def parse_json(text):
         value = golang.decode(text)
     except golang.InvalidJSON:
         return text
-    if _depth(value) > MAX_JSON_DEPTH:
-        return text
+    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _depth(value) > MAX_JSON_DEPTH:
+        return text  # (no text with fewer brackets than that can nest so deep)
     return value
 
 

@@ -10,7 +10,7 @@ import itertools
 from typing import Any, Callable, Optional
 
 from . import schema, timeline
-from .payload import Snapshot, turn_payload
+from .payload import PayloadBuilder, Snapshot
 
 
 
@@ -183,10 +183,11 @@ class TooLarge(Exception):
         self.limit = limit
 
 
-async def snapshots(db: Any, shape: schema.TurnsShape, build: Optional[Callable[[Snapshot], Any]] = None,
+async def snapshots(db: Any, shape: schema.TurnsShape, build: Optional[Callable[..., Any]] = None,
                     max_chars: Optional[int] = None, **filters: Any) -> list[Any]:
     """The snapshots matching ``filters`` (see snapshots_query) as payload.Snapshot objects, each
-    passed through ``build`` when given. Everything, reading the rows, decoding their JSON and
+    passed through ``build(snapshot, dump)`` when given, ``dump`` writing a payload's YAML (one
+    PayloadBuilder serves the whole read). Everything, reading the rows, decoding their JSON and
     ``build``, runs in a worker thread, never on the event loop. Raises TooLarge, before decoding
     anything, when the snapshots' JSON columns hold more than ``max_chars`` characters."""
     sql, params = snapshots_query(shape, **filters)
@@ -200,8 +201,9 @@ async def snapshots(db: Any, shape: schema.TurnsShape, build: Optional[Callable[
             size = sum(_json_chars(group) for group in groups)
             if size > max_chars:
                 raise TooLarge(size, max_chars)
-        found = [_snapshot(group) for group in groups]
-        return [build(snapshot) for snapshot in found] if build else found
+        builder = PayloadBuilder()
+        found = [_snapshot(group, builder) for group in groups]
+        return [build(snapshot, builder.yaml) for snapshot in found] if build else found
 
     return await db.execute_fn(read)
 
@@ -222,7 +224,7 @@ def _snapshot_key(row):
     return (row["conv_id"], row["session_id"], row["turn_id"], row["phase"], row["created_at_ms"])
 
 
-def _snapshot(rows):
+def _snapshot(rows, builder):
     first = rows[0]
     blocks = [
         (row["block_id"], row["kind"], row["role"], row["payload_json"], row["block_metadata_json"])
@@ -237,7 +239,7 @@ def _snapshot(rows):
         created_at_ms=first["created_at_ms"],
         runtime_key=first["runtime_key"],
         inference_id=first["inference_id"],
-        payload=turn_payload(first["turn_id"], blocks, first["metadata_json"], first["data_json"]),
+        payload=builder.turn_payload(first["turn_id"], blocks, first["metadata_json"], first["data_json"]),
     )
 
 

@@ -62,9 +62,13 @@ _TIMESTAMP = re.compile(
 )
 
 
-def dump(value):
-    """``value`` (a decoded JSON value) as yaml.v3 v3.0.1 ``Marshal`` writes it."""
-    emitter = _Emitter()
+def dump(value, memo=None):
+    """``value`` (a decoded JSON value) as yaml.v3 v3.0.1 ``Marshal`` writes it.
+
+    ``memo``, a dict shared by several calls, reuses the text written for a mapping or sequence
+    that recurs (the same object) where the emitter is in the same state; the caller keeps those
+    objects alive while it uses the memo, since they are known by ``id``."""
+    emitter = _Emitter(memo)
     emitter.node(value, _ROOT)
     emitter.write_indent()
     return "".join(emitter.parts)
@@ -73,7 +77,8 @@ def dump(value):
 class _Emitter:
     """The output state of yaml.v3's emitter: column, indentation, whitespace flags."""
 
-    def __init__(self):
+    def __init__(self, memo=None):
+        self.memo = memo
         self.parts = []
         self.column = 0
         self.indent = -1
@@ -120,6 +125,23 @@ class _Emitter:
             self.indent = INDENT * ((self.indent + INDENT) // INDENT)
 
     def node(self, value, context):
+        if self.memo is None or not value or not isinstance(value, (dict, list)):
+            self.write_node(value, context)
+            return
+        # What a node writes depends only on the value and this state, and it leaves the
+        # indentation as it found it.
+        key = (id(value), context, self.column, self.indent, self.whitespace, self.indention)
+        known = self.memo.get(key)
+        if known is None:
+            start = len(self.parts)
+            self.write_node(value, context)
+            self.parts[start:] = ["".join(self.parts[start:])]
+            known = self.memo[key] = (self.parts[-1], self.column, self.whitespace, self.indention)
+        else:
+            self.parts.append(known[0])
+        _, self.column, self.whitespace, self.indention = known
+
+    def write_node(self, value, context):
         if isinstance(value, dict):
             if value:
                 self.block_mapping(value, context)
@@ -144,8 +166,16 @@ class _Emitter:
         for key in _sorted_keys(tuple(mapping)):
             self.write_indent()
             if _is_simple_key(key):
-                self.string(key, _SIMPLE_KEY)
-                self.write_indicator(":", False, False, False)
+                if _key_style(key) == _PLAIN:
+                    # string(), then write_indicator(":"), for the usual key: text at the
+                    # indentation just written, so no space before it.
+                    self.parts.append(key)
+                    self.parts.append(":")
+                    self.column += len(key) + 1
+                    self.whitespace = self.indention = False
+                else:
+                    self.string(key, _SIMPLE_KEY)
+                    self.write_indicator(":", False, False, False)
             else:
                 self.write_indicator("?", True, False, True)
                 self.string(key, _COMPLEX_KEY)
@@ -170,7 +200,10 @@ class _Emitter:
         self.indention = False
 
     def string(self, text, context):
-        style = _string_style(text, context == _SIMPLE_KEY)
+        if len(text) <= SIMPLE_KEY_LIMIT:
+            style = _short_string_style(text, context == _SIMPLE_KEY)
+        else:
+            style = _string_style(text, context == _SIMPLE_KEY)
         if style == _PLAIN:
             self.plain(text)
             return
@@ -289,6 +322,15 @@ def _sorted_keys(keys):
 def _digit_free_order(key):
     """sorter.go's order for keys without digits: character by character, letters after the rest."""
     return [(char.isalpha(), char) for char in key]
+
+
+@lru_cache(maxsize=8192)
+def _short_string_style(text, simple_key):
+    return _string_style(text, simple_key)
+
+
+def _key_style(key):
+    return _short_string_style(key, True) if len(key) <= SIMPLE_KEY_LIMIT else _string_style(key, True)
 
 
 def _string_style(text, simple_key):

@@ -136,3 +136,43 @@ def test_indented_literal_reads_back(value):
 def test_dump_reads_back_as_the_value_in_yaml_1_2(value):
     loaded = YAML(typ="safe", pure=True).load(yamlv3.dump(value))
     assert _same(loaded, value)
+
+
+_ANY_TEXT = st.text(st.characters(blacklist_categories=("Cs",)))
+_ANY_VALUE = st.recursive(
+    st.none() | st.booleans() | st.floats() | _ANY_TEXT,
+    lambda children: st.lists(children, max_size=4) | st.dictionaries(_ANY_TEXT, children, max_size=4),
+    max_leaves=10,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(_ANY_VALUE, min_size=1, max_size=4), st.data())
+def test_a_shared_memo_writes_every_document_as_alone(parts, data):
+    # Documents assembled from the same objects, in different places and depths, the way the
+    # phase snapshots of a turn share their metadata and blocks (payload.PayloadBuilder).
+    documents = [
+        data.draw(st.recursive(st.sampled_from(parts), lambda children: st.lists(children, max_size=3)
+                               | st.dictionaries(_ANY_TEXT, children, max_size=3), max_leaves=6))
+        for _ in range(3)
+    ]
+    memo = {}
+    assert [yamlv3.dump(document, memo=memo) for document in documents] == [
+        yamlv3.dump(document) for document in documents
+    ]
+
+
+def test_the_builder_writes_each_snapshot_of_a_turn_as_alone():
+    builder = payload.PayloadBuilder()
+    metadata = '{"geppetto.runtime@v1": {"runtime_key": "planner"}, "n": [1, {"x": "a\\nb"}]}'
+    blocks = [("b1", "user", "user", '{"text": "hi"}', ""), ("b2", "llm_text", "assistant", '{"text": "- x"}', "")]
+    snapshots = [builder.turn_payload("t1", blocks[:count], metadata, "{}") for count in (1, 2, 2)]
+    assert snapshots[1]["blocks"][0] is snapshots[0]["blocks"][0]
+    assert [builder.yaml(value) for value in snapshots] == [payload.to_yaml(value) for value in snapshots]
+    assert builder.yaml(snapshots[2]) == (
+        "blocks:\n"
+        "    - id: b1\n      kind: user\n      payload:\n        text: hi\n      role: user\n"
+        '    - id: b2\n      kind: llm_text\n      payload:\n        text: \'- x\'\n      role: assistant\n'
+        'id: t1\nmetadata:\n    geppetto.runtime@v1:\n        runtime_key: planner\n'
+        "    \"n\":\n        - 1\n        - x: |-\n            a\n            b\n"
+    )
