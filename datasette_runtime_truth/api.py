@@ -176,7 +176,7 @@ async def _stores(datasette, request, with_timeline=False, require_turns=False):
         turns_db, shape = None, None
     stores = Stores(turns_db, shape, timeline_db)
     for db, tables in _tables_read(stores, require_turns):
-        hidden = await forbidden_tables(datasette, request.actor, db.name, tables)
+        hidden = await forbidden_tables(datasette, request.actor, db.name, tables, database_checked=True)
         if hidden:
             raise ApiError(403, f"forbidden: you may not view the {hidden[0]} table of the "
                                 f"{db.name} database")

@@ -48,13 +48,14 @@ async def ensure_view_table(datasette, actor, database, table):
     )
 
 
-async def forbidden_tables(datasette, actor, database, tables):
+async def forbidden_tables(datasette, actor, database, tables, database_checked=False):
     """The tables of ``tables`` (in order) that ``actor`` may not view. On 1.0 the instance and the
-    database are asked once, then each table; 0.65 asks all three together, as its pages do."""
+    database are asked once (not at all when the caller has just done so: ``database_checked``),
+    then the tables in one query; 0.65 asks all three together for each table, as its pages do."""
     if TableResource is None:
         return [table for table in tables
                 if not await can_view_table(datasette, actor, database, table)]
-    if not await can_view_database(datasette, actor, database):
+    if not database_checked and not await can_view_database(datasette, actor, database):
         return list(tables)
     page = await datasette.allowed_resources("view-table", actor, parent=database, limit=1000)
     visible = {resource.child for resource in page.resources}
