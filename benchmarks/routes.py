@@ -200,7 +200,8 @@ def _snapshot_count(rows, body):
 
 def _yaml_ms(body):
     """How long writing the YAML bodies of a turn detail takes: ``payload.to_yaml`` redone on each
-    snapshot's parsed payload, as the route does, and PyYAML's pure-Python emitter on the same."""
+    snapshot's parsed payload, each alone (the route's PayloadBuilder also reuses the text of parts
+    its snapshots share), and PyYAML's pure-Python emitter on the same."""
     values = [item["parsed"] for item in body["items"]]
     started = time.perf_counter()
     for value in values:
@@ -373,6 +374,7 @@ def routes_and_queries(bench, results):
         for name, case in cases.items():
             measured[name] = compare(client, case)
         baseline_ms, _ = _timed_requests(client, "/-/versions.json", ROUTE_REQUESTS)
+        checks_ms, _ = _timed_requests(client, "/api/debug/turns?conv_id=not-a-conversation", ROUTE_REQUESTS)
         report_ms, report_statuses = _timed_requests(client, "/-/runtime-truth.json", REPORT_REQUESTS)
         load = run_load(server.url, picked, bench.load_seconds)
         stall = measure_stall(server.url, min(STALL_SECONDS, max(2.0, bench.load_seconds)))
@@ -391,6 +393,7 @@ def routes_and_queries(bench, results):
     bench.discard(timeline_path)
     results["load"] = load
     baseline = summary(baseline_ms)
+    measured["checks"] = summary(checks_ms)
     return [
         routes_section(bench, cases, measured, baseline, summary(report_ms), report_statuses, report),
         canned_section(cases, measured, baseline),
@@ -435,7 +438,7 @@ def routes_section(bench, cases, measured, baseline, report_ms, report_statuses,
         _route_row(cases["turn"], measured["turn"], baseline),
         _list_row(cases["conversations_timeline"], measured["conversations_timeline"]),
         _list_row(cases["conversations_derived"], measured["conversations_derived"]),
-        Row("of the turn detail's time: writing its YAML bodies (`payload.to_yaml`, redone here)",
+        Row("of the turn detail's time: writing its YAML bodies each alone (`payload.to_yaml`, redone here)",
             _pct(measured["turn"]["aside"]["ours_ms"])),
         Row("YAML per snapshot: `yamlv3.dump` / PyYAML's pure-Python emitter on the same payloads",
             f"{measured['turn']['aside']['ours_per_snapshot_ms']:.3f} ms / "
@@ -443,6 +446,8 @@ def routes_section(bench, cases, measured, baseline, report_ms, report_statuses,
             f"({measured['turn']['aside']['pyyaml_per_snapshot_ms'] / max(measured['turn']['aside']['ours_per_snapshot_ms'], 1e-9):.1f}x faster; "
             f"{measured['turn']['aside']['snapshots']:,} snapshots)"),
         Row("a request to `/-/versions.json` (the server's fixed cost per request)", _pct(baseline)),
+        Row("`/api/debug/turns` for a conversation that is not there (the route's permission checks "
+            "and schema reads, no snapshots)", _pct(measured["checks"])),
         Row("the cutover report, `/-/runtime-truth.json`",
             f"{report_ms['median'] / 1000:.2f} s median, {report_ms['max'] / 1000:.2f} s max "
             f"({report_ms['count']} requests; statuses {report_statuses})"),
@@ -460,9 +465,12 @@ def routes_section(bench, cases, measured, baseline, report_ms, report_statuses,
         f"{WARM_UP} uncounted warm-up requests. An answer agrees with the SQL when it has as many "
         "snapshots (or rows) as the SQL's result; every request must answer 200 and agree.",
         "A route's time includes the server's fixed cost per request (HTTP on loopback, Datasette's "
-        "ASGI stack, permission checks, reading the store's shape), measured as the median of "
-        "`/-/versions.json` in the same run, and the route's own work: decoding each snapshot's JSON "
-        "as Go does and writing its payload as yaml.v3 does (`yamlv3.py`), in a worker thread. The "
+        "ASGI stack), measured as the median of `/-/versions.json` in the same run, and the route's "
+        "own work: the checks Datasette's own pages make (view-instance, view-database and each table "
+        "read; on Datasette 1.0 each is a query of its internal database), finding the turns database "
+        "and reading its shape (shown alone by a conversation that is not there), then decoding each "
+        "snapshot's JSON as Go does and writing its payload as yaml.v3 does (`yamlv3.py`, once per "
+        "part the snapshots of a read share), in a worker thread. The "
         "target compares the route's median with its SQL's median plus that fixed cost; route / SQL "
         "alone is shown as information. The YAML row times the emitter alone on the turn detail's "
         "payloads, against PyYAML's pure-Python emitter (which the routes used before) on the same "
