@@ -89,7 +89,7 @@ class ReportCache:
         if await self._versions(source) == entry.versions:
             return entry
         if asked_at - entry.computed_at >= max_age_s:
-            self._start(source)
+            self._running_task(source)
         return entry
 
     async def _fresh(self, source, asked_at):
@@ -98,7 +98,7 @@ class ReportCache:
         while True:
             running = self.running.get(source.key)
             if running is None:
-                return await self._start(source)
+                return await asyncio.shield(self._running_task(source))
             started_at, task = running
             entry = await asyncio.shield(task)
             if started_at >= asked_at:
@@ -108,16 +108,16 @@ class ReportCache:
         running = self.running.get(source.key)
         if running is not None:
             return await asyncio.shield(running[1])
-        return await self._start(source)
+        return await asyncio.shield(self._running_task(source))
 
-    def _start(self, source):
-        """Start the one computation for this source, unless it is already running."""
+    def _running_task(self, source):
+        """The one computation for this source: the one running, else a new one."""
         key = source.key
         if key not in self.running:
             task = asyncio.ensure_future(self._compute(source))
             task.add_done_callback(_retrieve)
             self.running[key] = (time.time(), task)
-        return asyncio.shield(self.running[key][1])
+        return self.running[key][1]
 
     async def _compute(self, source):
         key = source.key

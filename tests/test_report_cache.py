@@ -111,8 +111,7 @@ async def test_a_refresh_arriving_as_a_computation_finishes_computes_again(store
     await ds.invoke_startup()
     cache = reportcache.for_datasette(ds)
     source = reportcache.Source(ds.get_database("turns"), None, "timeline", "canonical")
-    first = cache._start(source)
-    task = cache.running[source.key][1]
+    task = cache._running_task(source)
     asked = []
 
     async def poll():
@@ -123,4 +122,4 @@ async def test_a_refresh_arriving_as_a_computation_finishes_computes_again(store
 
     answers = await asyncio.gather(*(poll() for _ in range(4)))
     assert asked == [False] * 4
-    assert {entry.computed_at > (await first).computed_at for entry in answers} == {True}
+    assert {entry.computed_at > (await task).computed_at for entry in answers} == {True}
