@@ -14,7 +14,9 @@ Datasette's SQL threads stay free for its pages.
 
 import asyncio
 from contextlib import closing
+import dataclasses
 from dataclasses import dataclass
+import logging
 import os
 import sqlite3
 import threading
@@ -26,13 +28,15 @@ from . import report
 from . import timeline as timeline_store
 
 DEFAULT_MAX_AGE_S = 30
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class Entry:
     report: report.DatabaseReport
-    computed_at: float  # epoch seconds, when the computation started reading
+    computed_at: float  # epoch seconds, when the computation started reading (shown)
     versions: tuple
+    attempted: float  # time.monotonic() of the last computation started, failed ones too
 
 
 @dataclass(frozen=True)
@@ -74,69 +78,77 @@ def _uri(path, immutable):
 class ReportCache:
     def __init__(self):
         self.entries = {}
-        self.running = {}  # key -> (started_at, task)
+        self.running = {}  # key -> (time.monotonic() when started, task)
         self.watchers = {}
 
     async def get(self, source, max_age_s=DEFAULT_MAX_AGE_S, refresh=False):
         """The report for ``source``: cached, stale while one recomputation runs, or fresh."""
-        key = source.key
-        asked_at = time.time()
+        asked_at = time.monotonic()
         if refresh:
             return await self._fresh(source, asked_at)
-        entry = self.entries.get(key)
+        entry = self.entries.get(source.key)
         if entry is None:
-            return await self._shared(source)
+            return await asyncio.shield(self._task(source)[1])
         if await self._versions(source) == entry.versions:
             return entry
-        if asked_at - entry.computed_at >= max_age_s:
-            self._running_task(source)
+        if asked_at - entry.attempted >= max_age_s:
+            self._task(source)
         return entry
 
     async def _fresh(self, source, asked_at):
         """A computation that started reading after ``asked_at``; shares one already running
         only if it started after the request did."""
         while True:
-            running = self.running.get(source.key)
-            if running is None:
-                return await asyncio.shield(self._running_task(source))
-            started_at, task = running
-            entry = await asyncio.shield(task)
+            started_at, task = self._task(source)
+            try:
+                entry = await asyncio.shield(task)
+            except Exception:
+                if started_at >= asked_at:
+                    raise
+                continue  # an older computation failed: this request's own may not
             if started_at >= asked_at:
                 return entry
 
-    async def _shared(self, source):
-        running = self.running.get(source.key)
-        if running is not None:
-            return await asyncio.shield(running[1])
-        return await asyncio.shield(self._running_task(source))
-
-    def _running_task(self, source):
-        """The one computation for this source: the one running, else a new one."""
+    def _task(self, source):
+        """``(started_at, task)`` of the one computation for this source: the one running, else
+        a new one."""
         key = source.key
-        if key not in self.running:
+        running = self.running.get(key)
+        if running is None or running[1].done():
             task = asyncio.ensure_future(self._compute(source))
-            task.add_done_callback(_retrieve)
-            self.running[key] = (time.time(), task)
-        return self.running[key][1]
+            task.add_done_callback(lambda done: self._done(key, done))
+            running = self.running[key] = (time.monotonic(), task)
+        return running
 
     async def _compute(self, source):
         key = source.key
+        attempted = time.monotonic()
         try:
             versions = await self._versions(source)
             computed_at = time.time()
-            entry = Entry(await _run(source), computed_at, versions)
+            entry = Entry(await _run(source), computed_at, versions, attempted)
         except BaseException:
             if key in self.entries:
                 # Keep serving the last figures; retry once max_age has passed again.
-                entry = self.entries[key]
-                self.entries[key] = Entry(entry.report, time.time(), entry.versions)
+                self.entries[key] = dataclasses.replace(self.entries[key], attempted=attempted)
             raise
         finally:
             # Leave ``running`` before this task is done: a task that is done but still listed
-            # would be awaited without yielding, and ``_fresh`` would spin on it for ever.
-            self.running.pop(key, None)
+            # would be awaited without yielding, and a refresh would spin on it for ever.
+            self._unlist(key, asyncio.current_task())
         self.entries[key] = entry
         return entry
+
+    def _done(self, key, task):
+        # A task cancelled before it ever ran has no ``finally`` to unlist it.
+        self._unlist(key, task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("datasette-runtime-truth: computing the report of %s failed: %r",
+                        key[0], task.exception())
+
+    def _unlist(self, key, task):
+        if self.running.get(key, (None, None))[1] is task:
+            del self.running[key]
 
     async def _versions(self, source):
         databases = [db for db in (source.turns, source.timeline) if db is not None]
@@ -149,13 +161,6 @@ class ReportCache:
         if key not in self.watchers:
             self.watchers[key] = Versions(db.path, immutable=not db.is_mutable)
         return self.watchers[key]
-
-
-def _retrieve(task):
-    """Take a failed run's exception, which its waiters also get, so that a background
-    recomputation nobody awaits is not reported as "never retrieved"."""
-    if not task.cancelled():
-        task.exception()
 
 
 async def _run(source):

@@ -111,7 +111,7 @@ async def test_a_refresh_arriving_as_a_computation_finishes_computes_again(store
     await ds.invoke_startup()
     cache = reportcache.for_datasette(ds)
     source = reportcache.Source(ds.get_database("turns"), None, "timeline", "canonical")
-    task = cache._running_task(source)
+    _, task = cache._task(source)
     asked = []
 
     async def poll():
@@ -123,3 +123,21 @@ async def test_a_refresh_arriving_as_a_computation_finishes_computes_again(store
     answers = await asyncio.gather(*(poll() for _ in range(4)))
     assert asked == [False] * 4
     assert {entry.computed_at > (await task).computed_at for entry in answers} == {True}
+
+
+@pytest.mark.asyncio
+async def test_a_computation_cancelled_before_it_ran_does_not_block_the_next(store):
+    # As when a loop shuts down with the computation scheduled: its coroutine never starts.
+    from datasette_runtime_truth import reportcache
+
+    ds = datasette(store)
+    await ds.invoke_startup()
+    cache = reportcache.for_datasette(ds)
+    source = reportcache.Source(ds.get_database("turns"), None, "timeline", "canonical")
+    _, task = cache._task(source)
+    task.cancel()
+    await asyncio.sleep(0)
+    assert task.cancelled()
+    assert (await cache.get(source)).report.turns == 1
+    assert (await cache.get(source, refresh=True)).report.turns == 1
+    assert cache.running == {}
