@@ -113,15 +113,15 @@ class PayloadBuilder:
 
     The phase snapshots of a turn repeat its metadata, its data and most of its blocks, so each
     JSON text is decoded once and each block built once per read, and the YAML written for a
-    shared value is reused wherever it recurs in the same place of a document (``yamlv3.dump``'s
-    memo). The builder keeps every value it wrote alive, which keeps the memo's ``id`` keys true.
+    decoded value or a block is reused wherever it recurs in the same place of a document
+    (``yamlv3.Memo``). The builder holds every value it shared, which keeps the memo's ``id``
+    keys true.
     """
 
     def __init__(self):
         self.decoded = {}
         self.blocks = {}
-        self.memo = {}
-        self.written = []
+        self.memo = yamlv3.Memo()
 
     def turn_payload(self, turn_id, blocks, metadata_json, data_json):
         payload = {"blocks": [self.block(*block) for block in blocks]}
@@ -131,7 +131,8 @@ class PayloadBuilder:
         return payload
 
     def block(self, block_id, kind, role, payload_json, metadata_json):
-        key = (block_id, kind, role, payload_json, metadata_json)
+        columns = (block_id, kind, role, payload_json, metadata_json)
+        key = columns + tuple(map(type, columns))  # a hostile store's 1 and 1.0 are not one id
         if key not in self.blocks:
             block = {"id": _text(block_id), "kind": _text(kind)}
             _put_if_present(block, "metadata", self.parse_json(metadata_json))
@@ -139,7 +140,7 @@ class PayloadBuilder:
             role = _text(role)
             if golang.trim_space(role):
                 block["role"] = role
-            self.blocks[key] = block
+            self.blocks[key] = self.memo.share(block)
         return self.blocks[key]
 
     def parse_json(self, text):
@@ -147,12 +148,11 @@ class PayloadBuilder:
         if not isinstance(text, str):
             return _sorted(parse_json(text))
         if text not in self.decoded:
-            self.decoded[text] = _sorted(parse_json(text))
+            self.decoded[text] = self.memo.share(_sorted(parse_json(text)))
         return self.decoded[text]
 
     def yaml(self, value):
         """``to_yaml(value)``, reusing what this builder already wrote."""
-        self.written.append(value)
         return yamlv3.dump(value, memo=self.memo)
 
 
@@ -185,8 +185,8 @@ def parse_json(text):
         value = golang.decode(text)
     except golang.InvalidJSON:
         return text
-    if text.count("[") + text.count("{") > MAX_JSON_DEPTH and _depth(value) > MAX_JSON_DEPTH:
-        return text  # (no text with fewer brackets than that can nest so deep)
+    if text.count("[") + text.count("{") >= MAX_JSON_DEPTH and _depth(value) > MAX_JSON_DEPTH:
+        return text  # (a value counts as a level: n brackets nest at most n + 1 deep)
     return value
 
 

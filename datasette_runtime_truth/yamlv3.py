@@ -65,13 +65,28 @@ _TIMESTAMP = re.compile(
 def dump(value, memo=None):
     """``value`` (a decoded JSON value) as yaml.v3 v3.0.1 ``Marshal`` writes it.
 
-    ``memo``, a dict shared by several calls, reuses the text written for a mapping or sequence
-    that recurs (the same object) where the emitter is in the same state; the caller keeps those
-    objects alive while it uses the memo, since they are known by ``id``."""
+    ``memo``, a Memo shared by several calls, reuses the text written for the mappings and
+    sequences it was told recur (``Memo.share``) wherever one is written again in the same
+    emitter state."""
     emitter = _Emitter(memo)
     emitter.node(value, _ROOT)
     emitter.write_indent()
     return "".join(emitter.parts)
+
+
+class Memo:
+    """The text written for shared values, known by ``id``: whoever shares a value keeps it alive
+    as long as the memo."""
+
+    def __init__(self):
+        self.shared = set()
+        self.texts = {}
+
+    def share(self, value):
+        """Reuse what is written for ``value`` (a mapping or sequence) from now on."""
+        if isinstance(value, (dict, list)) and value:
+            self.shared.add(id(value))
+        return value
 
 
 class _Emitter:
@@ -125,18 +140,18 @@ class _Emitter:
             self.indent = INDENT * ((self.indent + INDENT) // INDENT)
 
     def node(self, value, context):
-        if self.memo is None or not value or not isinstance(value, (dict, list)):
+        if self.memo is None or id(value) not in self.memo.shared:
             self.write_node(value, context)
             return
         # What a node writes depends only on the value and this state, and it leaves the
         # indentation as it found it.
         key = (id(value), context, self.column, self.indent, self.whitespace, self.indention)
-        known = self.memo.get(key)
+        known = self.memo.texts.get(key)
         if known is None:
             start = len(self.parts)
             self.write_node(value, context)
             self.parts[start:] = ["".join(self.parts[start:])]
-            known = self.memo[key] = (self.parts[-1], self.column, self.whitespace, self.indention)
+            known = self.memo.texts[key] = (self.parts[-1], self.column, self.whitespace, self.indention)
         else:
             self.parts.append(known[0])
         _, self.column, self.whitespace, self.indention = known

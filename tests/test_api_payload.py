@@ -41,10 +41,19 @@ def test_turn_payload_with_data_and_no_blocks():
     ('{"a": ', '{"a": '),
     ('{"a": NaN}', '{"a": NaN}'),
     ("[" * 65 + "]" * 65, "[" * 65 + "]" * 65),
+    ("[" * 64 + "1" + "]" * 64, "[" * 64 + "1" + "]" * 64),  # the 1 is the 65th level
     (b'{"a": 1}', {"a": 1}),
 ])
 def test_parse_json(text, expected):
     assert parse_json(text) == expected
+
+
+def test_sixty_four_levels_with_the_value_itself_are_decoded():
+    value = parse_json("[" * 63 + "1" + "]" * 63)
+    for _ in range(63):
+        assert isinstance(value, list) and len(value) == 1
+        value = value[0]
+    assert value == 1.0
 
 
 def test_nesting_deeper_than_the_limit_stays_text():

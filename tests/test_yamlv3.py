@@ -156,10 +156,24 @@ def test_a_shared_memo_writes_every_document_as_alone(parts, data):
                                | st.dictionaries(_ANY_TEXT, children, max_size=3), max_leaves=6))
         for _ in range(3)
     ]
-    memo = {}
+    memo = yamlv3.Memo()
+    for part in parts:
+        memo.share(part)
     assert [yamlv3.dump(document, memo=memo) for document in documents] == [
         yamlv3.dump(document) for document in documents
     ]
+
+
+def test_the_memo_keeps_text_only_for_shared_values():
+    # A deep value written once must not leave a copy of its text at every level.
+    deep = {"k": [{"k": ["x" * 10] * 5}]}
+    shared = {"a": "b"}
+    memo = yamlv3.Memo()
+    memo.share(shared)
+    assert yamlv3.dump({"deep": deep, "s": shared}, memo=memo) == (
+        "deep:\n    k:\n        - k:\n            - " + "\n            - ".join(["x" * 10] * 5)
+        + "\ns:\n    a: b\n")
+    assert [text for text, *_ in memo.texts.values()] == ["\n    a: b"]
 
 
 def test_the_builder_writes_each_snapshot_of_a_turn_as_alone():
