@@ -374,7 +374,8 @@ def routes_and_queries(bench, results):
         for name, case in cases.items():
             measured[name] = compare(client, case)
         baseline_ms, _ = _timed_requests(client, "/-/versions.json", ROUTE_REQUESTS)
-        checks_ms, _ = _timed_requests(client, "/api/debug/turns?conv_id=not-a-conversation", ROUTE_REQUESTS)
+        checks_ms, checks_statuses = _timed_requests(client, "/api/debug/turns?conv_id=not-a-conversation",
+                                                     ROUTE_REQUESTS)
         report_ms, report_statuses = _timed_requests(client, "/-/runtime-truth.json", REPORT_REQUESTS)
         load = run_load(server.url, picked, bench.load_seconds)
         stall = measure_stall(server.url, min(STALL_SECONDS, max(2.0, bench.load_seconds)))
@@ -393,7 +394,7 @@ def routes_and_queries(bench, results):
     bench.discard(timeline_path)
     results["load"] = load
     baseline = summary(baseline_ms)
-    measured["checks"] = summary(checks_ms)
+    measured["checks"] = {**summary(checks_ms), "statuses": checks_statuses}
     return [
         routes_section(bench, cases, measured, baseline, summary(report_ms), report_statuses, report),
         canned_section(cases, measured, baseline),
@@ -446,8 +447,10 @@ def routes_section(bench, cases, measured, baseline, report_ms, report_statuses,
             f"({measured['turn']['aside']['pyyaml_per_snapshot_ms'] / max(measured['turn']['aside']['ours_per_snapshot_ms'], 1e-9):.1f}x faster; "
             f"{measured['turn']['aside']['snapshots']:,} snapshots)"),
         Row("a request to `/-/versions.json` (the server's fixed cost per request)", _pct(baseline)),
-        Row("`/api/debug/turns` for a conversation that is not there (the route's permission checks "
-            "and schema reads, no snapshots)", _pct(measured["checks"])),
+        Row("`/api/debug/turns` for a conversation that is not there (the route's permission checks, "
+            "schema reads and a snapshot query that finds nothing)",
+            f"{_pct(measured['checks'])} (statuses {measured['checks']['statuses']})", "every answer 200",
+            set(measured["checks"]["statuses"]) == {"200"}),
         Row("the cutover report, `/-/runtime-truth.json`",
             f"{report_ms['median'] / 1000:.2f} s median, {report_ms['max'] / 1000:.2f} s max "
             f"({report_ms['count']} requests; statuses {report_statuses})"),
