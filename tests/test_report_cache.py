@@ -9,6 +9,7 @@ import pytest
 from datasette_test import Datasette
 
 from builders import create_store, insert_turn
+from datasette_runtime_truth import reportcache
 
 CANONICAL = {"geppetto.runtime@v1": {"runtime_key": "planner"}, "geppetto.inference_id@v1": "inf-1"}
 
@@ -100,17 +101,19 @@ async def test_an_immutable_store_is_computed_once(store):
     assert (await figures(ds, "?refresh=1"))[1] > first[1]
 
 
+async def cache_and_source(store):
+    """The report cache of a started Datasette serving ``store``, and that store's Source."""
+    ds = datasette(store)
+    await ds.invoke_startup()
+    return reportcache.for_datasette(ds), reportcache.Source(ds.get_database("turns"), None, "timeline", "canonical")
+
+
 @pytest.mark.asyncio
 async def test_a_refresh_arriving_as_a_computation_finishes_computes_again(store):
     # Pollers that resume in the very loop turn in which the computation finishes ask for a
     # refresh there. The finished computation must no longer be listed as running: awaiting a
     # finished task does not yield, so a refresh waiting on it would spin for ever.
-    from datasette_runtime_truth import reportcache
-
-    ds = datasette(store)
-    await ds.invoke_startup()
-    cache = reportcache.for_datasette(ds)
-    source = reportcache.Source(ds.get_database("turns"), None, "timeline", "canonical")
+    cache, source = await cache_and_source(store)
     _, task = cache._task(source)
     asked = []
 
@@ -128,12 +131,7 @@ async def test_a_refresh_arriving_as_a_computation_finishes_computes_again(store
 @pytest.mark.asyncio
 async def test_a_computation_cancelled_before_it_ran_does_not_block_the_next(store):
     # As when a loop shuts down with the computation scheduled: its coroutine never starts.
-    from datasette_runtime_truth import reportcache
-
-    ds = datasette(store)
-    await ds.invoke_startup()
-    cache = reportcache.for_datasette(ds)
-    source = reportcache.Source(ds.get_database("turns"), None, "timeline", "canonical")
+    cache, source = await cache_and_source(store)
     _, task = cache._task(source)
     task.cancel()
     await asyncio.sleep(0)
