@@ -14,8 +14,7 @@ Datasette's SQL threads stay free for its pages.
 
 import asyncio
 from contextlib import closing
-import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 import logging
 import os
 import sqlite3
@@ -130,7 +129,7 @@ class ReportCache:
         except BaseException:
             if key in self.entries:
                 # Keep serving the last figures; retry once max_age has passed again.
-                self.entries[key] = dataclasses.replace(self.entries[key], attempted=attempted)
+                self.entries[key] = replace(self.entries[key], attempted=attempted)
             raise
         finally:
             # Leave ``running`` before this task is done: a task that is done but still listed
