@@ -121,7 +121,7 @@ async def conversation(datasette: Any, request: Any) -> dict[str, Any]:
     return _conversation_item(rows[0], detail=True)
 
 
-async def turns(datasette: Any, request: Any) -> dict[str, Any]:
+async def turns(datasette: Any, request: Any) -> links.EncodedJSON:
     conv_id, session_id, phase = (golang.trim_space(request.args.get(name) or "")
                                   for name in ("conv_id", "session_id", "phase"))
     since_ms = max(0, _whole_number(request, "since_ms", 0))
@@ -129,29 +129,40 @@ async def turns(datasette: Any, request: Any) -> dict[str, Any]:
     if not conv_id and not session_id:
         raise ApiError(400, "missing conv_id or session_id")
     stores = await _stores(datasette, request, require_turns=True)
-    items = await _snapshots(
+    _, body = await _snapshots(
         datasette, stores, shapes.turns_item, "ask for fewer snapshots (limit=, phase=, since_ms=)",
+        lambda items: shapes.turns_envelope(conv_id, session_id, phase, since_ms, items),
         conv_id=conv_id or None, session_id=session_id or None, phase=phase or None,
         since_ms=since_ms, limit=limit,
     )
-    return shapes.turns_envelope(conv_id, session_id, phase, since_ms, items)
+    return body
 
 
-async def turn(datasette: Any, request: Any) -> dict[str, Any]:
+async def turn(datasette: Any, request: Any) -> links.EncodedJSON:
     ids = _turn_ids(request.url_vars.get("turn_path"))
     stores = await _stores(datasette, request, require_turns=True)
     conv_id, session_id, turn_id = ids
-    items = await _snapshots(datasette, stores, shapes.turn_item, "read it from turns.db directly",
-                             conv_id=conv_id, session_id=session_id, turn_id=turn_id)
-    if not items and not await store.turn_exists(stores.turns, conv_id, session_id, turn_id):
+    count, body = await _snapshots(
+        datasette, stores, shapes.turn_item, "read it from turns.db directly",
+        lambda items: shapes.turn_envelope(conv_id, session_id, turn_id, items),
+        conv_id=conv_id, session_id=session_id, turn_id=turn_id,
+    )
+    if not count and not await store.turn_exists(stores.turns, conv_id, session_id, turn_id):
         raise ApiError(404, "turn not found")
-    return shapes.turn_envelope(conv_id, session_id, turn_id, items)
+    return body
 
 
-async def _snapshots(datasette, stores, build, advice, **filters):
+async def _snapshots(datasette, stores, build, advice, envelope, **filters):
+    """``(snapshots found, the answer's EncodedJSON)``: ``build`` makes each item and
+    ``envelope`` the body from them, and the body is encoded in the same worker thread."""
     limit = config.plugin_config(datasette).get("max_payload_chars", DEFAULT_MAX_PAYLOAD_CHARS)
+
+    def finish(items):
+        return len(items), links.encode_json(envelope(items))
+
     try:
-        return await store.snapshots(stores.turns, stores.shape, build=build, max_chars=limit, **filters)
+        return await store.snapshots(stores.turns, stores.shape, build=build, finish=finish,
+                                     max_chars=limit, **filters)
     except store.TooLarge as error:
         raise ApiError(413, f"payload too large: these snapshots hold {error}, the max_payload_chars "
                             f"setting; {advice}") from None

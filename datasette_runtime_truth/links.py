@@ -5,6 +5,8 @@ ids in cells, times in cells, the database's actions, and the URLs the pages and
 so a template that lays cells out itself reads ``cell.plain`` instead of taking HTML apart.
 """
 
+from dataclasses import dataclass
+import json
 from urllib.parse import quote, urlencode
 import weakref
 
@@ -110,9 +112,23 @@ async def _is_turns_database(datasette, database):
     return known[database]
 
 
+@dataclass(frozen=True)
+class EncodedJSON:
+    """A JSON body already encoded (by ``encode_json``), e.g. in a worker thread, so that a
+    large one does not hold the event loop."""
+
+    body: bytes
+
+
+def encode_json(body):
+    return EncodedJSON(json.dumps(body, default=_blob_as_text).encode("utf-8"))
+
+
 def json_response(body, status=200):
     """A JSON answer in which any BLOB a hostile store holds (an id, a value) is its UTF-8 text,
-    or hex where it is not UTF-8, instead of a 500."""
+    or hex where it is not UTF-8, instead of a 500. ``body`` may be an EncodedJSON."""
+    if isinstance(body, EncodedJSON):
+        return Response(body.body, status=status, content_type="application/json; charset=utf-8")
     return Response.json(body, status=status, default=_blob_as_text)
 
 
