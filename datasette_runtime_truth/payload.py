@@ -60,9 +60,9 @@ def turns_envelope(conv_id, session_id, phase, since_ms, items):
     }
 
 
-def turns_item(snapshot, dump=None):
-    """One snapshot in the /api/debug/turns list. ``dump`` writes the payload (``to_yaml`` unless
-    given, e.g. a PayloadBuilder's ``yaml``)."""
+def turns_item(snapshot, dump):
+    """One snapshot in the /api/debug/turns list; ``dump`` writes the payload (``to_yaml``, or a
+    PayloadBuilder's ``yaml``)."""
     return {
         "conv_id": snapshot.conv_id,
         "session_id": snapshot.session_id,
@@ -71,7 +71,7 @@ def turns_item(snapshot, dump=None):
         "runtime_key": snapshot.runtime_key or "",
         "inference_id": snapshot.inference_id or "",
         "created_at_ms": snapshot.created_at_ms,
-        "payload": (dump or to_yaml)(snapshot.payload),
+        "payload": dump(snapshot.payload),
     }
 
 
@@ -80,14 +80,15 @@ def turn_envelope(conv_id, session_id, turn_id, items):
     return {"conv_id": conv_id, "items": items, "session_id": session_id, "turn_id": turn_id}
 
 
-def turn_item(snapshot, dump=None):
-    """One phase snapshot in the turn detail: the payload as YAML and as a JSON object."""
+def turn_item(snapshot, dump):
+    """One phase snapshot in the turn detail: the payload as YAML (written by ``dump``) and as a
+    JSON object."""
     return {
         "phase": snapshot.phase,
         "created_at_ms": snapshot.created_at_ms,
         "runtime_key": snapshot.runtime_key or "",
         "inference_id": snapshot.inference_id or "",
-        "payload": (dump or to_yaml)(snapshot.payload),
+        "payload": dump(snapshot.payload),
         "parsed": snapshot.payload,
     }
 

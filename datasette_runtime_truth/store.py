@@ -183,15 +183,13 @@ class TooLarge(Exception):
         self.limit = limit
 
 
-async def snapshots(db: Any, shape: schema.TurnsShape, build: Optional[Callable[..., Any]] = None,
-                    finish: Optional[Callable[[list], Any]] = None,
-                    max_chars: Optional[int] = None, **filters: Any) -> Any:
-    """The snapshots matching ``filters`` (see snapshots_query) as payload.Snapshot objects, each
-    passed through ``build(snapshot, dump)`` when given, ``dump`` writing a payload's YAML (one
-    PayloadBuilder serves the whole read), and the list through ``finish`` when given.
-    Everything, reading the rows, decoding their JSON, ``build`` and ``finish``, runs in a worker
-    thread, never on the event loop. Raises TooLarge, before decoding anything, when the
-    snapshots' JSON columns hold more than ``max_chars`` characters."""
+async def snapshots(db: Any, shape: schema.TurnsShape, build: Callable[[Snapshot, Callable], Any],
+                    finish: Callable[[list], Any], max_chars: Optional[int] = None, **filters: Any) -> Any:
+    """``finish`` of the list of ``build(snapshot, dump)`` for each snapshot matching ``filters``
+    (see snapshots_query), in order; ``dump`` writes a payload's YAML (one PayloadBuilder serves
+    the whole read). Everything, reading the rows, decoding their JSON, ``build`` and ``finish``,
+    runs in a worker thread, never on the event loop. Raises TooLarge, before decoding anything,
+    when the snapshots' JSON columns hold more than ``max_chars`` characters."""
     sql, params = snapshots_query(shape, **filters)
 
     def read(conn):
@@ -205,8 +203,7 @@ async def snapshots(db: Any, shape: schema.TurnsShape, build: Optional[Callable[
                 raise TooLarge(size, max_chars)
         builder = PayloadBuilder()
         found = [_snapshot(group, builder) for group in groups]
-        items = [build(snapshot, builder.yaml) for snapshot in found] if build else found
-        return finish(items) if finish else items
+        return finish([build(snapshot, builder.yaml) for snapshot in found])
 
     return await db.execute_fn(read)
 
