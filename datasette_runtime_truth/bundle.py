@@ -24,7 +24,10 @@ from . import queries
 DATABASE = "turns"
 PACKAGE_TEMPLATES = Path(__file__).parent / "templates"
 BASE_TEMPLATES = ("_runtime_truth_query.html", "_runtime_truth_history.html")
-HEADER = "Generated from datasette_runtime_truth/queries.py (see bundle.py): edit that and regenerate, not this file."
+# Every file the bundle writes says so in its first line, which tells its own files (replaced
+# freely) from an operator's (replaced only with --force).
+MARK = "(see bundle.py)"
+HEADER = f"Generated from datasette_runtime_truth/queries.py {MARK}: edit that and regenerate, not this file."
 
 
 def query_template_name(query, database=DATABASE):
@@ -69,7 +72,9 @@ def bundle_files(directory):
     for query in queries.QUERIES:
         files[directory / "templates" / query_template_name(query)] = query_template(query)
     for name in BASE_TEMPLATES:
-        files[directory / "templates" / name] = (PACKAGE_TEMPLATES / name).read_text()
+        files[directory / "templates" / name] = (
+            f"{{# Copied from datasette_runtime_truth/templates/{name} {MARK}: edit that and "
+            f"regenerate, not this file. #}}\n" + (PACKAGE_TEMPLATES / name).read_text())
     return files
 
 
@@ -80,15 +85,45 @@ def package_files():
 
 def stale_files(files):
     """The paths of ``files`` that are missing or differ from their content."""
-    return sorted(str(path) for path, content in files.items()
-                  if not path.exists() or path.read_text() != content)
+    return sorted(str(path) for path, content in files.items() if not _holds(path, content))
+
+
+def _holds(path, content):
+    try:
+        return path.is_file() and path.read_text() == content
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def conflict(files, force=False):
+    """Why ``files`` cannot be written, checked before any is: a path below a file, a path that
+    is a directory, or (without ``force``) a file there the bundle did not write, such as an
+    operator's own metadata.yml with its ``allow`` blocks. None when they can."""
+    for path in files:
+        blocker = next((parent for parent in path.parents if parent.exists() and not parent.is_dir()), None)
+        if blocker is not None:
+            return f"{blocker} is not a directory; nothing was written"
+        if path.is_dir():
+            return f"{path} is a directory; nothing was written"
+        if not force and path.exists() and not _written_by_bundle(path):
+            return (f"{path} already exists and was not written by this command (use --force to "
+                    "replace it); nothing was written")
+    return None
+
+
+def _written_by_bundle(path):
+    try:
+        with open(path, encoding="utf-8", errors="replace") as file:
+            return MARK in file.readline()
+    except OSError:
+        return False
 
 
 def write(files):
     """Write each of ``files`` that is missing or differs; return their paths."""
     written = []
     for path, content in files.items():
-        if path.exists() and path.read_text() == content:
+        if _holds(path, content):
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(content)

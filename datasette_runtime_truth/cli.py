@@ -56,10 +56,12 @@ def demo(directory, turn_count, seed, shape, force):
 @runtime_truth.command()
 @click.argument("directory", type=click.Path(file_okay=False, path_type=pathlib.Path))
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 when a file is missing or stale.")
-def bundle(directory, check):
+@click.option("--force", is_flag=True, help="Replace files there that this command did not write.")
+def bundle(directory, check, force):
     """Write the canned queries for Datasette without the plugin into DIRECTORY: metadata.yml
     (0.65), datasette.yaml (1.0) and templates/ (then: datasette turns.db -m DIRECTORY/metadata.yml
-    --template-dir DIRECTORY/templates)."""
+    --template-dir DIRECTORY/templates). Files there that it did not write are kept unless
+    --force."""
     from . import bundle as generated  # imported here: `python -m datasette_runtime_truth.bundle` runs it as __main__
 
     files = generated.bundle_files(directory)
@@ -69,7 +71,14 @@ def bundle(directory, check):
             raise CommandError("stale: " + ", ".join(stale) + f"; run `datasette runtime-truth bundle {directory}`")
         click.echo(f"{directory}: the bundle is up to date")
         return
-    for path in generated.write(files):
+    problem = generated.conflict(files, force)
+    if problem:
+        raise CommandError(problem)
+    try:
+        written = generated.write(files)
+    except OSError as error:
+        raise CommandError(f"{error.filename}: {error.strerror}") from None
+    for path in written:
         click.echo(f"wrote {path}")
 
 
@@ -80,7 +89,8 @@ def bundle(directory, check):
               show_default=True, help="Which upstream backfill rules to apply.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=migration.DEFAULT_BATCH_SIZE,
               show_default=True, help="Rows per write transaction.")
-@click.option("--busy-timeout", "busy_timeout_ms", type=click.IntRange(min=0),
+@click.option("--busy-timeout", "busy_timeout_ms",
+              type=click.IntRange(min=0, max=migration.MAX_BUSY_TIMEOUT_MS),
               default=migration.DEFAULT_BUSY_TIMEOUT_MS, show_default=True,
               help="Milliseconds to wait for the write lock before giving up.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")

@@ -30,6 +30,7 @@ from . import backfill, golang, schema, sqlitefile
 
 DEFAULT_BATCH_SIZE = 2000
 DEFAULT_BUSY_TIMEOUT_MS = 5000
+MAX_BUSY_TIMEOUT_MS = 2**31 - 1  # SQLite's busy timeout is a C int of milliseconds
 PAUSE_BETWEEN_STEPS_S = 0.002
 # SQLite's busy handler sleeps up to 100 ms between tries: after a step that held the lock that
 # long (an index build on a big table), a longer gap lets every writer that waited get in.
@@ -389,6 +390,8 @@ def open_turns_db(path: Union[str, os.PathLike], dry_run: bool = False,
     file without a ``turns`` table) with a message that says what is wrong. What the file is
     (a FIFO, a device, a damaged file) is asked of :mod:`sqlitefile` before anything opens it.
     """
+    if not 0 <= busy_timeout_ms <= MAX_BUSY_TIMEOUT_MS:
+        raise ValueError(f"busy_timeout_ms must be 0 to {MAX_BUSY_TIMEOUT_MS}, SQLite's limit")
     path = os.fspath(path)
     if not os.path.exists(path):
         raise NoSuchFile(path)

@@ -32,7 +32,7 @@ def test_bundle_writes_where_it_is_told_and_check_finds_a_stale_file(tmp_path):
                               *(f"templates/query-turns-{query.name}.html" for query in queries.QUERIES),
                               *(f"templates/{name}" for name in bundle.BASE_TEMPLATES)])
     assert (target / "metadata.yml").read_text() == (ROOT / "metadata.yml").read_text()
-    (target / "metadata.yml").write_text("databases: {}\n")
+    (target / "metadata.yml").write_text(f"# {bundle.HEADER}\ndatabases: {{}}\n")  # an older bundle's
     stale = CliRunner().invoke(cli, ["runtime-truth", "bundle", str(target), "--check"])
     assert stale.exit_code == 1
     assert stale.output == (f"Error: stale: {target / 'metadata.yml'}; run `datasette runtime-truth bundle {target}`\n")
