@@ -149,9 +149,27 @@ def as_text(value: Any) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def is_candidate(runtime_key: Optional[str], inference_id: Optional[str]) -> bool:
+def is_empty(value: Any) -> bool:
+    """Whether a ``runtime_key`` / ``inference_id`` value is empty as the upstream reads it: NULL
+    or ``''``. Go scans an INTEGER ``0`` as the string ``"0"``, a value it keeps. The one
+    decision of emptiness: the migration, its preview and the report's figures all ask it."""
+    return as_text(value) == ""
+
+
+def is_candidate(runtime_key: Any, inference_id: Any) -> bool:
     """Upstream looks only at rows where a column is exactly ``''`` (or NULL)."""
-    return not runtime_key or not inference_id
+    return is_empty(runtime_key) or is_empty(inference_id)
+
+
+FILLED, TRIMMED = "filled", "trimmed"
+
+
+def change(old: Any, new: str) -> Optional[str]:
+    """What writing ``new`` over a column's ``old`` value does: FILLED (a value where there was
+    none or only blanks), TRIMMED (anything else that changes the text), or None."""
+    if new == as_text(old):
+        return None
+    return FILLED if new and not golang.trim_space(as_text(old)) else TRIMMED
 
 
 def next_values(metadata_json: Union[str, bytes, None], runtime_key: Optional[str], inference_id: Optional[str],
@@ -166,8 +184,8 @@ def next_values(metadata_json: Union[str, bytes, None], runtime_key: Optional[st
     """
     runtime_rule, inference_rule = _rule_functions(rules)
     metadata = parse_metadata(metadata_json)
-    old_runtime = as_text(runtime_key).strip(golang.GO_SPACE) if runtime_key else ""
-    old_inference = as_text(inference_id).strip(golang.GO_SPACE) if inference_id else ""
+    old_runtime = golang.trim_space(as_text(runtime_key))
+    old_inference = golang.trim_space(as_text(inference_id))
     new_runtime = old_runtime or runtime_rule(metadata)
     new_inference = old_inference or inference_rule(metadata)
     if new_runtime == old_runtime and new_inference == old_inference:

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import sqlite3
 from typing import Optional
 
-from . import backfill, golang, queries, schema, sqlitefile
+from . import backfill, queries, schema, sqlitefile
 
 
 @dataclass
@@ -82,8 +82,8 @@ def backfill_scan(conn: sqlite3.Connection, shape: schema.TurnsShape, rules: str
         f" WHERE coalesce({runtime_key}, '') = '' OR coalesce({inference_id}, '') = ''"
     )
     for old_runtime, old_inference, metadata_json in rows:
-        found.missing_runtime_key += not old_runtime
-        found.missing_inference_id += not old_inference
+        found.missing_runtime_key += backfill.is_empty(old_runtime)
+        found.missing_inference_id += backfill.is_empty(old_inference)
         try:
             new = backfill.next_values(metadata_json, old_runtime, old_inference, rules)
         except backfill.InvalidMetadata:
@@ -91,8 +91,8 @@ def backfill_scan(conn: sqlite3.Connection, shape: schema.TurnsShape, rules: str
             continue
         if new is not None:
             found.fill_rows += 1
-            found.fill_runtime_key += bool(new[0]) and not golang.trim_space(backfill.as_text(old_runtime))
-            found.fill_inference_id += bool(new[1]) and not golang.trim_space(backfill.as_text(old_inference))
+            found.fill_runtime_key += backfill.change(old_runtime, new[0]) == backfill.FILLED
+            found.fill_inference_id += backfill.change(old_inference, new[1]) == backfill.FILLED
     return found
 
 

@@ -26,7 +26,7 @@ import time
 from typing import Any, Callable, Iterator, Optional, Union
 import urllib.parse
 
-from . import backfill, golang, schema, sqlitefile
+from . import backfill, schema, sqlitefile
 
 DEFAULT_BATCH_SIZE = 2000
 DEFAULT_BUSY_TIMEOUT_MS = 5000
@@ -281,54 +281,69 @@ class Migration:
         else:
             candidates = self._candidates(conn, window)
         updates = []
-        missing_runtime = missing_inference = 0
         for row in candidates:
             rowid, _, old_runtime, old_inference = row
             new = decided[row] if row in decided else self._decide(row)
             if new is BAD_METADATA or new is UNCHANGED:
                 report.skipped_bad_metadata += new is BAD_METADATA
-                missing_runtime += not old_runtime
-                missing_inference += not old_inference
+                self._count_missing(old_runtime, old_inference)
                 continue
-            new_runtime, new_inference = new
-            missing_runtime += not new_runtime
-            missing_inference += not new_inference
-            for old, value, filled in ((old_runtime, new_runtime, "runtime_key_filled"),
-                                       (old_inference, new_inference, "inference_id_filled")):
-                if value == old:
-                    continue
-                if value and not (old and golang.trim_space(backfill.as_text(old))):
+            updates.append((new[0], new[1], rowid, old_runtime, old_inference))
+        written = [True] * len(updates) if report.dry_run else self._write(conn, updates)
+        for (new_runtime, new_inference, _, old_runtime, old_inference), done in zip(updates, written):
+            if not done:
+                self._count_missing(old_runtime, old_inference)
+                continue
+            self._count_missing(new_runtime, new_inference)
+            for old, new, filled in ((old_runtime, new_runtime, "runtime_key_filled"),
+                                     (old_inference, new_inference, "inference_id_filled")):
+                change = backfill.change(old, new)
+                if change == backfill.FILLED:
                     setattr(report, filled, getattr(report, filled) + 1)
-                else:
+                elif change == backfill.TRIMMED:
                     report.values_trimmed += 1
-            updates.append((new_runtime, new_inference, rowid, old_runtime, old_inference))
-        report.missing_runtime_key += missing_runtime
-        report.missing_inference_id += missing_inference
-        if updates and not report.dry_run:
-            self._write(conn, updates)
+
+    def _count_missing(self, runtime_key, inference_id):
+        self.report.missing_runtime_key += backfill.is_empty(runtime_key)
+        self.report.missing_inference_id += backfill.is_empty(inference_id)
 
     def _write(self, conn, updates):
-        """Write both columns of each row, all at once; row by row if one cannot be written, so a
-        value SQLite refuses (a CHECK, a trigger) costs that row only, and is counted."""
+        """Write both columns of each row; say which rows were written. All at once; row by row
+        when SQLite refused one (a CHECK, a trigger's RAISE) or a trigger ignored one, so a row
+        costs only itself and is counted, and only what was written counts as filled."""
+        if not updates:
+            return []
         conn.execute("SAVEPOINT backfill_window")
         try:
-            conn.executemany(UPDATE_SQL, updates)
+            written = conn.executemany(UPDATE_SQL, updates).rowcount
         except sqlite3.OperationalError:
             if conn.in_transaction:  # disk full: SQLite has rolled it all back by itself
                 conn.execute("ROLLBACK TO backfill_window")
                 conn.execute("RELEASE backfill_window")
             raise
         except sqlite3.DatabaseError:
+            written = -1
+        if written != len(updates):
             conn.execute("ROLLBACK TO backfill_window")
-            for update in updates:
-                try:
-                    conn.execute(UPDATE_SQL, update)
-                except sqlite3.OperationalError:
-                    raise
-                except sqlite3.DatabaseError as error:
-                    self.report.skipped_unwritable += 1
-                    self.report.unwritable_error = self.report.unwritable_error or str(error)
+            done = [self._write_row(conn, update) for update in updates]
+        else:
+            done = [True] * len(updates)
         conn.execute("RELEASE backfill_window")
+        return done
+
+    def _write_row(self, conn, update):
+        try:
+            written = conn.execute(UPDATE_SQL, update).rowcount == 1
+        except sqlite3.OperationalError:
+            raise
+        except sqlite3.DatabaseError as error:
+            return self._unwritable(str(error))
+        return written or self._unwritable("a trigger left the row unchanged")
+
+    def _unwritable(self, error):
+        self.report.skipped_unwritable += 1
+        self.report.unwritable_error = self.report.unwritable_error or error
+        return False
 
     def _ensure_index(self, conn, index):
         if index.name in schema.TurnsShape.read(conn).indexes:

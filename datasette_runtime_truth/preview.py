@@ -67,8 +67,10 @@ def _decide(row, rules):
         action, new = SKIPPED, None
     else:
         action = UNCHANGED if new is None else WRITES
-    new_runtime, new_inference = new if new is not None else (runtime_key or "", inference_id or "")
+    runtime_key = "" if runtime_key is None else runtime_key
+    inference_id = "" if inference_id is None else inference_id
+    new_runtime, new_inference = new if new is not None else (runtime_key, inference_id)
     return {"conv_id": conv_id, "session_id": session_id, "turn_id": turn_id,
-            "updated_at_ms": updated, "runtime_key": runtime_key or "",
-            "inference_id": inference_id or "", "action": action,
+            "updated_at_ms": updated, "runtime_key": runtime_key,
+            "inference_id": inference_id, "action": action,
             "new_runtime_key": new_runtime, "new_inference_id": new_inference}
