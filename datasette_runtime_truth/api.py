@@ -22,13 +22,8 @@ from .cors import add_cors
 from .permissions import ensure_view_database, forbidden_tables
 
 DEFAULT_TURNS_LIMIT = 200
-# The JSON text (turn metadata and data, block payloads and metadata) one answer builds its
-# payloads from; beyond it the route answers 413 instead of building them.
-DEFAULT_MAX_PAYLOAD_CHARS = 8_000_000
 CONVERSATIONS_LIMIT = 500
 TURN_PATH_ERROR = "expected /api/debug/turn/:convId/:sessionId/:turnId"
-INT64_MAX = 2**63 - 1
-WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
 ALLOWED_METHODS = "GET, HEAD, OPTIONS"
 
 
@@ -155,7 +150,7 @@ async def turn(datasette: Any, request: Any) -> links.EncodedJSON:
 async def _snapshots(datasette, stores, build, advice, envelope, **filters):
     """``(snapshots found, the answer's EncodedJSON)``: ``build`` makes each item and
     ``envelope`` the body from them, and the body is encoded in the same worker thread."""
-    limit = config.plugin_config(datasette).get("max_payload_chars", DEFAULT_MAX_PAYLOAD_CHARS)
+    limit = config.setting(datasette, "max_payload_chars")
 
     def finish(items):
         return len(items), links.encode_json(envelope(items))
@@ -281,8 +276,8 @@ def _whole_number(request, name, default):
     text = request.args.get(name) or ""
     if text == "":
         return default
-    value = _parse_whole_number(text)
-    if value is None or abs(value) > INT64_MAX:
+    value = config.parse_int64(text)
+    if value is None:
         raise ApiError(400, f"invalid {name}: expected a whole number, got {text!r}")
     return value
 
@@ -291,22 +286,10 @@ def _limit(datasette, request):
     text = request.args.get("limit") or ""
     if text == "":
         return min(DEFAULT_TURNS_LIMIT, _max_rows(datasette))
-    value = _parse_whole_number(text)
+    value = config.parse_whole_number(text)
     if value is None or value < 1:
         raise ApiError(400, f"invalid limit: expected a whole number of at least 1, got {text!r}")
     return min(value, _max_rows(datasette))
-
-
-def _parse_whole_number(text):
-    """The integer ``[+-]digits`` spells, None for anything else; magnitudes beyond int64 come
-    back as INT64_MAX + 1 (with the sign) rather than as huge Python integers."""
-    if not WHOLE_NUMBER.fullmatch(text):
-        return None
-    sign = -1 if text.startswith("-") else 1
-    digits = text.lstrip("+-").lstrip("0") or "0"
-    if len(digits) > 19:
-        return sign * (INT64_MAX + 1)
-    return sign * int(digits)
 
 
 def _max_rows(datasette):

@@ -29,7 +29,9 @@ METRICS = {
 
 
 def samples(db_report):
-    """(metric, labels, value) for one database's report."""
+    """(metric, labels, value) for one database's report; none where there is nothing to check."""
+    if db_report.problem:
+        return
     checks = {check.id: check for check in db_report.checks}
     base = {"database": db_report.database}
     yield "runtime_truth_turns", base, db_report.turns

@@ -169,6 +169,7 @@ class Migration:
     def steps(self) -> Iterator[Callable[[sqlite3.Connection], Any]]:
         """Yield step functions, to run in order; each in its own write transaction, except those
         marked ``reads_only`` (which may also run inside one)."""
+        yield self._check_table
         for column in schema.COLUMNS:
             yield functools.partial(self._ensure_column, column=column)
         yield self._start_scan
@@ -179,6 +180,13 @@ class Migration:
             yield self._write_window
         for index in schema.INDEXES:
             yield functools.partial(self._ensure_index, index=index)
+
+    @reads_only
+    def _check_table(self, conn):
+        """Refuse, before anything is written, a database whose turns table is not the upstream's."""
+        problem = schema.turns_problem(schema.turns_columns(conn))
+        if problem:
+            raise NotATurnsDatabase(f"{self.report.database}: not a turns.db ({problem})")
 
     def _ensure_column(self, conn, column):
         if column.name in schema.TurnsShape.read(conn).columns:
@@ -420,8 +428,9 @@ def open_turns_db(path: Union[str, os.PathLike], dry_run: bool = False,
     conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout_ms / 1000, isolation_level=None)
     try:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        if not schema.has_turns_table(conn):
-            raise NotATurnsDatabase(f"{path}: not a turns.db (it has no turns table)")
+        problem = schema.turns_problem(schema.turns_columns(conn))
+        if problem:
+            raise NotATurnsDatabase(f"{path}: not a turns.db ({problem})")
     except sqlite3.DatabaseError as error:
         conn.close()
         raise MigrationError(f"{path}: not a readable SQLite database ({error})") from None

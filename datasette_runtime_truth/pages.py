@@ -68,16 +68,15 @@ async def build_reports(datasette, actor, refresh=False):
         timeline_db = await timeline.database(datasette)
         timeline_name = timeline_db.name if timeline_db is not None else None
     except ValueError:
-        timeline_db, timeline_name = None, config.plugin_config(datasette)["timeline_database"]
+        timeline_db, timeline_name = None, config.setting(datasette, "timeline_database")
     hide_pointers = timeline_db is not None and not await permissions.can_view_table(
         datasette, actor, timeline_db.name, "timeline_conversations")
-    settings = config.plugin_config(datasette)
+    rules, max_age = config.setting(datasette, "rules"), config.setting(datasette, "report_max_age")
     cache = reportcache.for_datasette(datasette)
     reports = []
     for db in visible:
-        source = reportcache.Source(db, timeline_db, timeline_name, settings.get("rules", "canonical"))
-        entry = await cache.get(source, settings.get("report_max_age", reportcache.DEFAULT_MAX_AGE_S),
-                                refresh=refresh)
+        source = reportcache.Source(db, timeline_db, timeline_name, rules)
+        entry = await cache.get(source, max_age, refresh=refresh)
         db_report = copy.deepcopy(entry.report)
         db_report.computed_at = report.iso_utc(entry.computed_at)
         reports.append(report.without_pointers(db_report) if hide_pointers else db_report)
@@ -93,7 +92,12 @@ timeline_url = links.timeline_url
 
 
 def _migrated(db_report):
-    return db_report.check("columns").value == len(queries.MIGRATED_COLUMNS)
+    return not db_report.problem and db_report.check("columns").value == len(queries.MIGRATED_COLUMNS)
+
+
+def _preview_url(datasette, db_report):
+    """The migration preview, or None where there is no turns table to preview."""
+    return None if db_report.problem else links.plugin_url(datasette, db_report.database, "preview")
 
 
 # Checks whose rows the migration preview shows while the store is not migrated.
@@ -139,7 +143,7 @@ def _as_json(datasette, reports):
             check_data["url"] = check.url
             check_data["all_url"] = check.all_url
         data["coverage_url"] = _coverage_url(datasette, db_report)
-        data["preview_url"] = links.plugin_url(datasette, db_report.database, "preview")
+        data["preview_url"] = _preview_url(datasette, db_report)
         data["startup_migration_error"] = startup.migration_not_run(datasette, db_report.database)
         databases.append(data)
     return {"status": report.overall_status(reports), "databases": databases}
@@ -176,7 +180,7 @@ async def report_page(datasette, request):
     for db_report in reports:
         _links(datasette, db_report)
         db = datasette.databases[db_report.database]
-        switched = db_report.check("runtime_switches").items[:SHOWN_TIMELINES]
+        switched = [] if db_report.problem else db_report.check("runtime_switches").items[:SHOWN_TIMELINES]
         timelines = []
         for item in switched:
             rows = await db.execute_fn(lambda conn, c=item["conv_id"]: figures.conversation_history(conn, c))
@@ -185,7 +189,7 @@ async def report_page(datasette, request):
             "report": db_report,
             "coverage_svg": charts.coverage_svg(db_report.coverage),
             "coverage_url": _coverage_url(datasette, db_report),
-            "preview_url": links.plugin_url(datasette, db_report.database, "preview"),
+            "preview_url": _preview_url(datasette, db_report),
             "migrated": _migrated(db_report),
             "timelines": timelines,
             "startup_migration_error": startup.migration_not_run(datasette, db_report.database),
@@ -205,7 +209,7 @@ async def _turns_db(datasette, request):
     if db is None:
         raise NotFound(f"Database not found: {route}")
     await permissions.ensure_view_database(datasette, request.actor, db.name)
-    if db not in await config.turns_databases(datasette):
+    if db not in await config.turns_databases(datasette) or not await config.holds_turns(db):
         raise NotFound(f"{db.name} is not a turns database")
     await permissions.ensure_view_table(datasette, request.actor, db.name, "turns")
     return db
@@ -288,7 +292,7 @@ def _next_url(request, **after):
 
 async def preview_page(datasette, request):
     db = await _turns_db(datasette, request)
-    rules = config.plugin_config(datasette).get("rules", "canonical")
+    rules = config.setting(datasette, "rules")
     limit = preview.page_size(request.args.get("limit"), datasette.setting("max_returned_rows"))
     after = _after(request, ("after_conv", "after_session", "after_turn"))
     page = await db.execute_fn(lambda conn: preview.read_page(conn, rules, after, limit))

@@ -314,6 +314,8 @@ async def register(datasette):
     if not hasattr(datasette, "add_query"):
         return
     for db in await config.turns_databases(datasette):
+        if not await config.holds_turns(db):
+            continue
         for query in QUERIES:
             existing = await datasette.get_query(db.name, query.name)
             if existing is not None and existing.source != SOURCE:

@@ -15,6 +15,7 @@ from . import backfill, figures, schema
 
 PASS, FAIL, INFO = "pass", "fail", "info"
 PASSES, FAILS, EMPTY = "passes", "fails", "no turns database"
+NO_TURNS, NOT_TURNS = "no turns table yet", "not a turns.db"
 EXPECTED_DEFINITION = "TEXT NOT NULL DEFAULT ''"
 LISTED = 20  # conversations named under a check; the canned query shows them all
 
@@ -51,9 +52,12 @@ class DatabaseReport:
     coverage: list  # one dict per UTC day: day, turns, runtime_key, inference_id
     timeline: Optional[str] = None  # the timeline store compared against, if any
     computed_at: Optional[str] = None  # when the figures were computed (ISO 8601, UTC)
+    problem: Optional[str] = None  # why there is nothing to check (schema.turns_problem), if so
 
     @property
     def status(self) -> str:
+        if self.problem:
+            return NO_TURNS if self.problem == schema.NO_TURNS_TABLE else NOT_TURNS
         return FAILS if any(check.status == FAIL for check in self.checks) else PASSES
 
     @property
@@ -70,6 +74,8 @@ class DatabaseReport:
 
     def text(self) -> str:
         """The report as ``datasette runtime-truth check`` prints it."""
+        if self.problem:
+            return f"{self.path or self.database}: {self.status} ({self.problem})"
         failed = len(self.failures)
         verdict = (f"FAILS ({failed} of {len(self.checks)} checks fail)" if failed
                    else f"PASSES (all {len(self.checks)} checks pass or are information)")
@@ -86,9 +92,12 @@ class DatabaseReport:
 
 
 def overall_status(reports: list["DatabaseReport"]) -> str:
-    if not reports:
-        return EMPTY
-    return FAILS if any(report.status == FAILS for report in reports) else PASSES
+    """Fails when one database fails; passes when one passes and none fails; else no turns
+    database (none attached, or none holds a turns table yet)."""
+    statuses = {report.status for report in reports}
+    if FAILS in statuses:
+        return FAILS
+    return PASSES if PASSES in statuses else EMPTY
 
 
 def _describe_item(item):
@@ -109,6 +118,10 @@ def build(conn: sqlite3.Connection, database: str, path: Optional[str] = None, r
     """
     if rules not in backfill.RULES:
         raise ValueError(f"unknown rules {rules!r}: expected one of {', '.join(backfill.RULES)}")
+    problem = schema.turns_problem(schema.turns_columns(conn))
+    if problem:
+        return DatabaseReport(database=database, path=path, rules=rules, turns=0, checks=[],
+                              coverage=[], timeline=timeline, problem=problem)
     return judge(figures.read(conn, rules, path, pointers), database, path, rules, opened, timeline)
 
 

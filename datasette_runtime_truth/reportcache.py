@@ -23,10 +23,11 @@ import time
 import urllib.parse
 import weakref
 
-from . import report
+from . import config, report
 from . import timeline as timeline_store
 
-DEFAULT_MAX_AGE_S = 30
+DEFAULT_MAX_AGE_S = config.BY_NAME["report_max_age"].default
+
 log = logging.getLogger(__name__)
 
 

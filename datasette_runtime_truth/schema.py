@@ -124,6 +124,10 @@ RUNTIME_INDEXES = ("turns_by_conv_runtime_updated", "turns_by_conv_inference_upd
 LEGACY_CREATED_COLUMN = "created_at_ms"
 
 
+# A turns table is one the upstream wrote only when it has the upstream's primary key.
+KEY_COLUMNS = ("conv_id", "session_id", "turn_id")
+NO_TURNS_TABLE = "it has no turns table"
+
 SNAPSHOT_TABLES = ("turn_block_membership", "blocks")
 STAMP_COLUMNS = ("updated_at_ms", "turn_created_at_ms", LEGACY_CREATED_COLUMN)
 
@@ -163,7 +167,7 @@ class TurnsShape:
 
     @property
     def has_turns(self) -> bool:
-        return "turns" in self.tables
+        return turns_problem(self.columns) is None
 
     @property
     def has_snapshots(self) -> bool:
@@ -221,13 +225,21 @@ def _definition(column):
     return " ".join(parts)
 
 
-def has_turns_table(conn: sqlite3.Connection) -> bool:
-    return (
-        conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'turns'"
-        ).fetchone()
-        is not None
-    )
+def turns_problem(columns) -> Optional[str]:
+    """Why a database whose ``turns`` table has ``columns`` (none when there is no such table) is
+    not a turns.db, in words; None when it is. The one test of what a turns table is: a game's
+    ``turns(id, player)`` is not one, and nothing of the plugin reads or alters it."""
+    if not columns:
+        return NO_TURNS_TABLE
+    missing = [name for name in KEY_COLUMNS if name not in columns]
+    if missing:
+        return f"its turns table has no {', '.join(missing)} column{'s' if len(missing) > 1 else ''}"
+    return None
+
+
+def turns_columns(conn: sqlite3.Connection) -> list[str]:
+    """The column names of ``turns``; empty when there is no such table."""
+    return [row[0] for row in conn.execute("SELECT name FROM pragma_table_info('turns')")]
 
 
 def needs_schema_migration(conn: sqlite3.Connection) -> bool:

@@ -20,15 +20,21 @@ def migration_not_run(datasette, database):
 
 
 async def run(datasette):
-    databases = await config.turns_databases(datasette)
-    settings = config.plugin_config(datasette)
+    config.check(datasette)
+    try:
+        databases = await config.turns_databases(datasette)
+    except ValueError as error:
+        raise config.SettingsError(str(error)) from None
+    await _name_what_is_left_alone(datasette, databases)
     not_migrated = _not_migrated.setdefault(datasette, {})
     migrated = False
     for db in databases:
+        if not await config.holds_turns(db):
+            continue
         # Indexes are created last, so a complete schema also means a completed backfill pass.
         if not await db.execute_fn(schema.needs_schema_migration):
             continue
-        if not settings.get("migrate_on_startup"):
+        if not config.setting(datasette, "migrate_on_startup"):
             _log(f"{db.name} needs the runtime-truth migration: run "
                  f"`datasette runtime-truth migrate {db.path or db.name}`")
         elif not db.is_mutable:
@@ -37,7 +43,7 @@ async def run(datasette):
                  f"or run `datasette runtime-truth migrate {db.path}`")
         else:
             try:
-                report = await migrate.migrate_database(db, rules=settings.get("rules", "canonical"))
+                report = await migrate.migrate_database(db, rules=config.setting(datasette, "rules"))
             except Exception as error:  # noqa: BLE001 - startup must survive any migration failure
                 reason = _one_line(error)
                 not_migrated[db.name] = reason
@@ -51,6 +57,20 @@ async def run(datasette):
             migrated = True
     if migrated:
         await datasette.refresh_schemas()
+
+
+async def _name_what_is_left_alone(datasette, databases):
+    """Log once each attached database whose turns table is not the upstream's, and each
+    configured one that has no turns table yet."""
+    for name, db in datasette.databases.items():
+        if name.startswith("_"):
+            continue
+        problem = schema.turns_problem(await db.table_columns("turns"))
+        if problem == schema.NO_TURNS_TABLE and db in databases:
+            _log(f"{name} has no turns table yet: nothing to check or migrate until the chat "
+                 "server creates it")
+        elif problem and problem != schema.NO_TURNS_TABLE:
+            _log(f"{name} is not a turns.db ({problem}): the plugin leaves it alone")
 
 
 def _one_line(error):

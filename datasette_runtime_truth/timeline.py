@@ -31,7 +31,7 @@ async def database(datasette):
     """The attached timeline store: the ``timeline_database`` setting, else the first attached
     database with a ``timeline_conversations`` table, else None. ValueError when the configured
     one is not attached."""
-    name = config.plugin_config(datasette).get("timeline_database")
+    name = config.setting(datasette, "timeline_database")
     if name:
         if name not in datasette.databases:
             raise ValueError(f"{config.PLUGIN}: timeline_database {name!r} is not attached")

@@ -1,6 +1,7 @@
 """The startup hook: a hint by default, the migration when asked, never on an immutable file."""
 
 import pytest
+from datasette.utils import StartupError
 from datasette_test import Datasette
 
 from builders import create_store, dump, insert_turn, turns_rows
@@ -102,6 +103,6 @@ async def test_configured_database_only(tmp_path, store, capsys):
 @pytest.mark.asyncio
 async def test_unknown_configured_database_is_a_clear_error(store):
     ds = Datasette([str(store)], plugin_config={"datasette-runtime-truth": {"database": "nope"}})
-    with pytest.raises(ValueError) as error:
+    with pytest.raises(StartupError) as error:
         await ds.invoke_startup()
     assert str(error.value) == "datasette-runtime-truth: database 'nope' is not attached; attached: turns"
