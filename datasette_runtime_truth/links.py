@@ -106,10 +106,13 @@ async def database_actions(datasette, actor, database):
 
 
 async def _is_turns_database(datasette, database):
+    """config.is_turns_database, remembered per Database object (one replaced under the same
+    name is asked again)."""
     known = _turns_databases.setdefault(datasette, {})
-    if database not in known:
-        known[database] = await config.is_turns_database(datasette, database)
-    return known[database]
+    db = datasette.databases.get(database)
+    if database not in known or known[database][0] is not db:
+        known[database] = (db, await config.is_turns_database(datasette, database))
+    return known[database][1]
 
 
 @dataclass(frozen=True)

@@ -50,7 +50,14 @@ class Source:
 
     @property
     def key(self):
-        return (self.turns.name, self.timeline.name if self.timeline else self.timeline_name, self.rules)
+        """The Database objects themselves, not their names: a database replaced at runtime under
+        the same name (``remove_database`` + ``add_database``) is another source, with figures of
+        its own."""
+        return (self.turns, self.timeline if self.timeline is not None else self.timeline_name, self.rules)
+
+    @property
+    def databases(self):
+        return [db for db in (self.turns, self.timeline) if db is not None]
 
 
 class Versions:
@@ -64,10 +71,16 @@ class Versions:
         )
 
     def read(self):
-        if self.conn is None:
-            return 0  # an immutable file never changes
         with self.lock:
+            if self.conn is None:
+                return 0  # an immutable file never changes (nor one no longer watched)
             return self.conn.execute("PRAGMA data_version").fetchone()[0]
+
+    def close(self):
+        with self.lock:
+            if self.conn is not None:
+                self.conn.close()
+                self.conn = None
 
 
 def _uri(path, immutable):
@@ -137,30 +150,44 @@ class ReportCache:
             # would be awaited without yielding, and a refresh would spin on it for ever.
             self._unlist(key, asyncio.current_task())
         self.entries[key] = entry
+        self._forget_replaced(source)
         return entry
+
+    def _forget_replaced(self, source):
+        """Drop the figures and file watchers of databases that ``source``'s have replaced under
+        the same name."""
+        for db in source.databases:
+            for key in [key for key in self.entries if _replaced(key[0], db) or _replaced(key[1], db)]:
+                del self.entries[key]
+            for watched in [watched for watched in self.watchers if _replaced(watched, db)]:
+                self.watchers.pop(watched).close()
 
     def _done(self, key, task):
         # A task cancelled before it ever ran has no ``finally`` to unlist it.
         self._unlist(key, task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("datasette-runtime-truth: computing the report of %s failed: %r",
-                        key[0], task.exception())
+                        key[0].name, task.exception())
 
     def _unlist(self, key, task):
         if self.running.get(key, (None, None))[1] is task:
             del self.running[key]
 
     async def _versions(self, source):
-        databases = [db for db in (source.turns, source.timeline) if db is not None]
+        databases = source.databases
         if any(db.path is None for db in databases):
             return None  # an in-memory database has no file to watch: always recompute
         return await asyncio.to_thread(lambda: tuple(self._watcher(db).read() for db in databases))
 
     def _watcher(self, db):
-        key = (db.name, db.path, db.is_mutable)
-        if key not in self.watchers:
-            self.watchers[key] = Versions(db.path, immutable=not db.is_mutable)
-        return self.watchers[key]
+        if db not in self.watchers:
+            self.watchers[db] = Versions(db.path, immutable=not db.is_mutable)
+        return self.watchers[db]
+
+
+def _replaced(old, new):
+    """Whether the Database ``old`` is another object under ``new``'s name."""
+    return getattr(old, "name", None) == new.name and old is not new
 
 
 async def _run(source):
