@@ -87,11 +87,15 @@ async def _answer(handler, datasette, request):
     try:
         return await handler(datasette, request)
     except QueryInterrupted:
-        limit = datasette.sql_time_limit_ms
-        raise ApiError(503, f"the query took longer than sql_time_limit_ms ({limit} ms): "
-                            "raise it with --setting sql_time_limit_ms N") from None
+        raise ApiError(503, time_limit_message(datasette)) from None
     except sqlite3.DatabaseError as error:
         raise ApiError(500, f"database error: {error}") from None
+
+
+def time_limit_message(datasette):
+    """What a 503 says when a query ran past Datasette's ``sql_time_limit_ms``."""
+    return (f"the query took longer than sql_time_limit_ms ({datasette.sql_time_limit_ms} ms): "
+            "raise it with --setting sql_time_limit_ms N")
 
 
 # --- the four endpoints -------------------------------------------------------------------------

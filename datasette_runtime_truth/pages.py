@@ -10,11 +10,13 @@ import csv
 import io
 from urllib.parse import urlencode
 
-from datasette.utils import add_cors_headers
-from datasette.utils.asgi import Forbidden, NotFound, Response
+from datasette.database import QueryInterrupted
+from datasette.utils.asgi import BadRequest, Base400, Forbidden, NotFound, Response
 
 from . import (charts, config, figures, links, metrics, permissions, preview, queries, report,
                reportcache, startup, timeline, times)
+from .api import time_limit_message
+from .cors import add_cors
 
 PREFIX = links.PREFIX
 SHOWN_TIMELINES = 5  # switched conversations drawn inline on the report
@@ -33,18 +35,27 @@ def routes():
     ]
 
 
+class TooSlow(Base400):
+    """A query ran past ``sql_time_limit_ms``: rendered by Datasette, HTML or JSON, as a 503."""
+
+    status = 503
+
+
 def _get_only(view):
     """``view`` for GET (and HEAD, answered without a body); 405 for any other method, as
-    Datasette's own pages answer."""
+    Datasette's own pages answer. Every answer carries the CORS headers under ``--cors``."""
 
     async def answer(datasette, request):
         if request.method not in ("GET", "HEAD"):
             response = Response.text("Method not allowed", status=405, headers={"Allow": "GET, HEAD"})
         else:
-            response = await view(datasette, request)
+            try:
+                response = await view(datasette, request)
+            except QueryInterrupted:
+                raise TooSlow(time_limit_message(datasette)) from None
         if request.method == "HEAD":
             response.body = b""
-        return response
+        return add_cors(datasette, response)
 
     answer.__name__ = view.__name__
     return answer
@@ -158,10 +169,7 @@ def _coverage_url(datasette, db_report):
 
 async def report_json(datasette, request):
     reports = await build_reports(datasette, request.actor, refresh=_refresh(request))
-    response = links.json_response(_as_json(datasette, reports))
-    if datasette.cors:
-        add_cors_headers(response.headers)
-    return response
+    return links.json_response(_as_json(datasette, reports))
 
 
 async def metrics_view(datasette, request):
@@ -169,8 +177,6 @@ async def metrics_view(datasette, request):
     openmetrics = metrics.wants_openmetrics(request.headers.get("accept"))
     response = Response.text(metrics.exposition(reports, openmetrics=openmetrics))
     response.content_type = metrics.OPENMETRICS_TYPE if openmetrics else metrics.TEXT_TYPE
-    if datasette.cors:
-        add_cors_headers(response.headers)
     return response
 
 
@@ -364,7 +370,7 @@ async def switches_page(datasette, request):
     else:
         limit = preview.page_size(request.args.get("limit"), datasette.setting("max_returned_rows"))
         after = _after(request, ("after_switches", "after_conv"))
-        params = {"after_switches": int(after[0]) if after and after[0].isdigit() else None,
+        params = {"after_switches": _switches_count(after[0]) if after else None,
                   "after_conv": after[1] if after else None, "limit": limit + 1}
         found = [dict(row) for row in (await db.execute(SWITCHES_PAGE_SQL, params)).rows]
         rows = found[:limit]
@@ -375,6 +381,14 @@ async def switches_page(datasette, request):
                        columns, next_url, problem=problem,
                        about="Every conversation whose known runtime_key changes between turns "
                              "(the <code>runtime_switches</code> query's rows), most switches first.")
+
+
+def _switches_count(text):
+    """``after_switches`` as the whole number it must be; a 400 for anything else."""
+    value = config.parse_int64(text)
+    if value is None:
+        raise BadRequest(f"invalid after_switches: expected a whole number, got {text!r}")
+    return value
 
 
 async def _list(datasette, request, database, title, rows, columns, next_url, about="",
