@@ -76,10 +76,9 @@ def backfill_scan(conn: sqlite3.Connection, shape: schema.TurnsShape, rules: str
     ``backfill.next_values``, the migration's own rule: bad metadata on a row whose values are both
     set harms nothing, and such rows are most of a migrated store."""
     found = BackfillFigures()
-    runtime_key, inference_id = shape.runtime_key, shape.inference_id
     rows = conn.execute(
-        f"SELECT {runtime_key}, {inference_id}, {shape.metadata_json} FROM turns"
-        f" WHERE coalesce({runtime_key}, '') = '' OR coalesce({inference_id}, '') = ''"
+        f"SELECT {shape.runtime_key}, {shape.inference_id}, {shape.metadata_json} FROM turns"
+        f" WHERE {shape.missing_a_value}"
     )
     for old_runtime, old_inference, metadata_json in rows:
         found.missing_runtime_key += backfill.is_empty(old_runtime)

@@ -267,8 +267,7 @@ class Migration:
         metadata, runtime_key, inference_id = shape.metadata_json, shape.runtime_key, shape.inference_id
         return conn.execute(
             f"""SELECT rowid, {metadata}, {runtime_key}, {inference_id} FROM turns
-                WHERE rowid > :first AND rowid <= :last
-                  AND (coalesce({runtime_key}, '') = '' OR coalesce({inference_id}, '') = '')""",
+                WHERE rowid > :first AND rowid <= :last AND {shape.missing_a_value}""",
             window,
         ).fetchall()
 

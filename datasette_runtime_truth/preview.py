@@ -40,7 +40,7 @@ def read_page(conn, rules="canonical", after=None, limit=DEFAULT_PAGE):
     shape = schema.TurnsShape.read(conn)
     runtime_key, inference_id = shape.runtime_key, shape.inference_id
     stamp = shape.stamp or "NULL"
-    where = f"(coalesce({runtime_key}, '') = '' OR coalesce({inference_id}, '') = '')"
+    where = shape.missing_a_value
     params = {"limit": limit + 1}
     if after is not None:
         where += " AND (conv_id, session_id, turn_id) > (:conv, :session, :turn)"

@@ -190,6 +190,12 @@ class TurnsShape:
         return self.column("inference_id", default="''")
 
     @property
+    def missing_a_value(self) -> str:
+        """SQL true for a row the upstream's backfill looks at: ``runtime_key`` or ``inference_id``
+        NULL or ``''`` (an INTEGER ``0`` is a value, as backfill.is_empty decides in Python)."""
+        return f"(coalesce({self.runtime_key}, '') = '' OR coalesce({self.inference_id}, '') = '')"
+
+    @property
     def metadata_json(self) -> str:
         return self.column("turn_metadata_json", default="'{}'")
 
