@@ -80,6 +80,7 @@ async def build_reports(datasette, actor, refresh=False):
                                 refresh=refresh)
         db_report = copy.deepcopy(entry.report)
         db_report.computed_at = report.iso_utc(entry.computed_at)
+        db_report.outdated = entry.outdated
         reports.append(report.without_pointers(db_report) if hide_pointers else db_report)
     return reports
 
@@ -162,9 +163,8 @@ async def report_json(datasette, request):
 
 async def metrics_view(datasette, request):
     reports = await build_reports(datasette, request.actor, refresh=_refresh(request))
-    openmetrics = metrics.wants_openmetrics(request.headers.get("accept"))
-    response = Response.text(metrics.exposition(reports, openmetrics=openmetrics))
-    response.content_type = metrics.OPENMETRICS_TYPE if openmetrics else metrics.TEXT_TYPE
+    body, content_type = metrics.exposition(reports, accept=request.headers.get("accept"))
+    response = Response(body, content_type=content_type)
     if datasette.cors:
         add_cors_headers(response.headers)
     return response

@@ -51,6 +51,7 @@ class DatabaseReport:
     coverage: list  # one dict per UTC day: day, turns, runtime_key, inference_id
     timeline: Optional[str] = None  # the timeline store compared against, if any
     computed_at: Optional[str] = None  # when the figures were computed (ISO 8601, UTC)
+    outdated: bool = False  # the store has committed since: a recomputation is due or running
 
     @property
     def status(self) -> str:
