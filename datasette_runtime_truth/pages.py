@@ -131,7 +131,9 @@ def _links(datasette, db_report):
             item["timeline_url"] = timeline_url(datasette, name, item["conv_id"])
 
 
-def _as_json(datasette, reports):
+def report_body(datasette, reports):
+    """The report JSON (``/-/runtime-truth.json``, ``check --json``): the format version, the
+    overall status, and one object per database with its links as ``datasette`` serves them."""
     databases = []
     for db_report in reports:
         _links(datasette, db_report)
@@ -143,7 +145,8 @@ def _as_json(datasette, reports):
         data["preview_url"] = links.plugin_url(datasette, db_report.database, "preview")
         data["startup_migration_error"] = startup.migration_not_run(datasette, db_report.database)
         databases.append(data)
-    return {"status": report.overall_status(reports), "databases": databases}
+    return {"format_version": report.FORMAT_VERSION, "status": report.overall_status(reports),
+            "databases": databases}
 
 
 def _coverage_url(datasette, db_report):
@@ -155,7 +158,7 @@ def _coverage_url(datasette, db_report):
 
 async def report_json(datasette, request):
     reports = await build_reports(datasette, request.actor, refresh=_refresh(request))
-    response = links.json_response(_as_json(datasette, reports))
+    response = links.json_response(report_body(datasette, reports))
     if datasette.cors:
         add_cors_headers(response.headers)
     return response

@@ -15,6 +15,7 @@ from . import backfill, figures, schema
 
 PASS, FAIL, INFO = "pass", "fail", "info"
 PASSES, FAILS, EMPTY = "passes", "fails", "no turns database"
+FORMAT_VERSION = 1  # of the report JSON; datasette_runtime_truth/contract/runtime-truth.schema.json
 EXPECTED_DEFINITION = "TEXT NOT NULL DEFAULT ''"
 LISTED = 20  # conversations named under a check; the canned query shows them all
 
@@ -48,7 +49,7 @@ class DatabaseReport:
     rules: str
     turns: int
     checks: list
-    coverage: list  # one dict per UTC day: day, turns, runtime_key, inference_id
+    coverage: list  # one dict per UTC day, named as backfill_coverage names its columns
     timeline: Optional[str] = None  # the timeline store compared against, if any
     computed_at: Optional[str] = None  # when the figures were computed (ISO 8601, UTC)
     outdated: bool = False  # the store has committed since: a recomputation is due or running
@@ -69,12 +70,21 @@ class DatabaseReport:
         data["status"] = self.status
         return data
 
-    def text(self) -> str:
-        """The report as ``datasette runtime-truth check`` prints it."""
+    def headline(self) -> str:
+        """``turns.db: FAILS (3 of 9 checks fail)``"""
         failed = len(self.failures)
         verdict = (f"FAILS ({failed} of {len(self.checks)} checks fail)" if failed
                    else f"PASSES (all {len(self.checks)} checks pass or are information)")
-        lines = [f"{self.path or self.database}: {verdict}"]
+        return f"{self.path or self.database}: {verdict}"
+
+    def summary(self) -> str:
+        """The headline and the failing checks' ids: ``check``'s one line for a file among several."""
+        failing = ", ".join(check.id for check in self.failures)
+        return self.headline() + (f": {failing}" if failing else "")
+
+    def text(self) -> str:
+        """The report as ``datasette runtime-truth check`` prints it."""
+        lines = [self.headline()]
         width = max(len(check.title) for check in self.checks)
         for check in self.checks:
             see = f"  [{check.query}]" if check.query else ""
