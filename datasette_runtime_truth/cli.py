@@ -10,6 +10,7 @@ import time
 
 import click
 
+from . import metrics
 from . import migrate as migration
 from . import report as cutover
 from . import pages as report_pages
@@ -110,6 +111,12 @@ def migrate(path, dry_run, rules, batch_size, busy_timeout_ms, as_json):
         except migration.MigrationError as error:
             raise CommandError(str(error), error.exit_code) from None
     click.echo(json.dumps(report.as_dict()) if as_json else report.text())
+
+
+@runtime_truth.command(name="alert-rules")
+def alert_rules():
+    """Print the Prometheus alerting rules for /-/runtime-truth/metrics (a rules file)."""
+    click.echo(metrics.ALERT_RULES.read_text(), nl=False)
 
 
 CHECK_WORKERS = 8  # files checked at once: SQLite reads release the GIL, the backfill scan does not

@@ -8,6 +8,7 @@ same report cache.
 
 import calendar
 import importlib.metadata
+import importlib.resources
 import time
 
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
@@ -37,6 +38,7 @@ LABELS = {
     "runtime_truth_check_passing": ["database", "check"],
 }
 INFO_HELP = "The datasette-runtime-truth plugin serving these figures."
+ALERT_RULES = importlib.resources.files(__package__) / "prometheus" / "runtime-truth.rules.yml"
 
 
 def version():
