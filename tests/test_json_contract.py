@@ -11,10 +11,8 @@ import jsonschema
 import pytest
 from click.testing import CliRunner
 from datasette.cli import cli
+from builders import cut_over_and_not
 from datasette_test import Datasette
-
-from datasette_runtime_truth.migrate import migrate_path
-from datasette_runtime_truth.sample import build as build_sample
 
 SCHEMA = json.loads(
     (importlib.resources.files("datasette_runtime_truth") / "contract" / "runtime-truth.schema.json").read_text())
@@ -28,14 +26,7 @@ def problems(definition, answer):
 
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory):
-    """A migrated store (``turns``) with its timeline, and a pre-cutover one (``legacy``)."""
-    folder = tmp_path_factory.mktemp("contract")
-    migrated = build_sample(folder / "migrated", turns=300, seed=3)
-    migrate_path(migrated.turns_path)
-    legacy = build_sample(folder / "legacy", turns=120, seed=4)
-    legacy_path = folder / "legacy.db"
-    shutil.copy(legacy.turns_path, legacy_path)
-    return {"turns": migrated.turns_path, "timeline": migrated.timeline_path, "legacy": str(legacy_path)}
+    return cut_over_and_not(tmp_path_factory.mktemp("contract"))
 
 
 def run(*args):

@@ -5,19 +5,18 @@ pending. Both processes run on 127.0.0.1, on free ports, and are stopped by PID.
 
 import contextlib
 import json
-import shutil
 import subprocess
 import time
 import urllib.parse
 import urllib.request
 
 import pytest
-from browser import datasette_server, free_port
+from browser import datasette_server, free_port, stop
 from metrics_helpers import expected_from_json, without_age
 
+from builders import cut_over_and_not
+
 from datasette_runtime_truth.metrics import ALERT_RULES
-from datasette_runtime_truth.migrate import migrate_path
-from datasette_runtime_truth.sample import build as build_sample
 
 PROMETHEUS = "/usr/bin/prometheus"
 WAIT_S = 90  # the longest any wait below may take before the test fails
@@ -25,13 +24,7 @@ WAIT_S = 90  # the longest any wait below may take before the test fails
 
 @pytest.fixture(scope="module")
 def stores(tmp_path_factory):
-    """``turns`` (migrated, with its timeline) and ``legacy`` (pre-cutover)."""
-    folder = tmp_path_factory.mktemp("scraped")
-    migrated = build_sample(folder / "migrated", turns=200, seed=3)
-    migrate_path(migrated.turns_path)
-    legacy = build_sample(folder / "legacy", turns=150, seed=4)
-    shutil.copy(legacy.turns_path, folder / "legacy.db")
-    return [migrated.turns_path, migrated.timeline_path, folder / "legacy.db"]
+    return list(cut_over_and_not(tmp_path_factory.mktemp("scraped")).values())
 
 
 def config(target):
@@ -60,12 +53,7 @@ def prometheus(folder, target):
         wait_for(lambda: _ready(base, process), "prometheus to be ready", folder)
         yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout_s=20)
         log.close()
 
 
