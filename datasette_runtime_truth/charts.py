@@ -42,7 +42,7 @@ def cutover_day(days):
     without one come before it (the day the server started writing the column); else None."""
     start = None
     for row in days:
-        if row["turns"] and row["runtime_key"] == row["turns"]:
+        if row["turns"] and row["with_runtime_key"] == row["turns"]:
             start = start or row["day"]
         else:
             start = None
@@ -91,17 +91,18 @@ def coverage_svg(days, width=600, height=236):
                      f'y1="{top}" y2="{top + plot_h}" stroke="#555" stroke-dasharray="2 3"/>')
         parts.append(f'<text x="{cx + 4:.1f}" y="{top + 10}" {FONT}>cutover {escape(cutover)}</text>')
     for key, colour, dash in (("runtime_key", RUNTIME_COLOUR, ""), ("inference_id", INFERENCE_COLOUR, "5 3")):
-        points = " ".join(f'{x(r["day"]):.1f},{y(_share(r[key], r["turns"])):.1f}' for r in days)
+        points = " ".join(f'{x(r["day"]):.1f},{y(_share(r["with_" + key], r["turns"])):.1f}' for r in days)
         dashed = f' stroke-dasharray="{dash}"' if dash else ""
         parts.append(f'<polyline class="rt-line-{key}" points="{points}" fill="none" stroke="{colour}" '
                      f'stroke-width="2"{dashed}/>')
     for row in days:
-        runtime, inference = _share(row["runtime_key"], row["turns"]), _share(row["inference_id"], row["turns"])
+        with_runtime, with_inference = row["with_runtime_key"], row["with_inference_id"]
+        runtime, inference = _share(with_runtime, row["turns"]), _share(with_inference, row["turns"])
         tip = (f'{row["day"]}: {row["turns"]:,} turns; runtime_key {_pct(runtime)} '
-               f'({row["runtime_key"]:,}), inference_id {_pct(inference)} ({row["inference_id"]:,})')
+               f'({with_runtime:,}), inference_id {_pct(inference)} ({with_inference:,})')
         parts.append(
             f'<g class="rt-day" data-day="{escape(row["day"])}" data-turns="{row["turns"]}" '
-            f'data-runtime-key="{row["runtime_key"]}" data-inference-id="{row["inference_id"]}">'
+            f'data-runtime-key="{with_runtime}" data-inference-id="{with_inference}">'
             f'<title>{escape(tip)}</title>'
             f'<circle cx="{x(row["day"]):.1f}" cy="{y(runtime):.1f}" r="3" fill="{RUNTIME_COLOUR}"/>'
             f'<circle cx="{x(row["day"]):.1f}" cy="{y(inference):.1f}" r="2.5" fill="#fff" '

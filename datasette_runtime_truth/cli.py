@@ -1,17 +1,19 @@
 """The ``datasette runtime-truth`` command group."""
 
+from concurrent.futures import ThreadPoolExecutor
 import contextlib
 import json
 import os
 import pathlib
 import sys
 import time
-import urllib.parse
 
 import click
 
+from . import metrics
 from . import migrate as migration
 from . import report as cutover
+from . import pages as report_pages
 from . import backfill, sample, timeline
 
 
@@ -121,38 +123,81 @@ def migrate(path, dry_run, rules, batch_size, busy_timeout_ms, as_json):
     click.echo(json.dumps(report.as_dict()) if as_json else report.text())
 
 
+@runtime_truth.command(name="alert-rules")
+def alert_rules():
+    """Print the Prometheus alerting rules for /-/runtime-truth/metrics (a rules file)."""
+    click.echo(metrics.ALERT_RULES.read_text(), nl=False)
+
+
+CHECK_WORKERS = 8  # files checked at once: SQLite reads release the GIL, the backfill scan does not
+
+
 @runtime_truth.command()
-@click.argument("path", type=click.Path(path_type=str))
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--timeline", "timeline_path", type=click.Path(exists=True, dir_okay=False),
               help="A timeline.db whose conversation pointers to compare with each newest turn.")
 @click.option("--rules", type=click.Choice(backfill.RULES), default="canonical",
               show_default=True, help="The backfill rules a migrate run would use.")
-@click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
-def check(path, timeline_path, rules, as_json):
-    """Is the turns.db at PATH cut over? Exit 0: every check passes; 1: a check fails;
-    2: PATH is not a turns.db."""
+@click.option("--json", "as_json", is_flag=True,
+              help="Print the report JSON of /-/runtime-truth.json: one object, a database per PATH.")
+def check(paths, timeline_path, rules, as_json):
+    """Are the turns.db files at PATHS cut over? Checked concurrently, read-only. One PATH prints
+    its report; several print one line each. Exit with the worst: 0 every check passes; 1 a check
+    fails; 2 a PATH is not a turns.db."""
+    pointers = _read_pointers(timeline_path) if timeline_path else None
+    served = _served(paths + ((timeline_path,) if timeline_path else ()))
+    names = {db.path: db.name for db in served.databases.values()}
+    timeline_name = names.get(timeline_path)
+    with ThreadPoolExecutor(max_workers=min(len(paths), CHECK_WORKERS)) as pool:
+        outcomes = list(pool.map(
+            lambda path: _check_one(path, names[path], rules, pointers, timeline_name), paths))
+    reports = [outcome for outcome in outcomes if isinstance(outcome, cutover.DatabaseReport)]
+    if as_json:
+        for error in outcomes:
+            if isinstance(error, CommandError):
+                click.echo(f"Error: {error.message}", err=True)
+        click.echo(json.dumps(report_pages.report_body(served, reports)))
+    elif len(outcomes) == 1 and isinstance(outcomes[0], CommandError):
+        raise outcomes[0]
+    elif len(outcomes) == 1:
+        click.echo(outcomes[0].text())
+    else:
+        for outcome in outcomes:
+            click.echo(outcome.message if isinstance(outcome, CommandError) else outcome.summary())
+    click.get_current_context().exit(max(map(_exit_code, outcomes)))
+
+
+def _served(paths):
+    """A Datasette over ``paths``, never started: it names each file as ``datasette PATHS`` does
+    and builds its URLs."""
+    from datasette.app import Datasette  # imported here: datasette.app loads this plugin
+
+    return Datasette(list(paths))
+
+
+def _check_one(path, name, rules, pointers, timeline_name):
+    """The DatabaseReport of the turns.db at ``path``, or the CommandError (exit 2) saying why
+    it is not one."""
     try:
         conn = migration.open_turns_db(path, dry_run=True)
     except migration.NoSuchFile:
-        raise CommandError(f"{path}: no such file", 2) from None
+        return CommandError(f"{path}: no such file", 2)
     except migration.MigrationError as error:
-        raise CommandError(str(error), 2) from None
+        return CommandError(str(error), 2)
     try:
-        pointers = _read_pointers(timeline_path) if timeline_path else None
         started = time.time()
-        result = cutover.build(conn, os.path.basename(path), path=path, rules=rules,
-                               opened="read-only", pointers=pointers, timeline=timeline_path)
+        result = cutover.build(conn, name, path=path, rules=rules, opened="read-only",
+                               pointers=pointers, timeline=timeline_name)
     finally:
         conn.close()
     result.computed_at = cutover.iso_utc(started)
-    data = result.as_dict()
-    # The URLs the same store has under `datasette PATH`, which names it by its file stem.
-    base = "/" + urllib.parse.quote(os.path.splitext(os.path.basename(path))[0])
-    for check_data in data["checks"]:
-        check_data["url"] = f"{base}/{check_data['query']}" if check_data["query"] else None
-    data["coverage_url"] = f"{base}/backfill_coverage"
-    click.echo(json.dumps(data) if as_json else result.text())
-    click.get_current_context().exit(1 if result.status == cutover.FAILS else 0)
+    return result
+
+
+def _exit_code(outcome):
+    if isinstance(outcome, CommandError):
+        return outcome.exit_code
+    return 1 if outcome.status == cutover.FAILS else 0
 
 
 def _read_pointers(timeline_path):

@@ -139,8 +139,8 @@ def pointer_mismatches(conn, pointers):
 
 
 def coverage(conn, shape=None):
-    """Per UTC day of ``updated_at_ms``: turns, and how many carry runtime_key / inference_id.
-    Turns whose time is on no calendar day (not a number, not positive, past year 9999) are left
+    """Per UTC day of ``updated_at_ms``: turns, how many carry runtime_key / inference_id, and
+    how many neither, under the ``backfill_coverage`` query's names. Turns whose time is on no calendar day (not a number, not positive, past year 9999) are left
     out, as SQLite's own ``strftime`` cannot place them."""
     shape = shape or schema.TurnsShape.read(conn)
     stamp = shape.stamp
@@ -150,14 +150,16 @@ def coverage(conn, shape=None):
     inference_id = f"coalesce({shape.inference_id} != '', 0)"
     rows = conn.execute(
         f"""SELECT strftime('%Y-%m-%d', {stamp} / 1000, 'unixepoch') AS day, count(*),
-                   sum({runtime_key}), sum({inference_id})
+                   sum({runtime_key}), sum({inference_id}),
+                   sum(NOT {runtime_key} AND NOT {inference_id})
             FROM turns
             WHERE typeof({stamp}) IN ('integer', 'real') AND {stamp} > 0
             GROUP BY day
             HAVING day IS NOT NULL
             ORDER BY day"""
     ).fetchall()
-    return [{"day": day, "turns": n, "runtime_key": r, "inference_id": i} for day, n, r, i in rows]
+    names = ("day", "turns", "with_runtime_key", "with_inference_id", "with_neither")
+    return [dict(zip(names, row)) for row in rows]
 
 
 HISTORY_SQL = """

@@ -1,18 +1,22 @@
 """``/-/runtime-truth/metrics``: the cutover report's figures for Prometheus and Grafana.
 
-The text exposition format 0.0.4, or OpenMetrics 1.0 when the scraper's ``Accept`` asks for it.
-Every number is one the JSON report shows; the figures come from the same report cache.
+A custom ``prometheus_client`` collector over the reports, rendered by the library's own writers:
+the text format, or OpenMetrics when the scraper's ``Accept`` asks for it, negotiated as
+``prometheus_client`` does. Every number is one the JSON report shows; the figures come from the
+same report cache.
 """
 
 import calendar
+import importlib.metadata
+import importlib.resources
 import time
+
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.exposition import choose_encoder
 
 from . import report
 
-TEXT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
-OPENMETRICS_TYPE = "application/openmetrics-text; version=1.0.0; charset=utf-8"
-
-# name -> help; every metric is a gauge with a ``database`` label.
+# name -> help; every metric but the info is a gauge with a ``database`` label.
 METRICS = {
     "runtime_truth_turns": "Turn rows in the turns database.",
     "runtime_truth_missing_rows": "Turn rows whose column is still '', by whether a migrate run "
@@ -25,65 +29,74 @@ METRICS = {
                                         "their newest turn's runtime_key.",
     "runtime_truth_check_passing": "1 when the report's check passes or is information, 0 when it fails.",
     "runtime_truth_computed_timestamp_seconds": "When the figures were computed (Unix time).",
+    "runtime_truth_report_age_seconds": "Seconds since the figures were computed, at this scrape.",
+    "runtime_truth_report_outdated": "1 when the store has committed since the figures were computed "
+                                     "(a recomputation is due or running), else 0.",
 }
+LABELS = {
+    "runtime_truth_missing_rows": ["database", "column", "recoverable"],
+    "runtime_truth_check_passing": ["database", "check"],
+}
+INFO_HELP = "The datasette-runtime-truth plugin serving these figures."
+ALERT_RULES = importlib.resources.files(__package__) / "prometheus" / "runtime-truth.rules.yml"
 
 
-def samples(db_report):
-    """(metric, labels, value) for one database's report; none where there is nothing to check."""
+def version():
+    return importlib.metadata.version("datasette-runtime-truth")
+
+
+def samples(db_report, now):
+    """(metric, label values, value) for one database's report, ``now`` in Unix seconds; none
+    where there is nothing to check."""
     if db_report.problem:
         return
     checks = {check.id: check for check in db_report.checks}
-    base = {"database": db_report.database}
+    base = [db_report.database]
     yield "runtime_truth_turns", base, db_report.turns
     for column in ("runtime_key", "inference_id"):
         counts = checks[f"missing_{column}"].counts
         for recoverable, value in (("true", counts["recoverable"]),
                                    ("false", counts["missing"] - counts["recoverable"])):
-            yield "runtime_truth_missing_rows", {**base, "column": column, "recoverable": recoverable}, value
+            yield "runtime_truth_missing_rows", base + [column, recoverable], value
     yield "runtime_truth_bad_metadata_rows", base, checks["bad_metadata"].value
     yield "runtime_truth_would_fill_rows", base, checks["would_fill"].value
     yield "runtime_truth_switched_conversations", base, checks["runtime_switches"].value
     if checks["pointer"].value is not None:
         yield "runtime_truth_pointer_mismatches", base, checks["pointer"].value
     for check in db_report.checks:
-        yield "runtime_truth_check_passing", {**base, "check": check.id}, int(check.status != report.FAIL)
+        yield "runtime_truth_check_passing", base + [check.id], int(check.status != report.FAIL)
     if db_report.computed_at:
-        yield "runtime_truth_computed_timestamp_seconds", base, _epoch(db_report.computed_at)
+        computed = epoch(db_report.computed_at)
+        yield "runtime_truth_computed_timestamp_seconds", base, computed
+        yield "runtime_truth_report_age_seconds", base, max(0.0, now - computed)
+    yield "runtime_truth_report_outdated", base, int(db_report.outdated)
 
 
-def _epoch(iso):
+def epoch(iso):
+    """Unix seconds of ``2026-11-27T07:40:00.123Z``."""
     return calendar.timegm(time.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S")) + int(iso[20:23]) / 1000
 
 
-def exposition(reports, openmetrics=False):
-    """The reports as one exposition, each metric family once, its samples by database."""
-    by_metric = {name: [] for name in METRICS}
-    for db_report in reports:
-        for name, labels, value in samples(db_report):
-            by_metric[name].append((labels, value))
-    lines = []
-    for name, help_text in METRICS.items():
-        lines.append(f"# HELP {name} {_escape_help(help_text)}")
-        lines.append(f"# TYPE {name} gauge")
-        for labels, value in by_metric[name]:
-            rendered = ",".join(f'{key}="{_escape_label(str(val))}"' for key, val in labels.items())
-            lines.append(f"{name}{{{rendered}}} {_number(value)}")
-    if openmetrics:
-        lines.append("# EOF")
-    return "\n".join(lines) + "\n"
+class ReportCollector:
+    """A collector over already computed reports: each metric family once, its samples by
+    database, and the plugin's version as ``runtime_truth_info``."""
+
+    def __init__(self, reports, now):
+        self.reports = reports
+        self.now = now
+
+    def collect(self):
+        yield InfoMetricFamily("runtime_truth", INFO_HELP, value={"version": version()})
+        families = {name: GaugeMetricFamily(name, help_text, labels=LABELS.get(name, ["database"]))
+                    for name, help_text in METRICS.items()}
+        for db_report in self.reports:
+            for name, labels, value in samples(db_report, self.now):
+                families[name].add_metric(labels, value)
+        yield from families.values()
 
 
-def _number(value):
-    return repr(value) if isinstance(value, float) else str(int(value))
-
-
-def _escape_help(text):
-    return text.replace("\\", "\\\\").replace("\n", "\\n")
-
-
-def _escape_label(text):
-    return text.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def wants_openmetrics(accept):
-    return "application/openmetrics-text" in (accept or "")
+def exposition(reports, accept=None, now=None):
+    """(body bytes, content type) of the reports, in the format ``accept`` asks for."""
+    encoder, content_type = choose_encoder(accept or "")
+    collector = ReportCollector(reports, time.time() if now is None else now)
+    return encoder(collector), content_type

@@ -90,6 +90,7 @@ async def build_reports(datasette, actor, refresh=False):
         entry = await cache.get(source, max_age, refresh=refresh)
         db_report = copy.deepcopy(entry.report)
         db_report.computed_at = report.iso_utc(entry.computed_at)
+        db_report.outdated = entry.outdated
         reports.append(report.without_pointers(db_report) if hide_pointers else db_report)
     return reports
 
@@ -145,7 +146,9 @@ def _links(datasette, db_report):
             item["timeline_url"] = timeline_url(datasette, name, item["conv_id"])
 
 
-def _as_json(datasette, reports):
+def report_body(datasette, reports):
+    """The report JSON (``/-/runtime-truth.json``, ``check --json``): the format version, the
+    overall status, and one object per database with its links as ``datasette`` serves them."""
     databases = []
     for db_report in reports:
         _links(datasette, db_report)
@@ -157,7 +160,8 @@ def _as_json(datasette, reports):
         data["preview_url"] = _preview_url(datasette, db_report)
         data["startup_migration_error"] = startup.migration_not_run(datasette, db_report.database)
         databases.append(data)
-    return {"status": report.overall_status(reports), "databases": databases}
+    return {"format_version": report.FORMAT_VERSION, "status": report.overall_status(reports),
+            "databases": databases}
 
 
 def _coverage_url(datasette, db_report):
@@ -169,15 +173,13 @@ def _coverage_url(datasette, db_report):
 
 async def report_json(datasette, request):
     reports = await build_reports(datasette, request.actor, refresh=_refresh(request))
-    return links.json_response(_as_json(datasette, reports))
+    return links.json_response(report_body(datasette, reports))
 
 
 async def metrics_view(datasette, request):
     reports = await build_reports(datasette, request.actor, refresh=_refresh(request))
-    openmetrics = metrics.wants_openmetrics(request.headers.get("accept"))
-    response = Response.text(metrics.exposition(reports, openmetrics=openmetrics))
-    response.content_type = metrics.OPENMETRICS_TYPE if openmetrics else metrics.TEXT_TYPE
-    return response
+    body, content_type = metrics.exposition(reports, accept=request.headers.get("accept"))
+    return Response(body, content_type=content_type)
 
 
 async def report_page(datasette, request):

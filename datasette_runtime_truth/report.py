@@ -8,6 +8,7 @@ migration can recover (rows whose metadata never named a runtime) is information
 
 from dataclasses import asdict, dataclass, field
 import datetime
+import os
 import sqlite3
 from typing import Any, Optional
 
@@ -16,6 +17,7 @@ from . import backfill, figures, schema
 PASS, FAIL, INFO = "pass", "fail", "info"
 PASSES, FAILS, EMPTY = "passes", "fails", "no turns database"
 NO_TURNS, NOT_TURNS = "no turns table yet", "not a turns.db"
+FORMAT_VERSION = 1  # of the report JSON; datasette_runtime_truth/contract/runtime-truth.schema.json
 EXPECTED_DEFINITION = "TEXT NOT NULL DEFAULT ''"
 LISTED = 20  # conversations named under a check; the canned query shows them all
 
@@ -49,10 +51,11 @@ class DatabaseReport:
     rules: str
     turns: int
     checks: list
-    coverage: list  # one dict per UTC day: day, turns, runtime_key, inference_id
+    coverage: list  # one dict per UTC day, named as backfill_coverage names its columns
     timeline: Optional[str] = None  # the timeline store compared against, if any
     computed_at: Optional[str] = None  # when the figures were computed (ISO 8601, UTC)
     problem: Optional[str] = None  # why there is nothing to check (schema.turns_problem), if so
+    outdated: bool = False  # the store has committed since: a recomputation is due or running
 
     @property
     def status(self) -> str:
@@ -72,14 +75,25 @@ class DatabaseReport:
         data["status"] = self.status
         return data
 
-    def text(self) -> str:
-        """The report as ``datasette runtime-truth check`` prints it."""
+    def headline(self) -> str:
+        """``turns.db: FAILS (3 of 9 checks fail)``, or why there is nothing to check."""
         if self.problem:
             return f"{self.path or self.database}: {self.status} ({self.problem})"
         failed = len(self.failures)
         verdict = (f"FAILS ({failed} of {len(self.checks)} checks fail)" if failed
                    else f"PASSES (all {len(self.checks)} checks pass or are information)")
-        lines = [f"{self.path or self.database}: {verdict}"]
+        return f"{self.path or self.database}: {verdict}"
+
+    def summary(self) -> str:
+        """The headline and the failing checks' ids: ``check``'s one line for a file among several."""
+        failing = ", ".join(check.id for check in self.failures)
+        return self.headline() + (f": {failing}" if failing else "")
+
+    def text(self) -> str:
+        """The report as ``datasette runtime-truth check`` prints it."""
+        if self.problem:
+            return self.headline()
+        lines = [self.headline()]
         width = max(len(check.title) for check in self.checks)
         for check in self.checks:
             see = f"  [{check.query}]" if check.query else ""
@@ -118,6 +132,7 @@ def build(conn: sqlite3.Connection, database: str, path: Optional[str] = None, r
     """
     if rules not in backfill.RULES:
         raise ValueError(f"unknown rules {rules!r}: expected one of {', '.join(backfill.RULES)}")
+    path = None if path is None else os.fspath(path)
     problem = schema.turns_problem(schema.turns_columns(conn))
     if problem:
         return DatabaseReport(database=database, path=path, rules=rules, turns=0, checks=[],

@@ -37,6 +37,7 @@ class Entry:
     computed_at: float  # epoch seconds, when the computation started reading (shown)
     versions: tuple
     attempted: float  # time.monotonic() of the last computation started, failed ones too
+    outdated: bool = False  # served after the store committed again, while a recomputation is due
 
 
 @dataclass(frozen=True)
@@ -106,7 +107,7 @@ class ReportCache:
             return entry
         if asked_at - entry.attempted >= max_age_s:
             self._task(source)
-        return entry
+        return replace(entry, outdated=True)
 
     async def _fresh(self, source, asked_at):
         """A computation that started reading after ``asked_at``; shares one already running

@@ -40,14 +40,19 @@ def datasette_server(*args, log_path=None, startup_timeout_s=60, env_no_plugin=F
         _wait_until_up(process, base + "/-/versions.json", startup_timeout_s, log_path)
         yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         if log_path:
             log.close()
+
+
+def stop(process, timeout_s=10):
+    """End a server this test started, by its PID: terminate, then kill if it lingers."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _wait_until_up(process, url, timeout_s, log_path):

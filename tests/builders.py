@@ -1,9 +1,12 @@
 """Build small turns.db files with the upstream DDL for tests."""
 
 import json
+import shutil
 import sqlite3
 
 from datasette_runtime_truth import schema
+from datasette_runtime_truth.migrate import migrate_path
+from datasette_runtime_truth.sample import build as build_sample
 
 VERY_OLD_TURNS_DDL = """
 CREATE TABLE turns (
@@ -97,3 +100,13 @@ def dump(path):
         return list(conn.iterdump())
     finally:
         conn.close()
+
+
+def cut_over_and_not(folder):
+    """Two sample stores in ``folder``, as ``datasette turns timeline legacy`` names them: ``turns``
+    (migrated) with its ``timeline``, and ``legacy`` (pre-cutover). {name: path}"""
+    migrated = build_sample(folder / "migrated", turns=300, seed=3)
+    migrate_path(migrated.turns_path)
+    legacy = build_sample(folder / "legacy", turns=150, seed=4)
+    shutil.copy(legacy.turns_path, folder / "legacy.db")
+    return {"turns": migrated.turns_path, "timeline": migrated.timeline_path, "legacy": str(folder / "legacy.db")}

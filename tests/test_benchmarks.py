@@ -94,3 +94,29 @@ def test_small_run_is_consistent(tmp_path):
     for heading in ["## Machine", "## Sample", "## Targets", *(f"## {title}" for title in SECTIONS)]:
         assert f"\n{heading}\n" in text
     assert "not measured" not in text
+
+
+SCRAPE = pathlib.Path(__file__).parent.parent / "benchmarks" / "scrape.py"
+
+
+@pytest.mark.benchmark
+def test_scrape_cost_counts_every_series(tmp_path):
+    out = tmp_path / "BENCHMARKS.md"
+    out.write_text("# Benchmarks\n\n## Machine\n\nsome machine\n")
+    process = subprocess.run([sys.executable, str(SCRAPE), "--turns", "200", "--hosts", "10", "--json",
+                              "--out", str(out)], capture_output=True, text=True, timeout=300)
+    assert process.returncode == 0, process.stderr
+    result = json.loads(process.stdout)
+    data = result["data"]
+    assert data["turns"] == 200
+    for state, series in (("migrated", 22), ("before migration", 21)):
+        for name, figures in data[state].items():
+            assert (figures["series"], figures["families"]) == (series, 11), (state, name)
+            assert 0 < figures["gzip_bytes"] < figures["bytes"]
+    formats = list(data["migrated"])
+    assert [data["migrated"][name]["content_type"].split(";")[0] for name in formats] == [
+        "application/openmetrics-text", "text/plain"]
+    assert len(result["rows"]) == 8
+    text = out.read_text()
+    assert text.startswith("# Benchmarks\n\n## Machine\n\nsome machine\n\n## A fleet of hosts, per scrape\n")
+    assert "| migrated, text 0.0.4: 10 hosts | 220 series," in text

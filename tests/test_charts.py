@@ -15,10 +15,10 @@ def attrs(svg, css_class, name):
 
 
 DAYS = [
-    {"day": "2026-03-18", "turns": 4, "runtime_key": 0, "inference_id": 1},
-    {"day": "2026-03-19", "turns": 2, "runtime_key": 1, "inference_id": 2},
-    {"day": "2026-03-20", "turns": 5, "runtime_key": 5, "inference_id": 5},
-    {"day": "2026-03-22", "turns": 3, "runtime_key": 3, "inference_id": 2},
+    {"day": "2026-03-18", "turns": 4, "with_runtime_key": 0, "with_inference_id": 1, "with_neither": 3},
+    {"day": "2026-03-19", "turns": 2, "with_runtime_key": 1, "with_inference_id": 2, "with_neither": 0},
+    {"day": "2026-03-20", "turns": 5, "with_runtime_key": 5, "with_inference_id": 5, "with_neither": 0},
+    {"day": "2026-03-22", "turns": 3, "with_runtime_key": 3, "with_inference_id": 2, "with_neither": 0},
 ]
 
 
@@ -37,7 +37,7 @@ def test_cutover_day_is_the_start_of_the_final_full_run():
     assert charts.cutover_day(DAYS) == "2026-03-20"
     assert charts.cutover_day(DAYS[2:]) is None  # full from the first day: nothing to mark
     assert charts.cutover_day(DAYS[:2]) is None
-    relapse = DAYS + [{"day": "2026-03-23", "turns": 2, "runtime_key": 1, "inference_id": 2}]
+    relapse = DAYS + [{"day": "2026-03-23", "turns": 2, "with_runtime_key": 1, "with_inference_id": 2, "with_neither": 0}]
     assert charts.cutover_day(relapse) is None
 
 

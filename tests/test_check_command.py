@@ -3,8 +3,10 @@
 import json
 import os
 
+import pytest
 from click.testing import CliRunner
 from datasette.cli import cli
+from datasette_test import Datasette
 
 from builders import create_store, dump, insert_turn
 from datasette_runtime_truth.sample import build as build_sample
@@ -32,7 +34,7 @@ def test_sample_exits_1_before_migration_and_0_after(tmp_path):
     assert result.output.splitlines()[0] == (
         f"{sample.turns_path}: PASSES (all 9 checks pass or are information)"
     )
-    assert "in " + sample.timeline_path in result.output
+    assert "have another pointer in timeline (" in result.output
 
 
 def test_json_is_the_same_report(tmp_path):
@@ -43,18 +45,74 @@ def test_json_is_the_same_report(tmp_path):
     result = run(path, "--json")
     assert result.exit_code == 1
     data = json.loads(result.output)
-    assert data["status"] == "fails"
-    assert data["database"] == "turns.db"
-    assert data["turns"] == 1
-    by_id = {check["id"]: check for check in data["checks"]}
+    assert (data["format_version"], data["status"]) == (1, "fails")
+    [db] = data["databases"]
+    assert (db["database"], db["path"], db["turns"]) == ("turns", str(path), 1)
+    by_id = {check["id"]: check for check in db["checks"]}
     assert by_id["would_fill"] == {
         "id": "would_fill", "title": "Rows a migrate run would still fill", "status": "fail",
         "figure": f"1 rows (0 runtime_key, 1 inference_id, canonical rules): "
                   f"run `datasette runtime-truth migrate {path}`",
-        "value": 1, "query": "missing_backfill_rows", "url": "/turns/missing_backfill_rows", "items": [],
-        "counts": {"rows": 1, "runtime_key": 0, "inference_id": 1},
+        "value": 1, "query": "missing_backfill_rows", "url": "/turns/missing_backfill_rows",
+        "all_url": None, "items": [], "counts": {"rows": 1, "runtime_key": 0, "inference_id": 1},
     }
     assert by_id["journal"]["figure"] == "wal, opened read-only"
+
+
+@pytest.mark.asyncio
+async def test_json_database_objects_are_the_report_json_s(tmp_path):
+    """``check --json`` and /-/runtime-truth.json give the same database object for the same
+    store, but for when and how it was opened."""
+    sample = build_sample(tmp_path, turns=200, seed=5)
+    assert CliRunner().invoke(cli, ["runtime-truth", "migrate", sample.turns_path]).exit_code == 0
+    result = run(sample.turns_path, "--timeline", sample.timeline_path, "--json")
+    assert result.exit_code == 0
+    checked = json.loads(result.output)
+    served = (await Datasette([sample.turns_path, sample.timeline_path]).client.get(
+        "/-/runtime-truth.json")).json()
+
+    def comparable(body):
+        body["databases"][0].pop("computed_at")
+        for check in body["databases"][0]["checks"]:
+            if check["id"] == "journal":
+                check.pop("figure")
+        return body
+
+    assert comparable(checked) == comparable(served)
+    db = checked["databases"][0]
+    assert (db["preview_url"], db["startup_migration_error"]) == ("/-/runtime-truth/turns/preview", None)
+    switched = next(check for check in db["checks"] if check["id"] == "runtime_switches")
+    assert switched["items"][0]["history_url"].startswith("/turns/runtime_history?conv_id=")
+
+
+def test_several_paths_one_line_each_and_the_worst_exit(tmp_path):
+    passing = build_sample(tmp_path / "a", turns=50, seed=1)
+    assert CliRunner().invoke(cli, ["runtime-truth", "migrate", passing.turns_path]).exit_code == 0
+    failing = build_sample(tmp_path / "b", turns=50, seed=2)
+    result = run(passing.turns_path, failing.turns_path)
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        f"{passing.turns_path}: PASSES (all 9 checks pass or are information)",
+        f"{failing.turns_path}: FAILS (3 of 9 checks fail): columns, indexes, would_fill",
+    ]
+    result = run(passing.turns_path, tmp_path / "missing.db", failing.turns_path)
+    assert result.exit_code == 2
+    assert result.output.splitlines()[1] == f"{tmp_path / 'missing.db'}: no such file"
+    assert run(passing.turns_path, passing.turns_path).exit_code == 0
+
+
+def test_several_paths_as_json_name_them_as_datasette_does(tmp_path):
+    first = build_sample(tmp_path / "a", turns=50, seed=1)
+    second = build_sample(tmp_path / "b", turns=50, seed=2)
+    result = CliRunner().invoke(cli, [
+        "runtime-truth", "check", first.turns_path, str(tmp_path / "missing.db"), second.turns_path, "--json"])
+    assert result.exit_code == 2
+    assert result.stderr == f"Error: {tmp_path / 'missing.db'}: no such file\n"
+    data = json.loads(result.stdout)
+    assert [(db["database"], db["path"], db["preview_url"]) for db in data["databases"]] == [
+        ("turns", first.turns_path, "/-/runtime-truth/turns/preview"),
+        ("turns_2", second.turns_path, "/-/runtime-truth/turns_2/preview"),
+    ]
 
 
 def test_exit_2_when_path_is_not_a_turns_db(tmp_path):

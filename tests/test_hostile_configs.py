@@ -189,7 +189,7 @@ async def test_a_database_without_a_turns_table_yet_is_reported_per_database(tmp
     assert "it has no turns table, so there is\n    nothing to check until the chat server creates it" in page.text
     metrics = await ds.client.get("/-/runtime-truth/metrics")
     assert metrics.status_code == 200
-    assert 'runtime_truth_turns{database="turns"} 1\n' in metrics.text
+    assert 'runtime_truth_turns{database="turns"} 1.0\n' in metrics.text
     assert 'database="chat"' not in metrics.text
     assert (await ds.client.get("/-/runtime-truth/chat/preview")).status_code == 404
     assert sqlite3.connect(chat).execute("SELECT count(*) FROM sqlite_master").fetchone() == (0,)
@@ -313,7 +313,7 @@ async def test_an_integer_zero_runtime_key_is_kept_and_every_figure_agrees(tmp_p
     conn.commit()
     conn.close()
     check = CliRunner().invoke(cli, ["runtime-truth", "check", str(path), "--json"])
-    would_fill = {c["id"]: c for c in json.loads(check.output)["checks"]}["would_fill"]["counts"]
+    would_fill = {c["id"]: c for c in json.loads(check.output)["databases"][0]["checks"]}["would_fill"]["counts"]
     assert would_fill == {"rows": 1, "runtime_key": 0, "inference_id": 1}
     ds = Datasette([str(path)])
     preview = (await ds.client.get("/-/runtime-truth/turns/preview.json")).json()["rows"]

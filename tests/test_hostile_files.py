@@ -119,7 +119,7 @@ def interrupted_checkpoint(tmp_path):
 def test_a_wal_store_shorter_than_its_header_is_checked_not_called_truncated(interrupted_checkpoint):
     result = cli("check", interrupted_checkpoint, "--json")
     assert (result.returncode, result.stderr) == (1, "")  # fails only because it is not migrated
-    report = json.loads(result.stdout)
+    [report] = json.loads(result.stdout)["databases"]
     assert report["turns"] == 300
     assert report["path"] == str(interrupted_checkpoint)
 
@@ -306,7 +306,8 @@ def expected_tooltips():
 async def test_odd_timestamps_render_as_stored_never_a_500(odd_times_store):
     ds = Datasette([str(odd_times_store)])
     report = (await ds.client.get("/-/runtime-truth.json")).json()["databases"][0]
-    assert report["coverage"] == [{"day": "2026-03-20", "turns": 2, "runtime_key": 2, "inference_id": 2}]
+    assert report["coverage"] == [
+        {"day": "2026-03-20", "turns": 2, "with_runtime_key": 2, "with_inference_id": 2, "with_neither": 0}]
     assert report["turns"] == 10
 
     page = await ds.client.get("/-/runtime-truth")

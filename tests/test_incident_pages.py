@@ -121,17 +121,17 @@ async def test_conversation_page_has_pointer_turns_and_crumbs(tmp_path):
     assert "missing conv_id" in missing.text
 
 
-def test_check_json_has_the_urls(tmp_path):
+def test_check_json_has_the_urls_the_report_gives_a_store_not_migrated(tmp_path):
     sample = build_sample(tmp_path, turns=50, seed=1)
     result = CliRunner().invoke(cli, ["runtime-truth", "check", sample.turns_path, "--json"])
-    data = json.loads(result.output)
-    assert data["coverage_url"] == "/turns/backfill_coverage"
+    [data] = json.loads(result.output)["databases"]
+    assert (data["coverage_url"], data["preview_url"]) == (None, "/-/runtime-truth/turns/preview")
+    preview = "/-/runtime-truth/turns/preview"
     assert {c["id"]: c["url"] for c in data["checks"]} == {
         "columns": "/turns/turns_schema", "indexes": "/turns/turns_runtime_indexes",
-        "missing_runtime_key": "/turns/missing_backfill_count",
-        "missing_inference_id": "/turns/missing_backfill_count",
-        "bad_metadata": "/turns/missing_backfill_rows", "would_fill": "/turns/missing_backfill_rows",
-        "runtime_switches": "/turns/runtime_switches", "pointer": None, "journal": None}
+        "missing_runtime_key": preview, "missing_inference_id": preview,
+        "bad_metadata": preview, "would_fill": preview,
+        "runtime_switches": None, "pointer": None, "journal": None}
 
 
 @pytest.mark.asyncio

@@ -1,12 +1,11 @@
 """/-/runtime-truth/metrics, read back with prometheus_client's own parsers: every number equals
 the JSON report's; OpenMetrics on request; the report's permissions; CORS with --cors."""
 
-import calendar
-import time
-
 import pytest
 from api_helpers import ON_065
 from datasette_test import Datasette, actor_cookie
+from metrics_helpers import VERSION, expected_from_json, values, without_age
+from prometheus_client.exposition import choose_encoder
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -14,41 +13,9 @@ from datasette_runtime_truth.migrate import migrate_path
 from datasette_runtime_truth.sample import build as build_sample
 
 
-
 @pytest.fixture(scope="module")
 def sample(tmp_path_factory):
     return build_sample(tmp_path_factory.mktemp("metrics"), turns=300, seed=3)
-
-
-def values(families):
-    """{(metric, sorted label items): value}"""
-    return {
-        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
-        for family in families for sample in family.samples
-    }
-
-
-def expected_from_json(data):
-    found = {}
-    for db in data["databases"]:
-        checks = {check["id"]: check for check in db["checks"]}
-        label = (("database", db["database"]),)
-        found[("runtime_truth_turns", label)] = db["turns"]
-        for column in ("runtime_key", "inference_id"):
-            counts = checks[f"missing_{column}"]["counts"]
-            for recoverable, value in (("true", counts["recoverable"]),
-                                       ("false", counts["missing"] - counts["recoverable"])):
-                key = tuple(sorted(label + (("column", column), ("recoverable", recoverable))))
-                found[("runtime_truth_missing_rows", key)] = value
-        found[("runtime_truth_bad_metadata_rows", label)] = checks["bad_metadata"]["value"]
-        found[("runtime_truth_would_fill_rows", label)] = checks["would_fill"]["value"]
-        found[("runtime_truth_switched_conversations", label)] = checks["runtime_switches"]["value"]
-        if checks["pointer"]["value"] is not None:  # None: nothing compared, so no sample
-            found[("runtime_truth_pointer_mismatches", label)] = checks["pointer"]["value"]
-        for check in db["checks"]:
-            key = tuple(sorted(label + (("check", check["id"]),)))
-            found[("runtime_truth_check_passing", key)] = 0 if check["status"] == "fail" else 1
-    return found
 
 
 @pytest.mark.asyncio
@@ -59,13 +26,12 @@ async def test_every_number_equals_the_json_report(sample):
     assert response.status_code == 200
     assert response.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
     found = values(text_string_to_metric_families(response.text))
-    computed = found.pop(("runtime_truth_computed_timestamp_seconds", (("database", "turns"),)))
-    assert found == expected_from_json(data)
-    assert found[("runtime_truth_would_fill_rows", (("database", "turns"),))] > 0
+    assert ("runtime_truth_report_age_seconds", (("database", "turns"),)) in found
+    assert without_age(found) == expected_from_json(data)
+    assert found[("runtime_truth_would_fill_rows", (("database", "turns"),))] == 271
     assert found[("runtime_truth_check_passing", (("check", "would_fill"), ("database", "turns")))] == 0
-    computed_at = data["databases"][0]["computed_at"]
-    assert computed == pytest.approx(
-        calendar.timegm(time.strptime(computed_at[:19], "%Y-%m-%dT%H:%M:%S")) + int(computed_at[20:23]) / 1000)
+    assert found[("runtime_truth_report_outdated", (("database", "turns"),))] == 0
+    assert f'runtime_truth_info{{version="{VERSION}"}} 1.0' in response.text.splitlines()
     families = {family.name: family for family in text_string_to_metric_families(response.text)}
     assert {name: family.type for name, family in families.items()} == {
         name: "gauge" for name in families
@@ -80,21 +46,21 @@ async def test_pointer_mismatches_after_the_migration(tmp_path):
     ds = Datasette([migrated.turns_path, migrated.timeline_path])
     data = (await ds.client.get("/-/runtime-truth.json")).json()
     found = values(text_string_to_metric_families((await ds.client.get("/-/runtime-truth/metrics")).text))
-    found.pop(("runtime_truth_computed_timestamp_seconds", (("database", "turns"),)))
-    assert found == expected_from_json(data)
+    assert without_age(found) == expected_from_json(data)
     assert ("runtime_truth_pointer_mismatches", (("database", "turns"),)) in found
 
 
 @pytest.mark.asyncio
 async def test_openmetrics_when_the_scraper_asks(sample):
     ds = Datasette([sample.turns_path, sample.timeline_path])
-    response = await ds.client.get("/-/runtime-truth/metrics", headers={
-        "Accept": "application/openmetrics-text; version=1.0.0,text/plain;version=0.0.4;q=0.5",
-    })
-    assert response.headers["content-type"] == "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    accept = "application/openmetrics-text; version=1.0.0,text/plain;version=0.0.4;q=0.5"
+    response = await ds.client.get("/-/runtime-truth/metrics", headers={"Accept": accept})
+    assert response.headers["content-type"] == choose_encoder(accept)[1]
+    assert response.headers["content-type"].startswith("application/openmetrics-text; version=1.0.0; charset=utf-8")
     assert response.text.endswith("# EOF\n")
+    assert "# TYPE runtime_truth info" in response.text.splitlines()
     plain = values(text_string_to_metric_families((await ds.client.get("/-/runtime-truth/metrics")).text))
-    assert values(openmetrics_families(response.text)) == plain
+    assert without_age(values(openmetrics_families(response.text))) == without_age(plain)
 
 
 @pytest.mark.asyncio
@@ -106,7 +72,7 @@ async def test_same_permissions_as_the_report(sample):
     assert anonymous.status_code == 403
     admin = await ds.client.get("/-/runtime-truth/metrics", cookies={"ds_actor": actor_cookie(ds, {"id": "admin"})})
     assert admin.status_code == 200
-    assert 'runtime_truth_turns{database="turns"} 300' in admin.text
+    assert 'runtime_truth_turns{database="turns"} 300.0' in admin.text.splitlines()
 
 
 @pytest.mark.asyncio
@@ -122,5 +88,6 @@ async def test_no_turns_database_gives_the_families_and_no_samples(tmp_path):
     ds = Datasette([])
     response = await ds.client.get("/-/runtime-truth/metrics")
     assert response.status_code == 200
-    assert values(text_string_to_metric_families(response.text)) == {}
+    assert values(text_string_to_metric_families(response.text)) == {
+        ("runtime_truth_info", (("version", VERSION),)): 1}
     assert "# TYPE runtime_truth_turns gauge" in response.text

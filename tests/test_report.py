@@ -223,10 +223,11 @@ def test_coverage_per_utc_day(tmp_path):
     insert_turn(conn, "c1", "s1", "t2", updated=T0, runtime_key="agent", inference_id="")
     insert_turn(conn, "c1", "s1", "t3", updated=T0 + DAY - 1, runtime_key="agent", inference_id="i3")
     insert_turn(conn, "c1", "s1", "t4", updated=T0 + 2 * DAY, runtime_key="agent", inference_id="i4")
+    insert_turn(conn, "c1", "s1", "t5", updated=T0 + 2 * DAY + 1, runtime_key="", inference_id="")
     assert figures.coverage(conn) == [
-        {"day": "2026-03-19", "turns": 1, "runtime_key": 0, "inference_id": 1},
-        {"day": "2026-03-20", "turns": 2, "runtime_key": 2, "inference_id": 1},
-        {"day": "2026-03-22", "turns": 1, "runtime_key": 1, "inference_id": 1},
+        {"day": "2026-03-19", "turns": 1, "with_runtime_key": 0, "with_inference_id": 1, "with_neither": 0},
+        {"day": "2026-03-20", "turns": 2, "with_runtime_key": 2, "with_inference_id": 1, "with_neither": 0},
+        {"day": "2026-03-22", "turns": 2, "with_runtime_key": 1, "with_inference_id": 1, "with_neither": 1},
     ]
 
 
@@ -238,7 +239,8 @@ def test_very_old_store_reports_without_error(tmp_path):
     assert result.check("columns").figure == (
         "missing: runtime_key, inference_id (expected TEXT NOT NULL DEFAULT '')"
     )
-    assert result.coverage == [{"day": "2026-03-20", "turns": 1, "runtime_key": 0, "inference_id": 0}]
+    assert result.coverage == [
+        {"day": "2026-03-20", "turns": 1, "with_runtime_key": 0, "with_inference_id": 0, "with_neither": 1}]
     assert figures.conversation_history(conn, "c1") == [
         {"turn_id": "t1", "session_id": "s1", "runtime_key": "", "inference_id": "", "updated_at_ms": T0}
     ]

@@ -42,6 +42,13 @@ async def figures(ds, query=""):
     return db["turns"], db["computed_at"]
 
 
+async def outdated(ds):
+    """The JSON's ``outdated`` and the metric's, which must agree."""
+    data = (await ds.client.get("/-/runtime-truth.json")).json()
+    metrics = (await ds.client.get("/-/runtime-truth/metrics")).text.splitlines()
+    return data["databases"][0]["outdated"], 'runtime_truth_report_outdated{database="turns"} 1.0' in metrics
+
+
 @pytest.mark.asyncio
 async def test_nothing_changed_answers_from_the_last_computation(store):
     ds = datasette(store)
@@ -56,11 +63,14 @@ async def test_nothing_changed_answers_from_the_last_computation(store):
 async def test_a_commit_from_another_process_waits_for_max_age_or_refresh(store):
     ds = datasette(store)  # report_max_age defaults to 30 s
     first = await figures(ds)
+    assert await outdated(ds) == (False, False)
     add_turn_elsewhere(store, "t2")
     assert await figures(ds) == first
+    assert await outdated(ds) == (True, True)
     turns, computed_at = await figures(ds, "?refresh=1")
     assert (turns, computed_at > first[1]) == (2, True)
     assert await figures(ds) == (turns, computed_at)
+    assert await outdated(ds) == (False, False)
 
 
 @pytest.mark.asyncio

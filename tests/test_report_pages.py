@@ -166,7 +166,7 @@ async def test_menu_link_and_empty_instance(tmp_path):
     assert 'href="/-/runtime-truth"' in (await ds.client.get("/")).text
     empty = Datasette([], memory=True)
     data = (await empty.client.get("/-/runtime-truth.json")).json()
-    assert data == {"status": "no turns database", "databases": []}
+    assert data == {"format_version": 1, "status": "no turns database", "databases": []}
     page = (await empty.client.get("/-/runtime-truth")).text
     assert "No turns database is attached" in page
     assert 'href="/-/runtime-truth"' not in (await empty.client.get("/")).text
