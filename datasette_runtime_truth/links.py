@@ -7,6 +7,7 @@ so a template that lays cells out itself reads ``cell.plain`` instead of taking 
 
 from dataclasses import dataclass
 import json
+from typing import Any, Callable, Optional
 from urllib.parse import quote, urlencode
 import weakref
 
@@ -115,9 +116,10 @@ async def _is_turns_database(datasette, database):
 @dataclass(frozen=True)
 class EncodedJSON:
     """A JSON body already encoded (by ``encode_json``), e.g. in a worker thread, so that a
-    large one does not hold the event loop."""
+    large one does not hold the event loop; ``release`` is called once it has been sent."""
 
     body: bytes
+    release: Optional[Callable[[], Any]] = None
 
 
 def encode_json(body):
@@ -128,8 +130,25 @@ def json_response(body, status=200):
     """A JSON answer in which any BLOB a hostile store holds (an id, a value) is its UTF-8 text,
     or hex where it is not UTF-8, instead of a 500. ``body`` may be an EncodedJSON."""
     if isinstance(body, EncodedJSON):
-        return Response(body.body, status=status, content_type="application/json; charset=utf-8")
+        return SentResponse(body.body, status=status, content_type="application/json; charset=utf-8",
+                            release=body.release)
     return Response.json(body, status=status, default=_blob_as_text)
+
+
+class SentResponse(Response):
+    """A Response that calls ``release`` once, when its body has been sent (or sending failed)."""
+
+    def __init__(self, *args, release=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.release = release
+
+    async def asgi_send(self, send):
+        try:
+            await super().asgi_send(send)
+        finally:
+            release, self.release = self.release, None
+            if release is not None:
+                release()
 
 
 def _blob_as_text(value):
