@@ -22,9 +22,11 @@ from .cors import add_cors
 from .permissions import ensure_view_database, forbidden_tables
 
 DEFAULT_TURNS_LIMIT = 200
-# The JSON text (turn metadata and data, block payloads and metadata) one answer builds its
-# payloads from; beyond it the route answers 413 instead of building them.
-DEFAULT_MAX_PAYLOAD_CHARS = 8_000_000
+# The JSON text (turn metadata and data, block payloads and metadata, once per snapshot) one
+# answer builds its payloads from; beyond it the route answers 413 instead of building them.
+# Building takes up to about 8 bytes of memory per character (benchmarks/payloadmemory.py), so
+# this keeps one build under about 512 MB, and payload_workers of them under a GB.
+DEFAULT_MAX_PAYLOAD_CHARS = 64_000_000
 CONVERSATIONS_LIMIT = 500
 TURN_PATH_ERROR = "expected /api/debug/turn/:convId/:sessionId/:turnId"
 INT64_MAX = 2**63 - 1
@@ -79,7 +81,7 @@ def _json_view(handler):
             if error.status == 405:
                 response.headers["Allow"] = ALLOWED_METHODS
         if request.method == "HEAD":
-            response.body = b""
+            response.without_body()
         return add_cors(datasette, response)
 
     view.__name__ = handler.__name__

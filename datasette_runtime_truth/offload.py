@@ -19,7 +19,7 @@ import struct
 import subprocess
 import sys
 import threading
-from typing import Any, Callable, Optional
+from typing import Any, AsyncIterator, Callable, Iterator, Optional
 import weakref
 
 from . import config, links, payload, schema, store
@@ -49,22 +49,21 @@ class Job:
     echo: tuple = ()
 
 
-def encode(conn: sqlite3.Connection, job: Job) -> bytes:
-    """The answer's JSON body, read and built from ``conn``."""
+def chunks(conn: sqlite3.Connection, job: Job) -> Iterator[bytes]:
+    """The answer's JSON body, in pieces (``links.json_chunks``), read and built from ``conn``:
+    every item is built before the first piece is given."""
     build, envelope = ROUTES[job.route]
     return store.encode_snapshots(
-        conn, job.shape, build, lambda items: links.encode_json(envelope(*job.echo, items)).body,
-        **job.filters,
+        conn, job.shape, build, lambda items: links.json_chunks(envelope(*job.echo, items)), **job.filters,
     )
 
 
-def encode_file(uri: str, job: Job) -> bytes:
-    """:func:`encode` on a read-only connection of its own: what a worker process runs."""
-    conn = sqlite3.connect(uri, uri=True)
-    try:
-        return encode(conn, job)
-    finally:
-        conn.close()
+def encode(conn: sqlite3.Connection, job: Job) -> bytes:
+    return b"".join(chunks(conn, job))
+
+
+def connect(uri: str) -> sqlite3.Connection:
+    return sqlite3.connect(uri, uri=True)
 
 
 async def build(datasette: Any, db: Any, job: Job, chars: int) -> links.EncodedJSON:
@@ -126,14 +125,29 @@ class Pool:
         self.slots: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
     async def build(self, uri: str, job: Job) -> links.EncodedJSON:
+        """The answer, its first piece read (so a worker that stops while building is a
+        WorkerStopped here), the rest sent as the worker writes it. The slot and the worker are
+        held until the answer is sent, or given up."""
         slots = self._slots()
         await slots.acquire()
+        worker = None
         try:
-            body = await asyncio.to_thread(self._run, uri, job)
-        except BaseException:
+            worker = self._take()
+            first = await asyncio.to_thread(worker.start, uri, job)
+        except Exception as error:
+            if worker is not None and not isinstance(error, WorkerStopped):
+                self._give_back(worker)  # it answered with the error, and waits for the next job
+            elif worker is not None:
+                self._forget(worker)
             slots.release()
             raise
-        return links.EncodedJSON(body, release=slots.release)
+        except BaseException:
+            if worker is not None:
+                self._forget(worker)
+            slots.release()
+            raise
+        sent = Sent(self, worker, slots)
+        return links.EncodedJSON(first, rest=sent.rest(), release=sent.release)
 
     def _slots(self) -> asyncio.Semaphore:
         """The slots of the running event loop (a server has one; tests start several)."""
@@ -142,16 +156,10 @@ class Pool:
             self.slots[loop] = asyncio.Semaphore(self.size)
         return self.slots[loop]
 
-    def _run(self, uri: str, job: Job) -> bytes:
-        worker = self._take()
-        try:
-            body = worker.run(uri, job)
-        except WorkerStopped:
-            self._forget(worker)
-            raise
+    def _give_back(self, worker: "Worker") -> None:
         with self.lock:
-            self.idle.append(worker)
-        return body
+            if worker in self.started:
+                self.idle.append(worker)
 
     def _take(self) -> "Worker":
         with self.lock:
@@ -163,7 +171,8 @@ class Pool:
 
     def _forget(self, worker: "Worker") -> None:
         with self.lock:
-            self.started.remove(worker)
+            if worker in self.started:
+                self.started.remove(worker)
         worker.stop()
 
     def pids(self) -> list[int]:
@@ -178,6 +187,30 @@ class Pool:
             worker.stop()
 
 
+class Sent:
+    """The rest of one answer a worker is writing, and what ending it gives back: the worker to
+    the pool when it wrote everything, else it is stopped (its pipe holds the unsent rest)."""
+
+    def __init__(self, pool: Pool, worker: "Worker", slots: asyncio.Semaphore):
+        self.pool, self.worker, self.slots = pool, worker, slots
+        self.done = False
+
+    async def rest(self) -> AsyncIterator[bytes]:
+        while True:
+            chunk = await asyncio.to_thread(self.worker.next_chunk)
+            if not chunk:
+                self.done = True
+                return
+            yield chunk
+
+    def release(self) -> None:
+        if self.done:
+            self.pool._give_back(self.worker)
+        else:
+            self.pool._forget(self.worker)
+        self.slots.release()
+
+
 class Worker:
     """One ``python -m datasette_runtime_truth.worker`` process and its pipes (see worker.py)."""
 
@@ -187,19 +220,28 @@ class Worker:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
         )
 
-    def run(self, uri: str, job: Job) -> bytes:
-        """The body the worker builds for ``job``; an exception it raised is raised here."""
+    def start(self, uri: str, job: Job) -> bytes:
+        """Send the job; the first piece of its body once the worker has built it. An exception
+        the worker raised is raised here."""
         try:
             write_message(self.process.stdin, pickle.dumps((uri, job)))
+        except OSError:
+            raise self._stopped() from None
+        return self.next_chunk()
+
+    def next_chunk(self) -> bytes:
+        """The next piece of the body, ``b""`` after the last."""
+        try:
             ok, message = read_message(self.process.stdout)
-        except (OSError, EOFError):
-            raise WorkerStopped(
-                f"a payload worker process stopped while building this answer ({self._ended()}); "
-                "another one starts on the next request: retry"
-            ) from None
+        except (OSError, EOFError, ValueError):
+            raise self._stopped() from None
         if not ok:
             raise pickle.loads(message)
         return message
+
+    def _stopped(self) -> WorkerStopped:
+        return WorkerStopped(f"a payload worker process stopped while building this answer ({self._ended()}); "
+                             "another one starts on the next request: retry")
 
     def _ended(self) -> str:
         try:
