@@ -25,7 +25,7 @@ DEFAULT_TURNS_LIMIT = 200
 # The JSON text (turn metadata and data, block payloads and metadata, once per snapshot) one
 # answer builds its payloads from; beyond it the route answers 413 instead of building them.
 # Building takes up to about 8 bytes of memory per character (benchmarks/payloadmemory.py), so
-# this keeps one build under about 512 MB, and payload_workers of them under a GB.
+# this keeps one build under about 560 MB (payload_workers of them at once).
 DEFAULT_MAX_PAYLOAD_CHARS = 64_000_000
 CONVERSATIONS_LIMIT = 500
 TURN_PATH_ERROR = "expected /api/debug/turn/:convId/:sessionId/:turnId"

@@ -170,10 +170,12 @@ class Pool:
             return worker
 
     def _forget(self, worker: "Worker") -> None:
+        """Stop a worker that stopped, or whose answer was not read to its end; in a thread of
+        its own, since it may take a moment to notice (this may run on the event loop)."""
         with self.lock:
             if worker in self.started:
                 self.started.remove(worker)
-        worker.stop()
+        threading.Thread(target=worker.stop, daemon=True).start()
 
     def pids(self) -> list[int]:
         with self.lock:
