@@ -31,7 +31,7 @@ import time
 
 import httpx
 
-from datasette_runtime_truth import api, offload, schema, store
+from datasette_runtime_truth import config, offload, schema, store
 
 from measure import summary
 
@@ -213,8 +213,8 @@ def concurrent(directory, block_mb, clients):
 
 
 def run(sizes, block_mb, clients):
-    result = {"default_max_payload_chars": api.DEFAULT_MAX_PAYLOAD_CHARS,
-              "default_payload_workers": offload.DEFAULT_WORKERS, "per_mb": [],
+    result = {"default_max_payload_chars": config.DEFAULT_MAX_PAYLOAD_CHARS,
+              "default_payload_workers": config.DEFAULT_PAYLOAD_WORKERS, "per_mb": [],
               "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
     with tempfile.TemporaryDirectory(prefix="runtime-truth-payload-memory-") as directory:
         for size in sizes:

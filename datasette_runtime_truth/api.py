@@ -22,11 +22,6 @@ from .cors import add_cors
 from .permissions import ensure_view_database, forbidden_tables
 
 DEFAULT_TURNS_LIMIT = 200
-# The JSON text (turn metadata and data, block payloads and metadata, once per snapshot) one
-# answer builds its payloads from; beyond it the route answers 413 instead of building them.
-# Building takes up to about 8 bytes of memory per character (benchmarks/payloadmemory.py), so
-# this keeps one build under about 560 MB (payload_workers of them at once).
-DEFAULT_MAX_PAYLOAD_CHARS = 64_000_000
 CONVERSATIONS_LIMIT = 500
 TURN_PATH_ERROR = "expected /api/debug/turn/:convId/:sessionId/:turnId"
 INT64_MAX = 2**63 - 1
@@ -153,7 +148,7 @@ async def turn(datasette: Any, request: Any) -> links.EncodedJSON:
 async def _size(datasette, stores, job, advice):
     """``(snapshots, characters of JSON)`` the job would read, from SQL; a 413 saying what to do
     (``advice``) when that is more than the ``max_payload_chars`` setting."""
-    limit = config.plugin_config(datasette).get("max_payload_chars", DEFAULT_MAX_PAYLOAD_CHARS)
+    limit = config.max_payload_chars(datasette)
     count, chars = await store.size(stores.turns, stores.shape, **job.filters)
     if chars > limit:
         raise ApiError(413, f"payload too large: these snapshots hold {chars:,} characters of JSON, over "

@@ -5,8 +5,31 @@ from datasette.utils import tilde_decode
 PLUGIN = "datasette-runtime-truth"
 
 
+# The debug routes' big answers (README, "Big turns"). Building takes up to about 8.8 bytes of
+# memory per character of JSON counted (benchmarks/payloadmemory.py), so the limit keeps one build
+# under about 560 MB, and payload_workers of them at once.
+DEFAULT_MAX_PAYLOAD_CHARS = 64_000_000
+DEFAULT_PAYLOAD_WORKERS = 2
+DEFAULT_PAYLOAD_PROCESS_CHARS = 500_000
+
+
 def plugin_config(datasette):
     return datasette.plugin_config(PLUGIN) or {}
+
+
+def max_payload_chars(datasette):
+    """Characters of JSON one debug answer may be built from; past it, a 413."""
+    return plugin_config(datasette).get("max_payload_chars", DEFAULT_MAX_PAYLOAD_CHARS)
+
+
+def payload_workers(datasette):
+    """How many worker processes build big debug answers (0: none, all in threads)."""
+    return plugin_config(datasette).get("payload_workers", DEFAULT_PAYLOAD_WORKERS)
+
+
+def payload_process_chars(datasette):
+    """The size from which a debug answer is built in a worker process."""
+    return plugin_config(datasette).get("payload_process_chars", DEFAULT_PAYLOAD_PROCESS_CHARS)
 
 
 def configured_names(datasette):

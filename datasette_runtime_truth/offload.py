@@ -24,8 +24,6 @@ import weakref
 
 from . import config, links, payload, schema, store
 
-DEFAULT_WORKERS = 2
-DEFAULT_PROCESS_CHARS = 500_000
 PARENT_CHECK_S = 1.0  # how long a stopped worker's exit status is awaited
 
 ROUTES: dict[str, tuple[Callable, Callable]] = {
@@ -70,17 +68,9 @@ async def build(datasette: Any, db: Any, job: Job, chars: int) -> links.EncodedJ
     """The answer ``job`` asks for, built where its size (``chars``, from SQL) says."""
     pool = _pool(datasette)
     uri = read_uri(datasette, db)
-    if pool is None or uri is None or chars < process_chars(datasette):
+    if pool is None or uri is None or chars < config.payload_process_chars(datasette):
         return links.EncodedJSON(await db.execute_fn(lambda conn: encode(conn, job)))
     return await pool.build(uri, job)
-
-
-def workers(datasette: Any) -> int:
-    return config.plugin_config(datasette).get("payload_workers", DEFAULT_WORKERS)
-
-
-def process_chars(datasette: Any) -> int:
-    return config.plugin_config(datasette).get("payload_process_chars", DEFAULT_PROCESS_CHARS)
 
 
 def read_uri(datasette: Any, db: Any) -> Optional[str]:
@@ -103,7 +93,7 @@ _pools: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def _pool(datasette: Any) -> Optional["Pool"]:
     """This Datasette's pool (no process started until it builds), or None with
     ``payload_workers: 0``."""
-    count = workers(datasette)
+    count = config.payload_workers(datasette)
     if count < 1:
         return None
     if datasette not in _pools:
