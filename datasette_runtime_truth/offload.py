@@ -33,7 +33,8 @@ ROUTES: dict[str, tuple[Callable, Callable]] = {
 
 
 class WorkerStopped(Exception):
-    """A worker process died while building an answer (killed, out of memory)."""
+    """A worker process died while building an answer (killed, out of memory), or could not
+    start."""
 
 
 @dataclass(frozen=True)
@@ -207,10 +208,14 @@ class Worker:
     """One ``python -m datasette_runtime_truth.worker`` process and its pipes (see worker.py)."""
 
     def __init__(self):
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "datasette_runtime_truth.worker"],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
-        )
+        try:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "datasette_runtime_truth.worker"],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, close_fds=True,
+            )
+        except OSError as error:
+            raise WorkerStopped(f"could not start a payload worker process ({error}): set payload_workers "
+                                "to 0 to build every answer in the server") from None
 
     def start(self, uri: str, job: Job) -> bytes:
         """Send the job; the first piece of its body once the worker has built it. An exception
