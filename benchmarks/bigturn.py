@@ -10,6 +10,7 @@ both with ``datasette serve`` on 127.0.0.1 and measures with one client, then fo
 """
 
 import argparse
+import datetime
 import json
 import os
 import random
@@ -117,7 +118,7 @@ def _pct(stats):
     return f"{stats['median']:.1f} / {stats['p95']:.1f} ms"
 
 
-def section(runs, chars, load_average=None):
+def section(runs, chars, load_average=None, alone=None):
     result = Section(TITLE)
     for run in runs:
         busy, big = run["busy_ms"], run["big_ms"]
@@ -144,6 +145,8 @@ def section(runs, chars, load_average=None):
         "payload worker processes and streamed, so building them never holds the server's GIL; the clients run "
         "in the benchmark's process on the same machine.",
     ]
+    if alone is not None:
+        result.notes.insert(0, alone)
     if load_average is not None:
         result.notes.append(f"Load average when this section started: {', '.join(map(str, load_average))} "
                             f"({os.cpu_count()} cores, shared with other work).")
@@ -164,7 +167,14 @@ def run_alone(turns, seconds):
         chars = add_big_turn(turns_path)
         with routes.Server([turns_path, timeline_path], os.path.join(workdir, "datasette.log")) as server:
             runs = measure_all(server.url, seconds)
-    return section(runs, chars, load_average)
+    from run import machine
+
+    when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    info = machine()
+    alone = (f"Measured on its own by `python benchmarks/bigturn.py --turns {turns}` on {when} (Datasette "
+             f"{info['datasette']}, commit {info['commit']}), beside a migrated sample of {turns:,} turns, not "
+             "in the run that wrote the rest of this file.")
+    return section(runs, chars, load_average, alone)
 
 
 def update(path, measured):
