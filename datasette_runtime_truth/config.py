@@ -5,9 +5,9 @@ from datasette.utils import tilde_decode
 PLUGIN = "datasette-runtime-truth"
 
 
-# The debug routes' big answers (README, "Big turns"). Building takes up to about 8.8 bytes of
+# The debug routes' big answers (README, "Big turns"). Building takes up to about 9 bytes of
 # memory per character of JSON counted (benchmarks/payloadmemory.py), so the limit keeps one build
-# under about 560 MB, and payload_workers of them at once.
+# under about 580 MB, and payload_workers of them at once.
 DEFAULT_MAX_PAYLOAD_CHARS = 64_000_000
 DEFAULT_PAYLOAD_WORKERS = 2
 DEFAULT_PAYLOAD_PROCESS_CHARS = 500_000
