@@ -96,11 +96,11 @@ async def derived_conversations(db: Any, shape: schema.TurnsShape, limit: int,
 
 # --- snapshots ----------------------------------------------------------------------------------
 
-SNAPSHOTS_SQL = """
+# The phase snapshots a request asks for, newest first: the same page for the snapshots and for
+# their size. {columns} adds the turn's own columns (or nothing).
+SNAPSHOT_PAGE_SQL = """
 WITH page AS (
-  SELECT m.conv_id, m.session_id, m.turn_id, m.phase, m.snapshot_created_at_ms AS created_at_ms,
-         {runtime_key} AS runtime_key, {inference_id} AS inference_id,
-         {metadata_json} AS metadata_json, {data_json} AS data_json
+  SELECT m.conv_id, m.session_id, m.turn_id, m.phase, m.snapshot_created_at_ms AS created_at_ms{columns}
   FROM turns AS t
   JOIN turn_block_membership AS m
     ON m.conv_id = t.conv_id AND m.session_id = t.session_id AND m.turn_id = t.turn_id
@@ -108,7 +108,9 @@ WITH page AS (
   GROUP BY m.conv_id, m.session_id, m.turn_id, m.phase, m.snapshot_created_at_ms
   ORDER BY created_at_ms DESC, m.conv_id, m.session_id, m.turn_id, m.phase
   {limit}
-)
+)"""
+
+SNAPSHOTS_SQL = SNAPSHOT_PAGE_SQL + """
 SELECT page.*, m.ordinal, m.block_id, b.kind, b.role, b.payload_json,
        b.block_metadata_json
 FROM page
@@ -144,11 +146,11 @@ def snapshots_query(shape: schema.TurnsShape, conv_id: Optional[str] = None, ses
     conditions, params = _conditions(shape, conv_id=conv_id, session_id=session_id, turn_id=turn_id,
                                      phase=phase, since_ms=since_ms, limit=limit)
     template = SNAPSHOTS_SQL if shape.has_snapshots else TURN_ROWS_SQL
+    turn_columns = {"runtime_key": shape.runtime_key, "inference_id": shape.inference_id,
+                    "metadata_json": shape.metadata_json, "data_json": shape.data_json}
     sql = template.format(
-        runtime_key=shape.runtime_key,
-        inference_id=shape.inference_id,
-        metadata_json=shape.metadata_json,
-        data_json=shape.data_json,
+        columns="".join(f",\n         {sql} AS {name}" for name, sql in turn_columns.items()),
+        **turn_columns,
         updated_at_ms=shape.updated_at_ms,
         conditions=conditions,
         limit="LIMIT :limit" if limit is not None else "",
@@ -185,17 +187,7 @@ def _conditions(shape: schema.TurnsShape, conv_id: Optional[str] = None, session
 # The JSON text a column holds, in characters, as the payload builder reads it (a BLOB as text).
 CHARS = "(CASE WHEN typeof({0}) IN ('text', 'blob') THEN length(CAST({0} AS TEXT)) ELSE 0 END)"
 
-SNAPSHOT_SIZE_SQL = """
-WITH page AS (
-  SELECT m.conv_id, m.session_id, m.turn_id, m.phase, m.snapshot_created_at_ms AS created_at_ms
-  FROM turns AS t
-  JOIN turn_block_membership AS m
-    ON m.conv_id = t.conv_id AND m.session_id = t.session_id AND m.turn_id = t.turn_id
-  WHERE {conditions}
-  GROUP BY m.conv_id, m.session_id, m.turn_id, m.phase, m.snapshot_created_at_ms
-  ORDER BY created_at_ms DESC, m.conv_id, m.session_id, m.turn_id, m.phase
-  {limit}
-)
+SNAPSHOT_SIZE_SQL = SNAPSHOT_PAGE_SQL + """
 SELECT
   (SELECT count(*) FROM page) AS snapshots,
   (SELECT coalesce(sum({metadata_chars} + {data_chars}), 0)
@@ -231,6 +223,7 @@ def size_query(shape: schema.TurnsShape, **filters: Any) -> tuple[str, dict[str,
     conditions, params = _conditions(shape, **filters)
     template = SNAPSHOT_SIZE_SQL if shape.has_snapshots else TURN_ROWS_SIZE_SQL
     sql = template.format(
+        columns="",
         metadata_chars=CHARS.format(shape.metadata_json),
         data_chars=CHARS.format(shape.data_json),
         payload_chars=CHARS.format("b.payload_json"),
