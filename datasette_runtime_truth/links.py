@@ -176,7 +176,8 @@ class SentResponse(Response):
     def __init__(self, *args, rest=None, release=None, **kwargs):
         super().__init__(*args, **kwargs)
         self.rest = rest
-        self.release = release
+        # Called when sending ends, or when the response is dropped unsent (a cancelled request).
+        self.release = weakref.finalize(self, release) if release is not None else None
 
     def without_body(self):
         """For HEAD: the headers only."""
@@ -197,9 +198,8 @@ class SentResponse(Response):
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 await send({"type": "http.response.body", "body": b""})
         finally:
-            release, self.release = self.release, None
-            if release is not None:
-                release()
+            if self.release is not None:
+                self.release()
 
 
 def _blob_as_text(value):

@@ -186,6 +186,7 @@ class Sent:
 
     def __init__(self, pool: Pool, worker: "Worker", slots: asyncio.Semaphore):
         self.pool, self.worker, self.slots = pool, worker, slots
+        self.loop = asyncio.get_running_loop()
         self.done = False
 
     async def rest(self) -> AsyncIterator[bytes]:
@@ -197,11 +198,19 @@ class Sent:
             yield chunk
 
     def release(self) -> None:
+        """Once, from the event loop or (a response dropped unsent) any thread."""
         if self.done:
             self.pool._give_back(self.worker)
         else:
             self.pool._forget(self.worker)
-        self.slots.release()
+        try:
+            on_loop = asyncio.get_running_loop() is self.loop
+        except RuntimeError:
+            on_loop = False
+        if on_loop:
+            self.slots.release()
+        elif not self.loop.is_closed():
+            self.loop.call_soon_threadsafe(self.slots.release)
 
 
 class Worker:
