@@ -141,8 +141,8 @@ def section(runs, chars, load_average=None, alone=None):
         f"{runs[0]['seconds']:g} s, while another requests `/-/versions.json` every {PROBE_EVERY_S * 1000:g} ms: how "
         f"long a cheap request waits while big payloads are built; with {', then '.join(map(str, STALL_CLIENTS))} "
         "such clients.",
-        "The server runs with default settings: answers of 500,000 characters or more are built by its two "
-        "payload worker processes and streamed, so building them never holds the server's GIL; the clients run "
+        "The server runs with default settings: answers of 500,000 characters or more are built by its "
+        "payload worker process and streamed, so building them never holds the server's GIL; the clients run "
         "in the benchmark's process on the same machine.",
     ]
     if alone is not None:

@@ -1,6 +1,6 @@
 """Peak memory per MB of debug payload served, and 12 concurrent requests for a 50 MB block.
 
-    python benchmarks/payloadmemory.py [--sizes 1,5,20,50] [--concurrent 12] [--block-mb 50] [--json]
+    python benchmarks/payloadmemory.py [--sizes 1,5,20,50] [--concurrent 12] [--block-mb 50] [--workers N] [--json]
 
 Run where the plugin is installed (e.g. ``.venv/datasette-1.0a41/bin/python``). Everything is on
 127.0.0.1 and in a temporary directory.
@@ -13,7 +13,7 @@ Run where the plugin is installed (e.g. ``.venv/datasette-1.0a41/bin/python``). 
   the body while sending it: its size per MB is shown too.
 * concurrent: a real ``datasette serve`` on a turns.db with one turn holding a ``--block-mb`` MB
   block in one snapshot; ``--concurrent`` clients ask for it at once, first with ``max_payload_chars`` below its
-  size (every answer a 413), then with the default (served): the server's and its workers' peak
+  size (every answer a 413, each client asking REFUSED_ROUNDS times), then with the default (served): the server's and its workers' peak
   RSS, and ``/-/versions.json`` meanwhile.
 """
 
@@ -38,6 +38,7 @@ from measure import summary
 MB = 1024 * 1024
 SNAPSHOTS = ("pre_inference", "post_inference", "final")
 IDS = ("conv-big", "session-big", "turn-big")
+REFUSED_ROUNDS = 10  # each client's refused requests, one after the other: long enough to probe
 
 
 def build_store(path, chars, form, snapshots=SNAPSHOTS):
@@ -161,7 +162,7 @@ def _datasette_065():
     return datasette.version.__version__.startswith("0.")
 
 
-async def _concurrent(url, clients, path):
+async def _concurrent(url, clients, path, rounds=1):
     stop = asyncio.Event()
     versions = []
 
@@ -173,21 +174,25 @@ async def _concurrent(url, clients, path):
             await asyncio.sleep(0.02)
 
     async def fetch(client):
-        started = time.perf_counter()
-        response = await client.get(path)
-        await response.aread()
-        return response.status_code, (time.perf_counter() - started) * 1000, len(response.content)
+        answers = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            response = await client.get(path)
+            await response.aread()
+            answers.append((response.status_code, (time.perf_counter() - started) * 1000, len(response.content)))
+        return answers
 
     limits = httpx.Limits(max_connections=clients + 1)
     async with httpx.AsyncClient(base_url=url, timeout=600, limits=limits) as client:
         prober = asyncio.create_task(probe(client))
-        answers = await asyncio.gather(*(fetch(client) for _ in range(clients)))
+        answers = [answer for answers in await asyncio.gather(*(fetch(client) for _ in range(clients)))
+                   for answer in answers]
         stop.set()
         await prober
     return answers, versions
 
 
-def concurrent(directory, block_mb, clients):
+def concurrent(directory, block_mb, clients, workers=None):
     path = os.path.join(directory, "turns.db")
     build_store(path, block_mb * MB, "text", snapshots=("final",))
     conn = sqlite3.connect(path)
@@ -195,11 +200,13 @@ def concurrent(directory, block_mb, clients):
     conn.close()
     url_path = "/api/debug/turn/" + "/".join(IDS)
     results = {"chars": chars, "clients": clients, "block_mb": block_mb}
-    for name, plugin_config in (("refused", {"max_payload_chars": chars - 1}), ("served", {})):
+    served = {} if workers is None else {"payload_workers": workers}
+    for name, plugin_config, rounds in (("refused", {"max_payload_chars": chars - 1}, REFUSED_ROUNDS),
+                                        ("served", served, 1)):
         with Server(directory, path, plugin_config) as server:
             idle_mb = server.peak_mb()[0]
             started = time.perf_counter()
-            answers, versions = asyncio.run(_concurrent(server.url, clients, url_path))
+            answers, versions = asyncio.run(_concurrent(server.url, clients, url_path, rounds))
             elapsed = time.perf_counter() - started
             server_mb, workers_mb, workers = server.peak_mb()
         statuses = {}
@@ -212,7 +219,7 @@ def concurrent(directory, block_mb, clients):
     return results
 
 
-def run(sizes, block_mb, clients):
+def run(sizes, block_mb, clients, workers=None):
     result = {"default_max_payload_chars": config.DEFAULT_MAX_PAYLOAD_CHARS,
               "default_payload_workers": config.DEFAULT_PAYLOAD_WORKERS, "per_mb": [],
               "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
@@ -228,7 +235,7 @@ def run(sizes, block_mb, clients):
                                  "body_mb_per_mb": measured["body_bytes"] / measured["chars"]})
                 result["per_mb"].append(measured)
         if clients:
-            result["concurrent"] = concurrent(directory, block_mb, clients)
+            result["concurrent"] = concurrent(directory, block_mb, clients, workers)
     return result
 
 
@@ -255,9 +262,11 @@ def main(argv=None):
     parser.add_argument("--sizes", default="1,5,20,50", help="MB of JSON per measured turn (default 1,5,20,50)")
     parser.add_argument("--concurrent", type=int, default=12, help="clients asking at once (0: skip)")
     parser.add_argument("--block-mb", type=int, default=50, help="MB of the concurrent test's block")
+    parser.add_argument("--workers", type=int, help="the served run's payload_workers (default: the plugin's)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    result = run([int(size) for size in args.sizes.split(",")], args.block_mb, args.concurrent)
+    sizes = [int(size) for size in args.sizes.split(",") if size]
+    result = run(sizes, args.block_mb, args.concurrent, args.workers)
     print(json.dumps(result, indent=1) if args.json else text_table(result))
 
 

@@ -9,7 +9,7 @@ PLUGIN = "datasette-runtime-truth"
 # memory per character of JSON counted (benchmarks/payloadmemory.py), so the limit keeps one build
 # under about 580 MB, and payload_workers of them at once.
 DEFAULT_MAX_PAYLOAD_CHARS = 64_000_000
-DEFAULT_PAYLOAD_WORKERS = 2
+DEFAULT_PAYLOAD_WORKERS = 1
 DEFAULT_PAYLOAD_PROCESS_CHARS = 500_000
 
 

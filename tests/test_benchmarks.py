@@ -127,5 +127,5 @@ def test_payload_memory_runs(tmp_path):
     assert [(row["form"], row["mb"]) for row in result["per_mb"]] == [("text", 1), ("objects", 1)]
     assert all(row["chars"] > 3 * 1024 * 1024 and row["worker_peak_growth_mb"] > 0 for row in result["per_mb"])
     concurrent = result["concurrent"]
-    assert concurrent["refused"]["statuses"] == {"413": 2}
+    assert concurrent["refused"]["statuses"] == {"413": 20}
     assert concurrent["served"]["statuses"] == {"200": 2}
