@@ -24,7 +24,7 @@ import weakref
 
 from . import config, links, payload, schema, store
 
-PARENT_CHECK_S = 1.0  # how long a stopped worker's exit status is awaited
+EXIT_WAIT_S = 1.0  # how long a stopped worker's exit status is awaited, to name it
 
 ROUTES: dict[str, tuple[Callable, Callable]] = {
     "turns": (payload.turns_item, payload.turns_envelope),
@@ -125,16 +125,11 @@ class Pool:
         try:
             worker = self._take()
             first = await asyncio.to_thread(worker.start, uri, job)
-        except Exception as error:
-            if worker is not None and not isinstance(error, WorkerStopped):
-                self._give_back(worker)  # it answered with the error, and waits for the next job
-            elif worker is not None:
-                self._forget(worker)
-            slots.release()
-            raise
-        except BaseException:
+        except BaseException as error:
+            # A worker that answered with an error waits for the next job; any other is stopped.
+            answered = isinstance(error, Exception) and not isinstance(error, WorkerStopped)
             if worker is not None:
-                self._forget(worker)
+                (self.give_back if answered else self.forget)(worker)
             slots.release()
             raise
         sent = Sent(self, worker, slots)
@@ -147,7 +142,7 @@ class Pool:
             self.slots[loop] = asyncio.Semaphore(self.size)
         return self.slots[loop]
 
-    def _give_back(self, worker: "Worker") -> None:
+    def give_back(self, worker: "Worker") -> None:
         with self.lock:
             if worker in self.started:
                 self.idle.append(worker)
@@ -160,17 +155,13 @@ class Pool:
             self.started.append(worker)
             return worker
 
-    def _forget(self, worker: "Worker") -> None:
+    def forget(self, worker: "Worker") -> None:
         """Stop a worker that stopped, or whose answer was not read to its end; in a thread of
         its own, since it may take a moment to notice (this may run on the event loop)."""
         with self.lock:
             if worker in self.started:
                 self.started.remove(worker)
         threading.Thread(target=worker.stop, daemon=True).start()
-
-    def pids(self) -> list[int]:
-        with self.lock:
-            return [worker.process.pid for worker in self.started]
 
     def shutdown(self) -> None:
         """Stop every worker: each exits when its input closes."""
@@ -200,9 +191,9 @@ class Sent:
     def release(self) -> None:
         """Once, from the event loop or (a response dropped unsent) any thread."""
         if self.done:
-            self.pool._give_back(self.worker)
+            self.pool.give_back(self.worker)
         else:
-            self.pool._forget(self.worker)
+            self.pool.forget(self.worker)
         try:
             on_loop = asyncio.get_running_loop() is self.loop
         except RuntimeError:
@@ -251,7 +242,7 @@ class Worker:
 
     def _ended(self) -> str:
         try:
-            code = self.process.wait(timeout=PARENT_CHECK_S)
+            code = self.process.wait(timeout=EXIT_WAIT_S)
         except subprocess.TimeoutExpired:
             return "its pipe closed"
         return f"killed by signal {-code}" if code < 0 else f"exit status {code}"
