@@ -16,7 +16,6 @@ import socket
 import sqlite3
 import subprocess
 import sys
-import threading
 import time
 import urllib.parse
 
@@ -26,6 +25,7 @@ import yaml
 from datasette_runtime_truth import api, payload, queries, schema, store, timeline
 
 from measure import Row, Section, percentile, summary
+import bigturn
 
 ROUTE_REQUESTS = 200  # per cheap route: turns of a conversation, a turn, the timeline's conversations
 SCAN_REQUESTS = 20  # per route whose SQL reads a whole index: derived conversations, inference lookup
@@ -37,12 +37,6 @@ REQUEST_TIMEOUT_S = 60.0
 TARGET_ROUTE_RATIO = 2.0
 TARGET_CONVERSATIONS_S = 1.0
 TARGET_LOAD_RPS = 85  # 5x the 17 requests/s the routes managed with PyYAML at 1M turns
-BIG_TURN_CHARS = 3_000_000
-BIG_TURN_IDS = ("bench-big-conv", "bench-big-session", "bench-big-turn")
-STALL_SECONDS = 10.0
-STALL_FETCH_EVERY_S = 0.25
-TARGET_STALL_MEDIAN_MS = 100.0
-TARGET_STALL_P95_MS = 300.0
 SEED = 1
 
 
@@ -273,99 +267,13 @@ def api_conversations_limit():
     return min(api.CONVERSATIONS_LIMIT, 1000)  # as the route, under Datasette's default max_returned_rows
 
 
-def add_big_turn(turns_path):
-    """A turn with 3 MB of metadata (a long transcript, a list of tool results) and two phase
-    snapshots, as a hostile or unlucky store holds."""
-    conv_id, session_id, turn_id = BIG_TURN_IDS
-    rng = random.Random(SEED)
-    results = [{"tool": f"search-{n}", "ok": n % 7 != 0, "score": rng.random(),
-                "summary": "".join(rng.choice("abcdefghij klmnop\n") for _ in range(180))} for n in range(9000)]
-    metadata = {"geppetto.runtime@v1": {"runtime_key": "planner"}, "geppetto.inference_id@v1": "inf-big",
-                "tool_results": results}
-    metadata["transcript"] = "a line of the conversation so far\n" * max(
-        0, (BIG_TURN_CHARS - len(json.dumps(metadata))) // 34)
-    conn = sqlite3.connect(turns_path)
-    conn.execute("INSERT INTO turns (conv_id, session_id, turn_id, turn_created_at_ms, turn_metadata_json, "
-                 "turn_data_json, runtime_key, inference_id, updated_at_ms) "
-                 "VALUES (?, ?, ?, 1, ?, '{}', 'planner', 'inf-big', 2)",
-                 (conv_id, session_id, turn_id, json.dumps(metadata)))
-    for at_ms, phase in ((1, "pre_inference"), (2, "final")):
-        for ordinal in range(3):
-            conn.execute("INSERT OR IGNORE INTO blocks (block_id, content_hash, kind, role, payload_json, "
-                         "first_seen_at_ms) VALUES (?, ?, 'llm_text', 'assistant', ?, 1)",
-                         (f"big-{ordinal}", f"big-{ordinal}", json.dumps({"text": f"part {ordinal}"})))
-            conn.execute("INSERT INTO turn_block_membership VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                         (conv_id, session_id, turn_id, phase, at_ms, ordinal, f"big-{ordinal}", f"big-{ordinal}"))
-    conn.commit()
-    chars = len(json.dumps(metadata))
-    conn.close()
-    return chars
-
-
-def measure_stall(base_url, seconds=STALL_SECONDS):
-    """``/-/versions.json`` latency, idle and while another client fetches the big turn and its
-    conversation's list every STALL_FETCH_EVERY_S."""
-    conv_id, session_id, turn_id = BIG_TURN_IDS
-    big_urls = [f"/api/debug/turn/{conv_id}/{session_id}/{turn_id}", f"/api/debug/turns?conv_id={conv_id}"]
-    with httpx.Client(base_url=base_url, timeout=REQUEST_TIMEOUT_S) as client:
-        idle, _ = _timed_requests(client, "/-/versions.json", 50)
-    stop = threading.Event()
-    big = {"ms": [], "statuses": {}}
-
-    def fetch_big():
-        with httpx.Client(base_url=base_url, timeout=REQUEST_TIMEOUT_S) as client:
-            while not stop.is_set():
-                for url in big_urls:
-                    ms, statuses = _timed_requests(client, url, 1)
-                    big["ms"] += ms
-                    for status, count in statuses.items():
-                        big["statuses"][status] = big["statuses"].get(status, 0) + count
-                stop.wait(STALL_FETCH_EVERY_S)
-
-    fetcher = threading.Thread(target=fetch_big)
-    fetcher.start()
-    busy = []
-    deadline = time.monotonic() + seconds
-    with httpx.Client(base_url=base_url, timeout=REQUEST_TIMEOUT_S) as client:
-        while time.monotonic() < deadline:
-            busy += _timed_requests(client, "/-/versions.json", 1)[0]
-            time.sleep(0.02)
-    stop.set()
-    fetcher.join()
-    return {"idle_ms": summary(idle), "busy_ms": summary(busy), "big_ms": summary(big["ms"]),
-            "big_statuses": big["statuses"], "seconds": seconds}
-
-
-def stall_section(stall, chars):
-    busy, big = stall["busy_ms"], stall["big_ms"]
-    section = Section("A big turn beside other requests")
-    section.rows = [
-        Row("`/-/versions.json` idle", _pct(stall["idle_ms"])),
-        Row("the big turn's detail and its conversation's list", f"{_pct(big)} ({big['count']} requests, "
-            f"statuses {stall['big_statuses']})", "every answer 200", set(stall["big_statuses"]) == {"200"}),
-        Row("`/-/versions.json` meanwhile: median", f"{busy['median']:.1f} ms ({busy['count']} requests)",
-            f"≤ {TARGET_STALL_MEDIAN_MS:g} ms", busy["median"] <= TARGET_STALL_MEDIAN_MS),
-        Row("`/-/versions.json` meanwhile: p95", f"{busy['p95']:.1f} ms (max {busy['max']:.1f} ms)",
-            f"≤ {TARGET_STALL_P95_MS:g} ms", busy["p95"] <= TARGET_STALL_P95_MS),
-    ]
-    section.notes = [
-        f"On the routes' server, a turn whose metadata is {chars:,} characters of JSON (a transcript and "
-        "9,000 tool results), with two phase snapshots of three blocks. One client fetches its detail "
-        f"and its conversation's `/api/debug/turns` list, one after the other, every "
-        f"{STALL_FETCH_EVERY_S:g} s for {stall['seconds']:g} s, while another requests `/-/versions.json` "
-        "every 20 ms: how long a cheap request waits while big payloads are built.",
-    ]
-    section.data = {**stall, "chars": chars}
-    return section
-
-
 def routes_and_queries(bench, results):
     """Routes and canned queries on one served, migrated copy; the load test reuses the server."""
     turns_path, timeline_path, report = served_copy(bench)
     database = os.path.splitext(os.path.basename(turns_path))[0]
     turns_conn, timeline_conn = _connect(turns_path), _connect(timeline_path)
     picked = pick_turns(turns_conn, ROUTE_REQUESTS, seed=SEED)
-    big_chars = add_big_turn(turns_path)  # after the draw, so no measured route reads it
+    big_chars = bigturn.add_big_turn(turns_path)  # after the draw, so no measured route reads it
     cases = route_cases(turns_conn, timeline_conn, picked, database)
     measured = {}
     load = None
@@ -378,7 +286,7 @@ def routes_and_queries(bench, results):
                                                      ROUTE_REQUESTS)
         report_ms, report_statuses = _timed_requests(client, "/-/runtime-truth.json", REPORT_REQUESTS)
         load = run_load(server.url, picked, bench.load_seconds)
-        stall = measure_stall(server.url, min(STALL_SECONDS, max(2.0, bench.load_seconds)))
+        stall = bigturn.measure_all(server.url, min(bigturn.STALL_SECONDS, max(2.0, bench.load_seconds)))
     # Without a timeline store the list is derived from turns.db: a second server on turns.db alone.
     shape = _shape(turns_conn)
     sql, params = store.derived_conversations_query(shape, api_conversations_limit())
@@ -399,7 +307,7 @@ def routes_and_queries(bench, results):
         routes_section(bench, cases, measured, baseline, summary(report_ms), report_statuses, report),
         canned_section(cases, measured, baseline),
         load_section(load),
-        stall_section(stall, big_chars),
+        bigturn.section(stall, big_chars),
     ]
 
 

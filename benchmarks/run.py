@@ -684,29 +684,41 @@ def markdown(result):
         "| --- | --- |",
     ]
     for section in result["sections"]:
-        lines.append(f"| {section['title']} | {_verdict(section['met']) or 'no target (information)'} |")
+        lines.append(f"| {section['title']} | {verdict(section['met']) or 'no target (information)'} |")
     lines.append("")
     for section in result["sections"]:
-        lines += [f"## {section['title']}", "", "| measure | value | target | met |", "| --- | --- | --- | --- |"]
-        for row in section["rows"]:
-            lines.append(f"| {row['measure']} | {row['value']} | {row['target']} | {_verdict(row['met'])} |")
-        lines.append("")
-        lines += [f"- {note}" for note in section["notes"]]
-        lines.append("")
+        lines += _section_lines(section)
     return "\n".join(lines)
 
 
-def _verdict(met):
+def section_markdown(section):
+    """One section as BENCHMARKS.md shows it, from a Section or its JSON form."""
+    return "\n".join(_section_lines(section)) + "\n"
+
+
+def _section_lines(section):
+    if isinstance(section, Section):
+        section = {"title": section.title, "rows": [asdict(row) for row in section.rows], "notes": section.notes}
+    lines = [f"## {section['title']}", "", "| measure | value | target | met |", "| --- | --- | --- | --- |"]
+    for row in section["rows"]:
+        lines.append(f"| {row['measure']} | {row['value']} | {row['target']} | {verdict(row['met'])} |")
+    lines.append("")
+    lines += [f"- {note}" for note in section["notes"]]
+    lines.append("")
+    return lines
+
+
+def verdict(met):
     return {True: "yes", False: "**no**", None: ""}[met]
 
 
 def text_table(result):
     lines = []
     for section in result["sections"]:
-        lines.append(f"{section['title']}: {_verdict(section['met']) or '-'}".replace("**", ""))
+        lines.append(f"{section['title']}: {verdict(section['met']) or '-'}".replace("**", ""))
         width = max(len(row["measure"]) for row in section["rows"])
         for row in section["rows"]:
-            target = f"  (target {row['target']}: {_verdict(row['met'])})".replace("**", "") if row["target"] else ""
+            target = f"  (target {row['target']}: {verdict(row['met'])})".replace("**", "") if row["target"] else ""
             lines.append(f"  {row['measure']:<{width}}  {row['value']}{target}")
     return "\n".join(lines)
 

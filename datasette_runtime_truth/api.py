@@ -16,7 +16,7 @@ import urllib.parse
 from datasette.database import QueryInterrupted
 from datasette.utils.asgi import Forbidden, Response
 
-from . import config, golang, links, permissions, schema, store, timeline
+from . import config, golang, links, offload, permissions, schema, store, timeline
 from . import payload as shapes
 from .cors import add_cors
 from .permissions import ensure_view_database, forbidden_tables
@@ -74,7 +74,7 @@ def _json_view(handler):
             if error.status == 405:
                 response.headers["Allow"] = ALLOWED_METHODS
         if request.method == "HEAD":
-            response.body = b""
+            response.without_body()
         return add_cors(datasette, response)
 
     view.__name__ = handler.__name__
@@ -128,43 +128,41 @@ async def turns(datasette: Any, request: Any) -> links.EncodedJSON:
     if not conv_id and not session_id:
         raise ApiError(400, "missing conv_id or session_id")
     stores = await _stores(datasette, request, require_turns=True)
-    _, body = await _snapshots(
-        datasette, stores, shapes.turns_item, "ask for fewer snapshots (limit=, phase=, since_ms=)",
-        lambda items: shapes.turns_envelope(conv_id, session_id, phase, since_ms, items),
-        conv_id=conv_id or None, session_id=session_id or None, phase=phase or None,
-        since_ms=since_ms, limit=limit,
-    )
-    return body
+    filters = {"conv_id": conv_id or None, "session_id": session_id or None, "phase": phase or None,
+               "since_ms": since_ms, "limit": limit}
+    job = offload.Job("turns", stores.shape, filters, (conv_id, session_id, phase, since_ms))
+    _, chars = await _size(datasette, stores, job, "ask for fewer snapshots (limit=, phase=, since_ms=)")
+    return await _build(datasette, stores, job, chars)
 
 
 async def turn(datasette: Any, request: Any) -> links.EncodedJSON:
     ids = _turn_ids(request.url_vars.get("turn_path"))
     stores = await _stores(datasette, request, require_turns=True)
     conv_id, session_id, turn_id = ids
-    count, body = await _snapshots(
-        datasette, stores, shapes.turn_item, "read it from turns.db directly",
-        lambda items: shapes.turn_envelope(conv_id, session_id, turn_id, items),
-        conv_id=conv_id, session_id=session_id, turn_id=turn_id,
-    )
+    filters = {"conv_id": conv_id, "session_id": session_id, "turn_id": turn_id}
+    job = offload.Job("turn", stores.shape, filters, (conv_id, session_id, turn_id))
+    count, chars = await _size(datasette, stores, job, "read it from turns.db directly")
     if not count and not await store.turn_exists(stores.turns, conv_id, session_id, turn_id):
         raise ApiError(404, "turn not found")
-    return body
+    return await _build(datasette, stores, job, chars)
 
 
-async def _snapshots(datasette, stores, build, advice, envelope, **filters):
-    """``(snapshots found, the answer's EncodedJSON)``: ``build`` makes each item and
-    ``envelope`` the body from them, and the body is encoded in the same worker thread."""
+async def _size(datasette, stores, job, advice):
+    """``(snapshots, characters of JSON)`` the job would read, from SQL; a 413 saying what to do
+    (``advice``) when that is more than the ``max_payload_chars`` setting."""
     limit = config.setting(datasette, "max_payload_chars")
+    count, chars = await store.size(stores.turns, stores.shape, **job.filters)
+    if chars > limit:
+        raise ApiError(413, f"payload too large: these snapshots hold {chars:,} characters of JSON, over "
+                            f"the limit of {limit:,}, the max_payload_chars setting; {advice}")
+    return count, chars
 
-    def finish(items):
-        return len(items), links.encode_json(envelope(items))
 
+async def _build(datasette, stores, job, chars):
     try:
-        return await store.snapshots(stores.turns, stores.shape, build=build, finish=finish,
-                                     max_chars=limit, **filters)
-    except store.TooLarge as error:
-        raise ApiError(413, f"payload too large: these snapshots hold {error}, the max_payload_chars "
-                            f"setting; {advice}") from None
+        return await offload.build(datasette, stores.turns, job, chars)
+    except offload.WorkerStopped as error:
+        raise ApiError(503, str(error)) from None
 
 
 # --- stores and permissions ---------------------------------------------------------------------

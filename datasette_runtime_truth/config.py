@@ -23,6 +23,12 @@ from . import backfill, schema
 PLUGIN = "datasette-runtime-truth"
 INT64_MAX = 2**63 - 1
 WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+# The debug routes' big answers (README, "Big turns"). Building takes up to about 9 bytes of
+# memory per character of JSON counted (benchmarks/payloadmemory.py), so the limit keeps one build
+# under about 580 MB, and payload_workers of them at once.
+DEFAULT_MAX_PAYLOAD_CHARS = 64_000_000
+DEFAULT_PAYLOAD_WORKERS = 1
+DEFAULT_PAYLOAD_PROCESS_CHARS = 500_000
 
 
 class SettingsError(click.ClickException, StartupError):
@@ -114,7 +120,10 @@ SETTINGS = (
     Setting("migrate_on_startup", _boolean, "true or false", False),
     Setting("rules", _one_of(*backfill.RULES), " or ".join(backfill.RULES), "canonical"),
     Setting("report_max_age", _number(minimum=0), "a number of seconds, 0 or more", 30),
-    Setting("max_payload_chars", _whole(minimum=1), "a whole number of at least 1", 8_000_000),
+    Setting("max_payload_chars", _whole(minimum=1), "a whole number of at least 1", DEFAULT_MAX_PAYLOAD_CHARS),
+    Setting("payload_workers", _whole(minimum=0), "a whole number, 0 or more", DEFAULT_PAYLOAD_WORKERS),
+    Setting("payload_process_chars", _whole(minimum=0), "a whole number, 0 or more",
+            DEFAULT_PAYLOAD_PROCESS_CHARS),
 )
 BY_NAME = {entry.name: entry for entry in SETTINGS}
 

@@ -7,6 +7,8 @@ so a template that lays cells out itself reads ``cell.plain`` instead of taking 
 
 from dataclasses import dataclass
 import json
+from typing import Any, AsyncIterator, Callable, Optional
+import uuid
 from urllib.parse import quote, urlencode
 import weakref
 
@@ -117,22 +119,90 @@ async def _is_turns_database(datasette, database):
 
 @dataclass(frozen=True)
 class EncodedJSON:
-    """A JSON body already encoded (by ``encode_json``), e.g. in a worker thread, so that a
-    large one does not hold the event loop."""
+    """A JSON body already encoded (by ``json_chunks``), e.g. in a worker thread, so that a
+    large one does not hold the event loop. ``rest``: more of the body, sent as it comes;
+    ``release`` is called once when sending ends, however it ends."""
 
     body: bytes
+    rest: Optional[AsyncIterator[bytes]] = None
+    release: Optional[Callable[[], Any]] = None
 
 
 def encode_json(body):
-    return EncodedJSON(json.dumps(body, default=_blob_as_text).encode("utf-8"))
+    return EncodedJSON(b"".join(json_chunks(body)))
+
+
+def json_chunks(body, key="items"):
+    """``json.dumps(body)`` as UTF-8 bytes (BLOBs as text), in pieces: the envelope around
+    ``body[key]``, and each member of each item of that list on its own, so that no more than
+    one value's text (a payload's YAML, its parsed form) is held at a time."""
+    token = uuid.uuid4().hex
+
+    def items_as_token(value):
+        return token if value is _ITEMS else _blob_as_text(value)
+
+    head, tail = json.dumps({**body, key: _ITEMS}, default=items_as_token).split(f'"{token}"')
+    yield head.encode("utf-8") + b"["
+    for number, item in enumerate(body[key]):
+        if number:
+            yield b", "
+        yield from _dict_chunks(item)
+    yield b"]" + tail.encode("utf-8")
+
+
+def _dict_chunks(value):
+    """``json.dumps(value)`` of a dict with text keys, one member at a time."""
+    yield b"{"
+    for number, (key, member) in enumerate(value.items()):
+        yield (", " if number else "").encode("utf-8") + json.dumps(key).encode("utf-8") + b": "
+        yield json.dumps(member, default=_blob_as_text).encode("utf-8")
+    yield b"}"
+
+
+_ITEMS = object()
 
 
 def json_response(body, status=200):
     """A JSON answer in which any BLOB a hostile store holds (an id, a value) is its UTF-8 text,
     or hex where it is not UTF-8, instead of a 500. ``body`` may be an EncodedJSON."""
     if isinstance(body, EncodedJSON):
-        return Response(body.body, status=status, content_type="application/json; charset=utf-8")
-    return Response.json(body, status=status, default=_blob_as_text)
+        return SentResponse(body.body, status=status, content_type="application/json; charset=utf-8",
+                            rest=body.rest, release=body.release)
+    return SentResponse(json.dumps(body, default=_blob_as_text), status=status,
+                        content_type="application/json; charset=utf-8")
+
+
+class SentResponse(Response):
+    """A Response whose body may go on in ``rest`` (sent piece by piece), and which calls
+    ``release`` once, when sending ends (or fails)."""
+
+    def __init__(self, *args, rest=None, release=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.rest = rest
+        # Called when sending ends, or when the response is dropped unsent (a cancelled request).
+        self.release = weakref.finalize(self, release) if release is not None else None
+
+    def without_body(self):
+        """For HEAD: the headers only."""
+        self.body, self.rest = b"", None
+
+    async def asgi_send(self, send):
+        rest = self.rest
+
+        async def send_first(message):
+            if message["type"] == "http.response.body" and rest is not None:
+                message = {**message, "more_body": True}
+            await send(message)
+
+        try:
+            await super().asgi_send(send_first)
+            if rest is not None:
+                async for chunk in rest:
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b""})
+        finally:
+            if self.release is not None:
+                self.release()
 
 
 def _blob_as_text(value):

@@ -96,11 +96,11 @@ async def derived_conversations(db: Any, shape: schema.TurnsShape, limit: int,
 
 # --- snapshots ----------------------------------------------------------------------------------
 
-SNAPSHOTS_SQL = """
+# The phase snapshots a request asks for, newest first: the same page for the snapshots and for
+# their size. {columns} adds the turn's own columns (or nothing).
+SNAPSHOT_PAGE_SQL = """
 WITH page AS (
-  SELECT m.conv_id, m.session_id, m.turn_id, m.phase, m.snapshot_created_at_ms AS created_at_ms,
-         {runtime_key} AS runtime_key, {inference_id} AS inference_id,
-         {metadata_json} AS metadata_json, {data_json} AS data_json
+  SELECT m.conv_id, m.session_id, m.turn_id, m.phase, m.snapshot_created_at_ms AS created_at_ms{columns}
   FROM turns AS t
   JOIN turn_block_membership AS m
     ON m.conv_id = t.conv_id AND m.session_id = t.session_id AND m.turn_id = t.turn_id
@@ -108,7 +108,9 @@ WITH page AS (
   GROUP BY m.conv_id, m.session_id, m.turn_id, m.phase, m.snapshot_created_at_ms
   ORDER BY created_at_ms DESC, m.conv_id, m.session_id, m.turn_id, m.phase
   {limit}
-)
+)"""
+
+SNAPSHOTS_SQL = SNAPSHOT_PAGE_SQL + """
 SELECT page.*, m.ordinal, m.block_id, b.kind, b.role, b.payload_json,
        b.block_metadata_json
 FROM page
@@ -141,6 +143,25 @@ def snapshots_query(shape: schema.TurnsShape, conv_id: Optional[str] = None, ses
     At least one of ``conv_id`` / ``session_id`` should be given: the turns are then found through
     ``turns_by_conv_session`` / ``turns_by_session`` (or the primary key), and their snapshots
     through ``turn_block_membership_by_turn_phase``."""
+    conditions, params = _conditions(shape, conv_id=conv_id, session_id=session_id, turn_id=turn_id,
+                                     phase=phase, since_ms=since_ms, limit=limit)
+    template = SNAPSHOTS_SQL if shape.has_snapshots else TURN_ROWS_SQL
+    turn_columns = {"runtime_key": shape.runtime_key, "inference_id": shape.inference_id,
+                    "metadata_json": shape.metadata_json, "data_json": shape.data_json}
+    sql = template.format(
+        columns="".join(f",\n         {sql} AS {name}" for name, sql in turn_columns.items()),
+        **turn_columns,
+        updated_at_ms=shape.updated_at_ms,
+        conditions=conditions,
+        limit="LIMIT :limit" if limit is not None else "",
+    )
+    return sql, params
+
+
+def _conditions(shape: schema.TurnsShape, conv_id: Optional[str] = None, session_id: Optional[str] = None,
+                turn_id: Optional[str] = None, phase: Optional[str] = None, since_ms: int = 0,
+                limit: Optional[int] = None) -> tuple[str, dict[str, Any]]:
+    """The WHERE clause choosing the snapshots of these filters, and every parameter."""
     params = {"conv_id": conv_id, "session_id": session_id, "turn_id": turn_id, "phase": phase,
               "since_ms": since_ms, "limit": limit}
     conditions = [
@@ -153,71 +174,89 @@ def snapshots_query(shape: schema.TurnsShape, conv_id: Optional[str] = None, ses
         if wanted
     ]
     if shape.has_snapshots:
-        template = SNAPSHOTS_SQL
         snapshot_time, snapshot_phase = "m.snapshot_created_at_ms", "m.phase"
     else:
-        template = TURN_ROWS_SQL
         snapshot_time, snapshot_phase = shape.updated_at_ms, "''"
     if phase is not None:
         conditions.append(f"{snapshot_phase} = :phase")
     if since_ms > 0:
         conditions.append(f"{snapshot_time} >= :since_ms")
+    return " AND ".join(conditions) or "1", params
+
+
+# The JSON text a column holds, in characters, as the payload builder reads it (a BLOB as text).
+CHARS = "(CASE WHEN typeof({0}) IN ('text', 'blob') THEN length(CAST({0} AS TEXT)) ELSE 0 END)"
+
+SNAPSHOT_SIZE_SQL = SNAPSHOT_PAGE_SQL + """
+SELECT
+  (SELECT count(*) FROM page) AS snapshots,
+  (SELECT coalesce(sum({metadata_chars} + {data_chars}), 0)
+   FROM page
+   JOIN turns AS t
+     ON t.conv_id = page.conv_id AND t.session_id = page.session_id AND t.turn_id = page.turn_id)
+  + (SELECT coalesce(sum({payload_chars} + {block_metadata_chars}), 0)
+     FROM page
+     JOIN turn_block_membership AS m
+       ON m.conv_id = page.conv_id AND m.session_id = page.session_id AND m.turn_id = page.turn_id
+      AND m.phase = page.phase AND m.snapshot_created_at_ms = page.created_at_ms
+     LEFT JOIN blocks AS b ON b.block_id = m.block_id AND b.content_hash = m.content_hash) AS chars
+"""
+
+TURN_ROWS_SIZE_SQL = """
+WITH page AS (
+  SELECT {metadata_chars} + {data_chars} AS chars
+  FROM turns AS t
+  WHERE {conditions}
+  ORDER BY {updated_at_ms} DESC, t.conv_id, t.session_id, t.turn_id
+  {limit}
+)
+SELECT count(*) AS snapshots, coalesce(sum(chars), 0) AS chars
+FROM page
+"""
+
+
+def size_query(shape: schema.TurnsShape, **filters: Any) -> tuple[str, dict[str, Any]]:
+    """SQL and parameters giving ``(snapshots, chars)`` for what ``snapshots_query`` with the same
+    filters would read: how many phase snapshots, and how many characters of JSON text (the turns'
+    metadata and data once per snapshot, each block's payload and metadata) their payloads are
+    built from. Only lengths leave SQLite: the text itself is never read into Python."""
+    conditions, params = _conditions(shape, **filters)
+    template = SNAPSHOT_SIZE_SQL if shape.has_snapshots else TURN_ROWS_SIZE_SQL
     sql = template.format(
-        runtime_key=shape.runtime_key,
-        inference_id=shape.inference_id,
-        metadata_json=shape.metadata_json,
-        data_json=shape.data_json,
+        columns="",
+        metadata_chars=CHARS.format(shape.metadata_json),
+        data_chars=CHARS.format(shape.data_json),
+        payload_chars=CHARS.format("b.payload_json"),
+        block_metadata_chars=CHARS.format("b.block_metadata_json"),
         updated_at_ms=shape.updated_at_ms,
-        conditions=" AND ".join(conditions) or "1",
-        limit="LIMIT :limit" if limit is not None else "",
+        conditions=conditions,
+        limit="LIMIT :limit" if params["limit"] is not None else "",
     )
     return sql, params
 
 
-class TooLarge(Exception):
-    """The snapshots asked for hold more JSON text than the route builds payloads from."""
+async def size(db: Any, shape: schema.TurnsShape, **filters: Any) -> tuple[int, int]:
+    """``(snapshots, chars)`` of the snapshots matching ``filters`` (see size_query), under
+    Datasette's ``sql_time_limit_ms`` like any read of a request."""
+    sql, params = size_query(shape, **filters)
+    row = (await db.execute(sql, params)).rows[0]
+    return row["snapshots"], row["chars"]
 
-    def __init__(self, size, limit):
-        super().__init__(f"{size:,} characters of JSON, over the limit of {limit:,}")
-        self.size = size
-        self.limit = limit
 
-
-async def snapshots(db: Any, shape: schema.TurnsShape, build: Callable[[Snapshot, Callable], Any],
-                    finish: Callable[[list], Any], max_chars: Optional[int] = None, **filters: Any) -> Any:
+def encode_snapshots(conn: Any, shape: schema.TurnsShape, build: Callable[[Snapshot, Callable], Any],
+                     finish: Callable[[list], Any], **filters: Any) -> Any:
     """``finish`` of the list of ``build(snapshot, dump)`` for each snapshot matching ``filters``
     (see snapshots_query), in order; ``dump`` writes a payload's YAML (one PayloadBuilder serves
-    the whole read). Everything, reading the rows, decoding their JSON, ``build`` and ``finish``,
-    runs in a worker thread, never on the event loop. Raises TooLarge, before decoding anything,
-    when the snapshots' JSON columns hold more than ``max_chars`` characters."""
+    the whole read). Each snapshot is built as soon as its rows are read, so the rows of one
+    snapshot at a time are held, never the whole result."""
     sql, params = snapshots_query(shape, **filters)
-
-    def read(conn):
-        cursor = conn.execute(sql, params)
-        names = [column[0] for column in cursor.description]
-        rows = [dict(zip(names, map(text, row))) for row in cursor]
-        groups = [list(group) for _, group in itertools.groupby(rows, key=_snapshot_key)]
-        if max_chars is not None:
-            size = sum(_json_chars(group) for group in groups)
-            if size > max_chars:
-                raise TooLarge(size, max_chars)
-        builder = PayloadBuilder()
-        found = [_snapshot(group, builder) for group in groups]
-        return finish([build(snapshot, builder.yaml) for snapshot in found])
-
-    return await db.execute_fn(read)
-
-
-def _json_chars(rows):
-    """The JSON text one snapshot's payload is built from: the turn's metadata and data, and each
-    block's payload and metadata."""
-    first = rows[0]
-    return (_length(first["metadata_json"]) + _length(first["data_json"])
-            + sum(_length(row["payload_json"]) + _length(row["block_metadata_json"]) for row in rows))
-
-
-def _length(value):
-    return len(value) if isinstance(value, str) else 0
+    cursor = conn.execute(sql, params)
+    names = [column[0] for column in cursor.description]
+    rows = (dict(zip(names, map(text, row))) for row in cursor)
+    builder = PayloadBuilder()
+    items = [build(_snapshot(list(group), builder), builder.yaml)
+             for _, group in itertools.groupby(rows, key=_snapshot_key)]
+    return finish(items)
 
 
 def _snapshot_key(row):

@@ -55,3 +55,15 @@ def test_conversation_detail_only_searches(conn_and_shape):
     conn, shape = conn_and_shape
     steps = table_steps(plan(conn, *store.derived_conversations_query(shape, 1, conv_id="conv-1")))
     assert len(steps) == 2 and all(step.startswith("SEARCH t USING") and "(conv_id=?)" in step for step in steps), steps
+
+
+@pytest.mark.parametrize("filters", [
+    {"conv_id": "conv-1", "limit": 200},
+    {"session_id": "session-1", "limit": 200},
+    {"conv_id": "conv-1", "session_id": "session-1", "phase": "final", "since_ms": 100, "limit": 1},
+    {"conv_id": "conv-1", "session_id": "session-1", "turn_id": "turn-1"},
+])
+def test_the_size_of_an_answer_only_searches_indexes(conn_and_shape, filters):
+    conn, shape = conn_and_shape
+    steps = table_steps(plan(conn, *store.size_query(shape, **filters)))
+    assert steps and all(step.startswith("SEARCH ") and " USING " in step for step in steps), steps

@@ -70,8 +70,10 @@ def test_small_run_is_consistent(tmp_path):
 
     stall = sections["A big turn beside other requests"]["data"]
     assert stall["chars"] > 3_000_000
-    assert set(stall["big_statuses"]) == {"200"}
-    assert stall["busy_ms"]["count"] > 0 and stall["idle_ms"]["count"] == 50
+    assert [run["clients"] for run in stall["runs"]] == [1, 4]
+    for run in stall["runs"]:
+        assert set(run["big_statuses"]) == {"200"}
+        assert run["busy_ms"]["count"] > 0 and run["idle_ms"]["count"] == 50
     assert routes["report_statuses"] == {"200": 3}
 
     load = sections["Load"]["data"]
@@ -120,3 +122,36 @@ def test_scrape_cost_counts_every_series(tmp_path):
     text = out.read_text()
     assert text.startswith("# Benchmarks\n\n## Machine\n\nsome machine\n\n## A fleet of hosts, per scrape\n")
     assert "| migrated, text 0.0.4: 10 hosts | 220 series," in text
+
+
+@pytest.mark.benchmark
+def test_the_big_turn_section_runs_alone_and_replaces_its_section(tmp_path):
+    out = tmp_path / "BENCHMARKS.md"
+    out.write_text((SCRIPT.parent.parent / "BENCHMARKS.md").read_text())
+    process = subprocess.run(
+        [sys.executable, str(SCRIPT.parent / "bigturn.py"), "--turns", "100", "--seconds", "1", "--json",
+         "--update", str(out)], capture_output=True, text=True, timeout=300,
+    )
+    assert process.returncode == 0, process.stderr
+    result = json.loads(process.stdout)
+    assert [run["clients"] for run in result["data"]["runs"]] == [1, 4]
+    assert all(set(run["big_statuses"]) == {"200"} for run in result["data"]["runs"])
+    text = out.read_text()
+    assert text.count("\n## A big turn beside other requests\n") == 1
+    assert "| 4 clients: `/-/versions.json` meanwhile: p95 |" in text
+    assert text.index("## A big turn beside other requests") < text.index("## The report at scale")
+
+
+@pytest.mark.benchmark
+def test_payload_memory_runs(tmp_path):
+    process = subprocess.run(
+        [sys.executable, str(SCRIPT.parent / "payloadmemory.py"), "--sizes", "1", "--concurrent", "2",
+         "--block-mb", "2", "--json"], capture_output=True, text=True, timeout=300,
+    )
+    assert process.returncode == 0, process.stderr
+    result = json.loads(process.stdout)
+    assert [(row["form"], row["mb"]) for row in result["per_mb"]] == [("text", 1), ("objects", 1)]
+    assert all(row["chars"] > 3 * 1024 * 1024 and row["worker_peak_growth_mb"] > 0 for row in result["per_mb"])
+    concurrent = result["concurrent"]
+    assert concurrent["refused"]["statuses"] == {"413": 20}
+    assert concurrent["served"]["statuses"] == {"200": 2}

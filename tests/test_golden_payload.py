@@ -1,6 +1,7 @@
 """Every case of ../shared/golden/yaml-cases.jsonl through the real routes: a store holding each
 case's turn (its blocks, one snapshot), served by Datasette; /api/debug/turn/... and
-/api/debug/turns serve the upstream's payload bytes for each."""
+/api/debug/turns serve the upstream's payload bytes for each, built in a worker thread and built
+by a payload worker process."""
 
 import json
 import urllib.parse
@@ -12,8 +13,11 @@ from builders import create_store
 from test_yamlv3 import CASES
 
 
-@pytest.fixture(scope="module")
-def ds(tmp_path_factory):
+BUILT_IN = {"thread": {"payload_workers": 0}, "worker process": {"payload_process_chars": 0}}
+
+
+@pytest.fixture(scope="module", params=list(BUILT_IN))
+def ds(tmp_path_factory, request):
     path = tmp_path_factory.mktemp("golden-payload") / "turns.db"
     conn = create_store(path, "current")
     for number, case in enumerate(CASES):
@@ -36,7 +40,7 @@ def ds(tmp_path_factory):
                          (conv_id, turn["turn_id"], ordinal, block["block_id"], content_hash))
     conn.commit()
     conn.close()
-    return Datasette([str(path)])
+    return Datasette([str(path)], plugin_config={"datasette-runtime-truth": BUILT_IN[request.param]})
 
 
 @pytest.mark.asyncio

@@ -143,7 +143,10 @@ async def test_numbers_and_booleans_given_as_strings_are_read_as_such(tmp_path):
     ({"database": ["turns", 3]}, 'database is ["turns", 3]: expected a database name or a list of names'),
     ({"timeline_database": ""}, 'timeline_database is "": expected a database name'),
     ({"Rules": "legacy"}, 'unknown setting "Rules" (did you mean "rules"?); the settings are database, '
-                          "timeline_database, migrate_on_startup, rules, report_max_age, max_payload_chars"),
+                          "timeline_database, migrate_on_startup, rules, report_max_age, max_payload_chars, "
+                          "payload_workers, payload_process_chars"),
+    ({"payload_workers": -1}, "payload_workers is -1: expected a whole number, 0 or more"),
+    ({"payload_process_chars": "1.5"}, 'payload_process_chars is "1.5": expected a whole number, 0 or more'),
     ({"database": "nope"}, "database 'nope' is not attached; attached: turns"),
 ])
 async def test_a_setting_it_cannot_take_refuses_to_start_in_one_line(tmp_path, settings, message):
@@ -402,7 +405,7 @@ async def test_every_json_answer_carries_cors_headers(tmp_path):
 # --- any settings: startup refuses in one line, or nothing answers 500 ----------------------------
 
 SETTING_NAMES = ["database", "timeline_database", "migrate_on_startup", "rules", "report_max_age",
-                 "max_payload_chars", "Rules", "RULES", "report-max-age", "x"]
+                 "max_payload_chars", "payload_workers", "payload_process_chars", "Rules", "RULES", "report-max-age", "x"]
 setting_values = st.one_of(
     st.none(), st.booleans(), st.integers(min_value=-5, max_value=10**20), st.floats(), st.text(max_size=6),
     st.sampled_from(["30", " 0 ", "1e3", "canonical", "legacy", "Legacy", "CANONICAL", "true", "False",
