@@ -55,10 +55,17 @@ def timeline_url(datasette, database, conv_id):
     return plugin_url(datasette, database, "conversation", conv_id=conv_id)
 
 
-def debug_turn_url(datasette, conv_id, session_id, turn_id):
-    """The upstream's turn detail route; each id percent-encoded (``/`` too) as the API reads it."""
+def debug_turn_url(datasette, conv_id, session_id, turn_id, database=None):
+    """The upstream's turn detail route; each id percent-encoded (``/`` too) as the API reads it.
+    With ``database``: that turns database's own copy of the route."""
     parts = "/".join(quote(str(part), safe="") for part in (conv_id, session_id, turn_id))
-    return datasette.urls.path(f"/api/debug/turn/{parts}")
+    prefix = "" if database is None else f"{PREFIX}/{tilde_encode(database)}"
+    return datasette.urls.path(f"{prefix}/api/debug/turn/{parts}")
+
+
+def debug_turns_url(datasette, database, **params):
+    """A turns database's copy of the upstream's turns list, with ``params``."""
+    return datasette.urls.path(f"{PREFIX}/{tilde_encode(database)}/api/debug/turns?{urlencode(params)}")
 
 
 def cell_url(datasette, database, column, value):

@@ -14,7 +14,7 @@ from datasette.utils import add_cors_headers
 from datasette.utils.asgi import Forbidden, NotFound, Response
 
 from . import (charts, config, figures, links, metrics, permissions, preview, queries, report,
-               reportcache, startup, timeline, times)
+               reportcache, search, startup, timeline, times)
 
 PREFIX = links.PREFIX
 SHOWN_TIMELINES = 5  # switched conversations drawn inline on the report
@@ -26,6 +26,8 @@ def routes():
         (rf"^{PREFIX}$", _get_only(report_page)),
         (rf"^{PREFIX}\.json$", _get_only(report_json)),
         (rf"^{PREFIX}/metrics$", _get_only(metrics_view)),
+        (rf"^{PREFIX}/search(?P<format>\.json)?$", _get_only(search_page)),
+        (rf"{DB}/search(?P<format>\.json)?$", _get_only(search_page)),
         (rf"{DB}/conversation$", _get_only(conversation_page)),
         (rf"{DB}/preview(?P<format>\.json|\.csv)?$", _get_only(preview_page)),
         (rf"{DB}/pointers(?P<format>\.json)?$", _get_only(pointers_page)),
@@ -193,7 +195,8 @@ async def report_page(datasette, request):
     return Response.html(await datasette.render_template(
         "runtime_truth.html",
         {"status": report.overall_status(reports), "sections": sections,
-         "json_url": datasette.urls.path(f"{PREFIX}.json")},
+         "json_url": datasette.urls.path(f"{PREFIX}.json"),
+         "rt_crumbs": [("home", datasette.urls.instance()), ("runtime truth report", None)]},
         request=request,
     ))
 
@@ -392,6 +395,72 @@ async def _list(datasette, request, database, title, rows, columns, next_url, ab
         "json_url": path + ".json" + qs, "csv_url": path + ".csv" + qs if csv else None})
 
 
+async def _searched_databases(datasette, request):
+    """The database named in the URL, else every turns database whose turns the actor may view."""
+    if "database" in request.url_vars:
+        return [await _turns_db(datasette, request)]
+    visible = await visible_turns_databases(datasette, request.actor)
+    if not visible and await config.turns_databases(datasette):
+        raise Forbidden("You may not view any turns database")
+    return visible
+
+
+async def search_page(datasette, request):
+    """The turns any pasted id names, in every turns database searched (see :mod:`search`)."""
+    databases = await _searched_databases(datasette, request)
+    q = request.args.get("q", "")
+    problem, ids = None, []
+    try:
+        ids = search.tokens(q)
+    except search.BadQuery as error:
+        problem = str(error)
+    searched, turns, more = [], [], []
+    for db in databases if ids else []:
+        snapshots = await permissions.can_view_table(datasette, request.actor, db.name,
+                                                     "turn_block_membership")
+        found = await db.execute_fn(lambda conn: search.find(conn, ids, snapshots))
+        searched.append({"database": db.name, "kinds": list(found.kinds), "note": _search_note(found)})
+        turns += [_search_links(datasette, db.name, turn) for turn in found.turns]
+        more += [_more_link(datasette, db.name, kind, id_) for kind, id_ in found.more]
+    body = {"q": q, "ids": ids, "searched": searched, "turns": turns, "more": more, "problem": problem}
+    status = 400 if problem else 200
+    if request.url_vars.get("format") == ".json":
+        return links.json_response(body, status=status)
+    path, qs = request.path, ("?" + request.query_string if request.query_string else "")
+    return await _page(datasette, request, "runtime_truth_search.html", {
+        **body, "rt_q": q, "per_lookup": search.PER_LOOKUP, "all_kinds": search.KINDS,
+        "rt_crumbs": [("home", datasette.urls.instance()),
+                      ("runtime truth report", datasette.urls.path(PREFIX)), ("find turns", None)],
+        "json_url": path + ".json" + qs}, status=status)
+
+
+def _search_note(found):
+    if "inference_id" in found.kinds:
+        return None
+    return "inference_id is not searched here: this store has no inference_id column until it is migrated."
+
+
+def _search_links(datasette, database, turn):
+    """A found turn with its database, UTC time and the links to its history, timeline and debug JSON."""
+    turn.setdefault("snapshots", None)
+    return {"database": database, **turn,
+            "updated_at": times.iso(turn["updated_at_ms"]),
+            "history_url": _query_url(datasette, database, "runtime_history", conv_id=turn["conv_id"]),
+            "timeline_url": timeline_url(datasette, database, turn["conv_id"]),
+            "debug_url": links.debug_turn_url(datasette, turn["conv_id"], turn["session_id"],
+                                              turn["turn_id"], database=database)}
+
+
+def _more_link(datasette, database, kind, id_):
+    """An id that named more turns than one lookup lists, and where all of them are."""
+    url, label = None, None
+    if kind == "conv_id":
+        url, label = _query_url(datasette, database, "runtime_history", conv_id=id_), "its runtime history"
+    elif kind == "session_id":
+        url, label = links.debug_turns_url(datasette, database, session_id=id_), "the session's debug turns list"
+    return {"database": database, "kind": kind, "id": id_, "url": url, "link_label": label}
+
+
 async def menu_links(datasette, actor):
     if await visible_turns_databases(datasette, actor):
         return [{"href": datasette.urls.path(PREFIX), "label": "Runtime truth report"}]
@@ -421,6 +490,7 @@ def template_vars(datasette):
         "runtime_truth_time": times.html,
         "runtime_truth_colour": charts.runtime_colour,
         "runtime_truth_query_page": query_page,
+        "runtime_truth_search_url": datasette.urls.path(f"{PREFIX}/search"),
         "runtime_truth_debug_url": lambda conv_id, session_id, turn_id: links.debug_turn_url(
             datasette, conv_id, session_id, turn_id),
     }

@@ -6,7 +6,7 @@ import sqlite3
 import pytest
 
 from api_helpers import build_turns_db
-from datasette_runtime_truth import schema, store
+from datasette_runtime_truth import schema, search, store
 
 BASE_TABLE = re.compile(r"^(SCAN|SEARCH) (t|m|b|turns|turn_block_membership|blocks)\b")
 
@@ -55,3 +55,31 @@ def test_conversation_detail_only_searches(conn_and_shape):
     conn, shape = conn_and_shape
     steps = table_steps(plan(conn, *store.derived_conversations_query(shape, 1, conv_id="conv-1")))
     assert len(steps) == 2 and all(step.startswith("SEARCH t USING") and "(conv_id=?)" in step for step in steps), steps
+
+
+@pytest.mark.parametrize("kind", search.KINDS)
+def test_search_never_scans_the_turn_rows(conn_and_shape, kind):
+    """Issue 17: every kind of id is found through index searches (the turn_id and inference_id
+    walks step through the primary key with seeks), never a full scan of turns."""
+    conn, shape = conn_and_shape
+    if kind not in search.searchable(shape):
+        assert kind == "inference_id" and "inference_id" not in shape.columns
+        return
+    lines = plan(conn, search.lookup_sql(shape, kind), {"id": "turn-1", "limit": 101})
+    steps = table_steps(lines)
+    assert steps and all(step.startswith("SEARCH ") for step in steps), lines
+    assert not [line for line in lines if re.match(r"SCAN (t|turns)\b", line)], lines
+    assert len(steps) == {"conv_id": 1, "session_id": 1, "inference_id": 3, "turn_id": 7}[kind], steps
+
+
+def test_search_finds_a_turn_by_each_kind_of_id(conn_and_shape):
+    conn, shape = conn_and_shape
+    expected = {"turn_id": "turn-a", "conv_id": "conv-tie-b", "session_id": "session-u", "inference_id": "inf-b"}
+    for kind, token in expected.items():
+        found = search.find(conn, [token], with_snapshots=False)
+        if kind not in found.kinds:
+            assert found.turns == [] and "inference_id" not in shape.columns
+            continue
+        assert [(t["turn_id"], t["matched"]) for t in found.turns] == [
+            ({"turn_id": "turn-a", "conv_id": "turn-u", "session_id": "turn-u", "inference_id": "turn-b"}[kind],
+             [{"kind": kind, "id": token}])]

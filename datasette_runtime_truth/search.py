@@ -1,0 +1,190 @@
+"""One box for any id: the turns a pasted ``turn_id``, ``inference_id``, ``conv_id`` or
+``session_id`` names, found through the upstream's own indexes (nothing is added to the schema).
+
+``tokens`` takes the ids out of what was pasted (an id, a debug URL, a log line); ``find`` looks
+each one up as every kind of id on one connection, in a worker thread. Every lookup is an index
+search: a ``conv_id`` the primary key, a ``session_id`` ``turns_by_session``, an ``inference_id``
+``turns_by_conv_inference_updated`` in each conversation (walked through the primary key), and a
+``turn_id`` the primary key in each distinct ``(conv_id, session_id)`` pair, walked the same way.
+"""
+
+from dataclasses import dataclass, field
+import re
+import sqlite3
+from typing import Optional
+from urllib.parse import unquote
+
+from . import golang, schema, store
+
+MAX_QUERY_CHARS = 10_000
+MAX_TOKENS = 10
+MAX_TOKEN_CHARS = 500
+PER_LOOKUP = 100  # turns one id brings back, per kind; more are counted as "more"
+KINDS = ("turn_id", "inference_id", "conv_id", "session_id")
+
+UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+SEPARATORS = re.compile(r"[\s/?&=#,;:|\"'`<>()\[\]{}]+")
+# Where an id sits in a debug URL or a log line: a field named for it, or the debug routes' paths.
+ID_FIELD = re.compile(r"\b(?:conv|session|turn|inference)_?[iI]d[\"']?\s*[=:]\s*[\"']?([^\s\"'&,;{}\[\]]+)")
+DEBUG_PATH = re.compile(r"/api/debug/(?:turn/([^/?#\s]+)/([^/?#\s]+)/([^/?#\s]+)|conversations/([^/?#\s]+))")
+ID_LIKE = re.compile(r"(?=.*[0-9])(?=.*[^\W\d])[\w.@~+-]+")
+
+
+class BadQuery(ValueError):
+    """What was pasted cannot be searched (too long); the message says what to do."""
+
+
+def tokens(text: str) -> list[str]:
+    """The ids in ``text``: the whole text when it is one word; else its UUIDs; else the values
+    of its id fields (``conv_id=...``) and the ids in a debug route's path; else each word holding
+    both a letter and a digit. Percent-escapes are undone first; at most MAX_TOKENS, in order."""
+    if len(text) > MAX_QUERY_CHARS:
+        raise BadQuery(f"the search text is {len(text):,} characters; paste one id, a URL or a "
+                       f"log line of at most {MAX_QUERY_CHARS:,}")
+    text = golang.trim_space(unquote(text)).replace("\x00", "")
+    text = text.encode("utf-8", "replace").decode("utf-8")
+    if not text:
+        return []
+    if not SEPARATORS.search(text):
+        return [text[:MAX_TOKEN_CHARS]]
+    found = UUID.findall(text) or _named_ids(text) or [
+        word for word in SEPARATORS.split(text) if ID_LIKE.fullmatch(word)]
+    return list(dict.fromkeys(word[:MAX_TOKEN_CHARS] for word in found))[:MAX_TOKENS]
+
+
+def _named_ids(text):
+    """The ids a debug route's path or an id field names, in order of appearance."""
+    spans = [(m.start(), m.group(1)) for m in ID_FIELD.finditer(text)]
+    for match in DEBUG_PATH.finditer(text):
+        spans += [(match.start(group), match.group(group)) for group in range(1, 5) if match.group(group)]
+    return [word for _, word in sorted(spans)]
+
+
+COLUMNS = """t.conv_id, t.session_id, t.turn_id, {runtime_key} AS runtime_key,
+       {inference_id} AS inference_id, {updated_at_ms} AS updated_at_ms"""
+
+BY_CONV_ID = """
+SELECT {columns}
+FROM turns AS t
+WHERE t.conv_id = :id
+LIMIT :limit
+"""
+
+BY_SESSION_ID = """
+SELECT {columns}
+FROM turns AS t
+WHERE t.session_id = :id
+LIMIT :limit
+"""
+
+# Each conversation in primary-key order (one index seek per step), then the inference index in it.
+BY_INFERENCE_ID = """
+WITH RECURSIVE conversations(conv_id) AS (
+  SELECT min(conv_id) FROM turns
+  UNION ALL
+  SELECT (SELECT min(conv_id) FROM turns WHERE conv_id > conversations.conv_id)
+  FROM conversations
+  WHERE conversations.conv_id IS NOT NULL
+)
+SELECT {columns}
+FROM conversations
+CROSS JOIN turns AS t ON t.conv_id = conversations.conv_id AND t.inference_id = :id
+LIMIT :limit
+"""
+
+# Each distinct (conv_id, session_id) in primary-key order, a skip-scan of index seeks: a pair
+# steps to the conversation's next session; after its last one (session_id NULL) to the next
+# conversation's first. Then the primary key with all three ids.
+BY_TURN_ID = """
+WITH RECURSIVE pairs(conv_id, session_id) AS (
+  SELECT first.conv_id, (SELECT min(session_id) FROM turns WHERE conv_id = first.conv_id)
+  FROM (SELECT min(conv_id) AS conv_id FROM turns) AS first
+  UNION ALL
+  SELECT
+    CASE WHEN pairs.session_id IS NULL
+         THEN (SELECT min(conv_id) FROM turns WHERE conv_id > pairs.conv_id)
+         ELSE pairs.conv_id END,
+    CASE WHEN pairs.session_id IS NULL
+         THEN (SELECT min(session_id) FROM turns
+               WHERE conv_id = (SELECT min(conv_id) FROM turns WHERE conv_id > pairs.conv_id))
+         ELSE (SELECT min(session_id) FROM turns
+               WHERE conv_id = pairs.conv_id AND session_id > pairs.session_id) END
+  FROM pairs
+  WHERE pairs.conv_id IS NOT NULL
+)
+SELECT {columns}
+FROM pairs
+CROSS JOIN turns AS t
+  ON t.conv_id = pairs.conv_id AND t.session_id = pairs.session_id AND t.turn_id = :id
+LIMIT :limit
+"""
+
+SNAPSHOTS = """
+SELECT DISTINCT phase, snapshot_created_at_ms AS created_at_ms
+FROM turn_block_membership
+WHERE conv_id = :conv_id AND session_id = :session_id AND turn_id = :turn_id
+ORDER BY created_at_ms DESC, phase
+"""
+
+LOOKUPS = {"turn_id": BY_TURN_ID, "inference_id": BY_INFERENCE_ID, "conv_id": BY_CONV_ID,
+           "session_id": BY_SESSION_ID}
+
+
+def lookup_sql(shape: schema.TurnsShape, kind: str) -> str:
+    """The SQL that finds the turns whose ``kind`` is ``:id`` (``shape`` aliased ``t.``)."""
+    columns = COLUMNS.format(runtime_key=shape.runtime_key, inference_id=shape.inference_id,
+                             updated_at_ms=shape.updated_at_ms)
+    return LOOKUPS[kind].format(columns=columns)
+
+
+def searchable(shape: schema.TurnsShape) -> tuple[str, ...]:
+    """The kinds of id this store can be searched by: an inference_id only once it has the column."""
+    return tuple(kind for kind in KINDS if kind != "inference_id" or "inference_id" in shape.columns)
+
+
+@dataclass
+class Found:
+    """The turns one database gave for the ids, best match first, and what was cut short."""
+
+    turns: list = field(default_factory=list)
+    more: list = field(default_factory=list)  # [(kind, id)] that matched more than PER_LOOKUP turns
+    kinds: tuple = KINDS
+
+
+def find(conn: sqlite3.Connection, ids: list[str], with_snapshots: bool) -> Found:
+    """Every turn each of ``ids`` names, as any kind of id; a turn several ids name (the three ids
+    of a debug URL) comes first. ``with_snapshots``: add each turn's phase snapshots."""
+    shape = schema.TurnsShape.read(conn, prefix="t.")
+    found = Found(kinds=searchable(shape))
+    turns: dict[tuple, dict] = {}
+    for token in ids:
+        for kind in found.kinds:
+            rows = _rows(conn, lookup_sql(shape, kind), {"id": token, "limit": PER_LOOKUP + 1})
+            if len(rows) > PER_LOOKUP:
+                found.more.append((kind, token))
+            for row in rows[:PER_LOOKUP]:
+                key = (row["conv_id"], row["session_id"], row["turn_id"])
+                turn = turns.setdefault(key, {**row, "matched": []})
+                turn["matched"].append({"kind": kind, "id": token})
+    found.turns = sorted(turns.values(), key=_rank)
+    if with_snapshots and shape.has_snapshots:
+        for turn in found.turns:
+            turn["snapshots"] = _rows(conn, SNAPSHOTS, {key: turn[key] for key in ("conv_id", "session_id", "turn_id")})
+    return found
+
+
+def _rank(turn):
+    """Most ids matched first, then newest first, then by the ids."""
+    stamp = turn["updated_at_ms"] if isinstance(turn["updated_at_ms"], (int, float)) else 0
+    return (-len(turn["matched"]), -stamp, str(turn["conv_id"]), str(turn["session_id"]), str(turn["turn_id"]))
+
+
+def _rows(conn, sql, params):
+    cursor = conn.execute(sql, params)
+    names = [column[0] for column in cursor.description]
+    return [{name: store.text(value) for name, value in zip(names, row)} for row in cursor]
+
+
+def describe(ids: list[str], kinds: Optional[tuple] = None) -> str:
+    """What was searched, in words: ``conv-1, turn-1 as turn_id, inference_id, conv_id, session_id``."""
+    return f"{', '.join(ids)} as {', '.join(kinds or KINDS)}"
