@@ -4,8 +4,8 @@
 ``tokens`` takes the ids out of what was pasted (an id, a debug URL, a log line); ``find`` looks
 each one up as every kind of id on one connection, in a worker thread. Every lookup is an index
 search: a ``conv_id`` the primary key, a ``session_id`` ``turns_by_session``, an ``inference_id``
-``turns_by_conv_inference_updated`` in each conversation (walked through the primary key), and a
-``turn_id`` the primary key in each distinct ``(conv_id, session_id)`` pair, walked the same way.
+``turns_by_conv_inference_updated`` in each conversation (the conversations walked one index seek
+at a time), and a ``turn_id`` the primary key's entries in each conversation, walked the same way.
 """
 
 from dataclasses import dataclass, field
@@ -27,6 +27,7 @@ SEPARATORS = re.compile(r"[\s/?&=#,;:|\"'`<>()\[\]{}]+")
 # Where an id sits in a debug URL or a log line: a field named for it, or the debug routes' paths.
 ID_FIELD = re.compile(r"\b(?:conv|session|turn|inference)_?[iI]d[\"']?\s*[=:]\s*[\"']?([^\s\"'&,;{}\[\]]+)")
 DEBUG_PATH = re.compile(r"/api/debug/(?:turn/([^/?#\s]+)/([^/?#\s]+)/([^/?#\s]+)|conversations/([^/?#\s]+))")
+WHOLE_ID_BREAKERS = re.compile(r"[\s/]")
 ID_LIKE = re.compile(r"(?=.*[0-9])(?=.*[^\W\d])[\w.@~+-]+")
 
 
@@ -37,7 +38,9 @@ class BadQuery(ValueError):
 def tokens(text: str) -> list[str]:
     """The ids in ``text``: the whole text when it is one word; else its UUIDs; else the values
     of its id fields (``conv_id=...``) and the ids in a debug route's path; else each word holding
-    both a letter and a digit. Percent-escapes are undone first; at most MAX_TOKENS, in order."""
+    both a letter and a digit. Text with neither white space nor ``/`` (not a log line, not a
+    URL) is also searched whole, first: the upstream stores values such as
+    ``map[inference_id:...]``. Percent-escapes are undone first; at most MAX_TOKENS, in order."""
     if len(text) > MAX_QUERY_CHARS:
         raise BadQuery(f"the search text is {len(text):,} characters; paste one id, a URL or a "
                        f"log line of at most {MAX_QUERY_CHARS:,}")
@@ -49,6 +52,8 @@ def tokens(text: str) -> list[str]:
         return [text[:MAX_TOKEN_CHARS]]
     found = UUID.findall(text) or _named_ids(text) or [
         word for word in SEPARATORS.split(text) if ID_LIKE.fullmatch(word)]
+    if not WHOLE_ID_BREAKERS.search(text):
+        found.insert(0, text)
     return list(dict.fromkeys(word[:MAX_TOKEN_CHARS] for word in found))[:MAX_TOKENS]
 
 
@@ -92,30 +97,27 @@ CROSS JOIN turns AS t ON t.conv_id = conversations.conv_id AND t.inference_id = 
 LIMIT :limit
 """
 
-# Each distinct (conv_id, session_id) in primary-key order, a skip-scan of index seeks: a pair
-# steps to the conversation's next session; after its last one (session_id NULL) to the next
-# conversation's first. Then the primary key with all three ids.
+# Each conversation in primary-key order (one index seek per step); in each, the primary key's
+# own entries (conv_id, session_id, turn_id) give the turn's full key without reading a row; only
+# a match is then read. Walking the distinct (conv_id, session_id) pairs instead costs twice as much
+# on the sample: a seek costs more than the few entries a conversation holds.
 BY_TURN_ID = """
-WITH RECURSIVE pairs(conv_id, session_id) AS (
-  SELECT first.conv_id, (SELECT min(session_id) FROM turns WHERE conv_id = first.conv_id)
-  FROM (SELECT min(conv_id) AS conv_id FROM turns) AS first
+WITH RECURSIVE conversations(conv_id) AS (
+  SELECT min(conv_id) FROM turns
   UNION ALL
-  SELECT
-    CASE WHEN pairs.session_id IS NULL
-         THEN (SELECT min(conv_id) FROM turns WHERE conv_id > pairs.conv_id)
-         ELSE pairs.conv_id END,
-    CASE WHEN pairs.session_id IS NULL
-         THEN (SELECT min(session_id) FROM turns
-               WHERE conv_id = (SELECT min(conv_id) FROM turns WHERE conv_id > pairs.conv_id))
-         ELSE (SELECT min(session_id) FROM turns
-               WHERE conv_id = pairs.conv_id AND session_id > pairs.session_id) END
-  FROM pairs
-  WHERE pairs.conv_id IS NOT NULL
+  SELECT (SELECT min(conv_id) FROM turns WHERE conv_id > conversations.conv_id)
+  FROM conversations
+  WHERE conversations.conv_id IS NOT NULL
+),
+matches AS (
+  SELECT k.conv_id, k.session_id, k.turn_id
+  FROM conversations
+  CROSS JOIN turns AS k ON k.conv_id = conversations.conv_id AND k.turn_id = :id
 )
 SELECT {columns}
-FROM pairs
+FROM matches
 CROSS JOIN turns AS t
-  ON t.conv_id = pairs.conv_id AND t.session_id = pairs.session_id AND t.turn_id = :id
+  ON t.conv_id = matches.conv_id AND t.session_id = matches.session_id AND t.turn_id = matches.turn_id
 LIMIT :limit
 """
 

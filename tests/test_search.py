@@ -24,6 +24,9 @@ ALL_KINDS = ["turn_id", "inference_id", "conv_id", "session_id"]
      "turn_id=E96D2E3E-3DE6-47D5-A8FD-C084F39635B1 took=3ms",
      ["85d19341-93a4-42e8-be7a-d2f1ee306b36", "E96D2E3E-3DE6-47D5-A8FD-C084F39635B1"]),
     ("conv%2D1", ["conv-1"]),
+    ("map[inference_id:85d19341-93a4-42e8-be7a-d2f1ee306b36]",
+     ["map[inference_id:85d19341-93a4-42e8-be7a-d2f1ee306b36]", "85d19341-93a4-42e8-be7a-d2f1ee306b36"]),
+    ("conv_id=conv-1", ["conv_id=conv-1", "conv-1"]),
     ("a b a b", []),
     ("inf-1 inf-1 inf-2", ["inf-1", "inf-2"]),
 ])
@@ -93,6 +96,7 @@ async def test_each_kind_of_id_finds_its_turns(store):
     assert await found("session-t") == [("turn-a", ["session_id"]), ("turn-b", ["session_id"])]
     assert await found("inf-u") == ([("turn-u", ["inference_id"])] if shape == "current" else [])
     assert await found("turn-u") == [("turn-u", ["turn_id"])]
+    assert await found("turn-1')--") == [("turn-1", ["turn_id"])]  # a value, never SQL
 
 
 @pytest.mark.asyncio
