@@ -6,6 +6,7 @@ carries ``data-*`` attributes and a ``<title>`` tooltip, so what a person sees c
 back by a test.
 """
 
+import colorsys
 import datetime
 import hashlib
 
@@ -136,18 +137,37 @@ def _get(row, key, default=""):
 
 
 def runtime_colour(key):
-    """The colour of a runtime_key: the same key, the same colour, in every chart; '' is grey."""
+    """The colour a runtime_key starts from: a hash of the key into PALETTE; '' is grey."""
     if not key:
         return UNKNOWN_COLOUR
+    return PALETTE[_slot(key)]
+
+
+def _slot(key):
     digest = hashlib.sha256(str(key).encode("utf-8")).digest()
-    return PALETTE[int.from_bytes(digest[:4], "big") % len(PALETTE)]
+    return int.from_bytes(digest[:4], "big") % len(PALETTE)
 
 
-def runtime_colours(keys):
-    """{runtime_key: colour} for the keys, in order of first appearance; '' (unknown) is grey."""
-    colours = {"": UNKNOWN_COLOUR}
-    for key in keys:
-        colours.setdefault(key, runtime_colour(key))
+def _extra_colour(index):
+    """Beyond PALETTE's twelve: hues a golden angle apart, mid-dark, as many as are needed."""
+    hue = (index * 137.508) % 360
+    red, green, blue = colorsys.hls_to_rgb(hue / 360, 0.42, 0.65)
+    return "#{:02X}{:02X}{:02X}".format(round(red * 255), round(green * 255), round(blue * 255))
+
+
+def assign_colours(keys):
+    """{runtime_key: colour} for every key a page draws: each key takes its hashed colour, or,
+    where a key before it (in sorted order) has that one, the next free one; so no two keys of a
+    page share a colour, and the same keys always get the same colours. '' is grey."""
+    colours, taken = {"": UNKNOWN_COLOUR}, set()
+    extra = 0
+    for key in sorted({str(key) for key in keys if key}):
+        free = [PALETTE[(_slot(key) + step) % len(PALETTE)] for step in range(len(PALETTE))]
+        colour = next((c for c in free if c not in taken), None)
+        while colour is None or colour in taken:
+            colour, extra = _extra_colour(extra), extra + 1
+        colours[key] = colour
+        taken.add(colour)
     return colours
 
 
@@ -159,15 +179,14 @@ def _switch_indexes(rows, keys):
     return set(queries.switch_positions(keys))
 
 
-def legend_html(keys):
+def legend_html(keys, colours):
     """The timeline's legend in HTML, at the page's text size: each runtime_key's colour and
-    how many turns carry it."""
+    how many turns carry it, in order of first appearance."""
     items = []
-    for key, colour in runtime_colours(keys).items():
-        if key == "" and "" not in keys:
-            continue
+    for key in dict.fromkeys(["", *keys] if "" in keys else keys):
         count = keys.count(key)
         label = f"{key or '(no runtime_key)'} × {count}"
+        colour = colours[key]
         items.append(Markup(
             '<li class="rt-legend" data-runtime-key="{}" data-count="{}" data-colour="{}" '
             'style="display:inline-flex;align-items:center;gap:0.3em;margin:0 1em 0.2em 0">'
@@ -178,18 +197,22 @@ def legend_html(keys):
                   'font-size:0.9em">{}</ul>').format(Markup("").join(items))
 
 
-def timeline_svg(rows, height=64):
+LABEL_ROWS = (8, 22)  # label baselines, this far above the marks; switch lines stop below them
+
+
+def timeline_svg(rows, colours=None, height=64):
     """One conversation's turns in history order, each a mark coloured by its runtime_key, with
     runtime switches marked. ``rows`` are mappings with turn_id, runtime_key, inference_id,
-    updated_at_ms and maybe session_id (the runtime_history query's rows)."""
+    updated_at_ms and maybe session_id (the runtime_history query's rows); ``colours`` the page's
+    {runtime_key: colour} (assign_colours), when it draws several charts."""
     rows = list(rows)
     if not rows:
         return Markup('<p class="rt-empty">No turns in this conversation.</p>')
     keys = [str(_get(row, "runtime_key")) for row in rows]
-    colours = runtime_colours(keys)
+    colours = colours or assign_colours(keys)
     switches = _switch_indexes(rows, keys)
     left, right, top = 8, 8, 36
-    label_ends = [float("-inf"), float("-inf")]  # where the text on each of two label rows ends
+    label_ends = [float("-inf")] * len(LABEL_ROWS)  # where the text on each label row ends
     gap = max(4, min(28, 640 // len(rows)))
     mark = max(3, gap - 2)
     width = left + right + gap * len(rows)
@@ -200,9 +223,9 @@ def timeline_svg(rows, height=64):
             line_x = x - (gap - mark) / 2
             parts.append(
                 f'<g class="rt-switch" data-index="{index}" data-to="{escape(key)}">'
-                f'<line x1="{line_x:.1f}" x2="{line_x:.1f}" y1="{top - 26}" y2="{top + 24}" '
+                f'<line x1="{line_x:.1f}" x2="{line_x:.1f}" y1="{top - 4}" y2="{top + 24}" '
                 f'stroke="#333" stroke-width="1.5" stroke-dasharray="3 2"/>'
-                f'{_switch_label(key, line_x + 3, top, label_ends)}</g>'
+                f'{_switch_label(key, line_x, top, label_ends)}</g>'
             )
         turn_id, inference_id = _get(row, "turn_id"), _get(row, "inference_id")
         updated = _get(row, "updated_at_ms", None)
@@ -225,17 +248,20 @@ def timeline_svg(rows, height=64):
         f"<title>Runtime timeline: {len(rows)} turns, {len(switches)} runtime "
         f"switch{'es' if len(switches) != 1 else ''}</title>"
     )
-    return Markup(head + "".join(parts) + "</svg>") + _scroll_hint(full) + legend_html(keys)
+    return Markup(head + "".join(parts) + "</svg>") + _scroll_hint(full) + legend_html(keys, colours)
 
 
-def _switch_label(key, x, top, label_ends):
-    """The new runtime's name beside a switch line, on the first of two rows it fits in; none
-    when both would overlap a neighbour (the legend still names every colour)."""
+def _switch_label(key, line_x, top, label_ends):
+    """The new runtime's name above its switch line, starting where the line is, on the first
+    label row where it clears the label before it; none when it clears neither (the legend and
+    the mark's tooltip still name it). Switch lines stop below the label rows, so no line crosses
+    a label."""
     width = LABEL_CHAR_W * len(key)
-    for row, y in enumerate((top - 6, top - 20)):
-        if x > label_ends[row] + 6:
-            label_ends[row] = x + width
-            return f'<text class="rt-switch-label" x="{x:.1f}" y="{y}" {LABEL_FONT}>{escape(key)}</text>'
+    for row, rise in enumerate(LABEL_ROWS):
+        if line_x > label_ends[row] + 6:
+            label_ends[row] = line_x + width
+            y = top - rise
+            return f'<text class="rt-switch-label" x="{line_x:.1f}" y="{y}" {LABEL_FONT}>{escape(key)}</text>'
     return ""
 
 

@@ -179,10 +179,11 @@ async def report_page(datasette, request):
         _links(datasette, db_report)
         db = datasette.databases[db_report.database]
         switched = db_report.check("runtime_switches").items[:SHOWN_TIMELINES]
-        timelines = []
-        for item in switched:
-            rows = await db.execute_fn(lambda conn, c=item["conv_id"]: figures.conversation_history(conn, c))
-            timelines.append({**item, "svg": charts.timeline_svg(rows)})
+        histories = [await db.execute_fn(lambda conn, c=item["conv_id"]: figures.conversation_history(conn, c))
+                     for item in switched]
+        colours = charts.assign_colours(row["runtime_key"] for rows in histories for row in rows)
+        timelines = [{**item, "svg": charts.timeline_svg(rows, colours)}
+                     for item, rows in zip(switched, histories)]
         sections.append({
             "report": db_report,
             "coverage_svg": charts.coverage_svg(db_report.coverage),
@@ -249,6 +250,7 @@ async def conversation_page(datasette, request):
     return await _page(datasette, request, "runtime_truth_conversation.html", {
         "database": name, "conv_id": conv_id, "rows": rows, "switches": len(switches),
         "pointer": pointer, "rt_crumbs": crumbs,
+        "rt_colours": charts.assign_colours(row["runtime_key"] for row in rows),
         "history_url": _query_url(datasette, name, "runtime_history", conv_id=conv_id),
         "report_url": datasette.urls.path(PREFIX)})
 
@@ -429,6 +431,7 @@ async def search_page(datasette, request):
     path, qs = request.path, ("?" + request.query_string if request.query_string else "")
     return await _page(datasette, request, "runtime_truth_search.html", {
         **body, "rt_q": q, "per_lookup": search.PER_LOOKUP, "all_kinds": search.KINDS,
+        "rt_colours": charts.assign_colours(turn["runtime_key"] for turn in turns),
         "rt_crumbs": [("home", datasette.urls.instance()),
                       ("runtime truth report", datasette.urls.path(PREFIX)), ("find turns", None)],
         "json_url": path + ".json" + qs}, status=status)
@@ -488,7 +491,6 @@ def template_vars(datasette):
         "runtime_truth_timeline": charts.timeline_svg,
         "runtime_truth_db_path": db_path,
         "runtime_truth_time": times.html,
-        "runtime_truth_colour": charts.runtime_colour,
         "runtime_truth_query_page": query_page,
         "runtime_truth_search_url": datasette.urls.path(f"{PREFIX}/search"),
         "runtime_truth_debug_url": lambda conv_id, session_id, turn_id: links.debug_turn_url(
