@@ -98,6 +98,16 @@ def _migrated(db_report):
     return db_report.check("columns").value == len(queries.MIGRATED_COLUMNS)
 
 
+async def _has_runtime_columns(db):
+    """Whether the store is migrated far enough for the runtime-truth queries to run."""
+    return queries.BY_NAME["runtime_history"].runs_on(await db.table_columns("turns"))
+
+
+def _history_url(datasette, database, conv_id, migrated):
+    """The conversation's runtime_history query, or None before the migration (it cannot run)."""
+    return _query_url(datasette, database, "runtime_history", conv_id=conv_id) if migrated else None
+
+
 # Checks whose rows the migration preview shows while the store is not migrated.
 PREVIEWED = {"missing_runtime_key", "missing_inference_id", "bad_metadata", "would_fill"}
 
@@ -240,6 +250,7 @@ async def conversation_page(datasette, request):
     rows = await db.execute_fn(lambda conn: figures.conversation_history(conn, conv_id))
     if not rows:
         raise NotFound(f"conversation not found: {conv_id}")
+    migrated = await _has_runtime_columns(db)
     switches = queries.switch_positions([row["runtime_key"] for row in rows])
     previous = {index: _last_known(rows, index) for index in switches}
     for index, row in enumerate(rows):
@@ -249,9 +260,10 @@ async def conversation_page(datasette, request):
     pointer = await _pointer(datasette, request.actor, conv_id)
     return await _page(datasette, request, "runtime_truth_conversation.html", {
         "database": name, "conv_id": conv_id, "rows": rows, "switches": len(switches),
-        "pointer": pointer, "rt_crumbs": crumbs,
+        "pointer": pointer, "rt_crumbs": crumbs, "migrated": migrated,
         "rt_colours": charts.assign_colours(row["runtime_key"] for row in rows),
-        "history_url": _query_url(datasette, name, "runtime_history", conv_id=conv_id),
+        "preview_url": links.plugin_url(datasette, name, "preview"),
+        "history_url": _history_url(datasette, name, conv_id, migrated),
         "report_url": datasette.urls.path(PREFIX)})
 
 
@@ -312,7 +324,7 @@ async def preview_page(datasette, request):
         writer.writerows(page.rows)
         return Response(out.getvalue(), content_type="text/csv; charset=utf-8")
     return await _list(datasette, request, db.name, "Migration preview", page.rows,
-                       preview.COLUMNS, next_url, about=(
+                       preview.COLUMNS, next_url, migrated=await _has_runtime_columns(db), about=(
         f"For each row a migrate run looks at (runtime_key or inference_id empty), what it would "
         f"write with the {rules} rules: <em>writes</em> shows the new values, <em>unchanged</em> "
         f"rows keep theirs (their metadata gives nothing), <em>skipped: bad metadata</em> rows are "
@@ -379,11 +391,12 @@ async def switches_page(datasette, request):
 
 
 async def _list(datasette, request, database, title, rows, columns, next_url, about="",
-                problem=None, csv=False):
-    """A paged list as a page, or as JSON for the ``.json`` URL."""
+                problem=None, csv=False, migrated=True):
+    """A paged list as a page, or as JSON for the ``.json`` URL. Before the migration a
+    conversation links to its timeline page only (its runtime_history query cannot run yet)."""
     for row in rows:
         if "conv_id" in row:
-            row["history_url"] = _query_url(datasette, database, "runtime_history", conv_id=row["conv_id"])
+            row["history_url"] = _history_url(datasette, database, row["conv_id"], migrated)
             row["timeline_url"] = timeline_url(datasette, database, row["conv_id"])
     if request.url_vars.get("format") == ".json":
         base = request.path.rsplit(".json", 1)[0]
@@ -421,8 +434,9 @@ async def search_page(datasette, request):
         snapshots = await permissions.can_view_table(datasette, request.actor, db.name,
                                                      "turn_block_membership")
         found = await db.execute_fn(lambda conn: search.find(conn, ids, snapshots))
+        migrated = await _has_runtime_columns(db)
         searched.append({"database": db.name, "kinds": list(found.kinds), "note": _search_note(found)})
-        turns += [_search_links(datasette, db.name, turn) for turn in found.turns]
+        turns += [_search_links(datasette, db.name, turn, migrated) for turn in found.turns]
         more += [_more_link(datasette, db.name, kind, id_) for kind, id_ in found.more]
     body = {"q": q, "ids": ids, "searched": searched, "turns": turns, "more": more, "problem": problem}
     status = 400 if problem else 200
@@ -443,12 +457,13 @@ def _search_note(found):
     return "inference_id is not searched here: this store has no inference_id column until it is migrated."
 
 
-def _search_links(datasette, database, turn):
-    """A found turn with its database, UTC time and the links to its history, timeline and debug JSON."""
+def _search_links(datasette, database, turn, migrated):
+    """A found turn with its database, UTC time and the links to its history (None before the
+    migration), timeline and debug JSON."""
     turn.setdefault("snapshots", None)
     return {"database": database, **turn,
             "updated_at": times.iso(turn["updated_at_ms"]),
-            "history_url": _query_url(datasette, database, "runtime_history", conv_id=turn["conv_id"]),
+            "history_url": _history_url(datasette, database, turn["conv_id"], migrated),
             "timeline_url": timeline_url(datasette, database, turn["conv_id"]),
             "debug_url": links.debug_turn_url(datasette, turn["conv_id"], turn["session_id"],
                                               turn["turn_id"], database=database)}

@@ -58,7 +58,7 @@ def turn_2(shape, matched):
         "updated_at_ms": 400, "matched": matched,
         "snapshots": [{"phase": "final", "created_at_ms": 400}, {"phase": "pre_inference", "created_at_ms": 300}],
         "updated_at": "1970-01-01T00:00:00.400Z",
-        "history_url": "/turns/runtime_history?conv_id=conv-1",
+        "history_url": "/turns/runtime_history?conv_id=conv-1" if migrated else None,  # 400 before
         "timeline_url": "/-/runtime-truth/turns/conversation?conv_id=conv-1",
         "debug_url": "/-/runtime-truth/turns/api/debug/turn/conv-1/session-2/turn-2",
     }
@@ -120,7 +120,7 @@ async def test_the_page_lists_the_turn_with_its_links(store):
     assert "<title>Turns for turn-2</title>" in html
     assert 'value="turn-2"' in html  # the box keeps what was searched
     assert 'data-turns="1"' in html and "1 turn found" in html
-    assert 'href="/turns/runtime_history?conv_id=conv-1"' in html
+    assert ('href="/turns/runtime_history?conv_id=conv-1"' in html) == (shape == "current")
     assert 'href="/-/runtime-truth/turns/conversation?conv_id=conv-1"' in html
     assert 'href="/-/runtime-truth/turns/api/debug/turn/conv-1/session-2/turn-2"' in html
     assert "<li>final · " in html and "<li>pre_inference · " in html
