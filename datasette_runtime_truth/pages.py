@@ -359,7 +359,7 @@ async def pointers_page(datasette, request):
 
 SWITCHES_PAGE_SQL = f"""
 SELECT * FROM (
-{queries.BY_NAME["runtime_switches"].sql})
+{queries.RUNTIME_SWITCHES_SQL})
 WHERE :after_conv IS NULL OR switches < :after_switches
    OR (switches = :after_switches AND conv_id > :after_conv)
 ORDER BY switches DESC, conv_id

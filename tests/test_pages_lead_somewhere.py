@@ -54,3 +54,62 @@ async def test_before_the_migration_the_preview_and_search_link_no_query(pre_cut
         assert f'href="/-/runtime-truth/turns/conversation?conv_id={conv_id}"' in html, url
         assert "/turns/runtime_history" not in html and "/turns/inference_lookup" not in html, url
         await assert_links_answer(ds, html, url)
+
+
+@pytest.fixture(scope="module")
+def migrated(tmp_path_factory):
+    sample = build_sample(tmp_path_factory.mktemp("migrated"), turns=600, seed=1)
+    migrate_path(sample.turns_path)
+    return sample
+
+
+def canned_urls():
+    from datasette_runtime_truth import queries
+    params = {"runtime_history": "?conv_id=x", "inference_lookup": "?inference_id=x"}
+    return [(query, f"/turns/{query.name}{params.get(query.name, '')}") for query in queries.QUERIES]
+
+
+@pytest.mark.asyncio
+async def test_canned_pages_are_titled_by_their_title_with_the_sql_folded(migrated):
+    ds = Datasette([migrated.turns_path])
+    await ds.invoke_startup()
+    for query, url in canned_urls():
+        html = (await ds.client.get(url)).text
+        title = re.search(r"<title>(.*?)</title>", html, re.S).group(1)
+        assert title == f"{query.title}: turns".replace("'", "&#39;"), (url, title)
+        shown = html.replace("&#39;", "'").replace("&gt;", ">")
+        if query.name == "runtime_history":  # folded inside a <details>
+            shown = shown.split("<details><summary>SQL</summary>")[0]
+        assert query.sql.strip().splitlines()[0] not in shown, url
+        if query.name != "runtime_history":
+            assert re.search(r'class="show-hide-sql">\(<a href="[^"]*_show_sql=1">show</a>\)', html), url
+
+
+async def walk(ds, url):
+    """Every row of a paged canned page, following its next links."""
+    seen, pages = [], 0
+    while url:
+        html = (await ds.client.get(url)).text
+        json_url = url.replace("?", ".json?", 1) + "&_shape=array"
+        seen += (await ds.client.get(json_url)).json()
+        found = re.search(r'<a class="rt-next" href="([^"]+)"', html)
+        url = found.group(1).replace("&amp;", "&") if found else None
+        pages += 1
+    return seen, pages
+
+
+@pytest.mark.asyncio
+async def test_paged_canned_pages_lead_to_every_row(migrated):
+    ds = Datasette([migrated.turns_path])
+    await ds.invoke_startup()
+    switches, pages = await walk(ds, "/turns/runtime_switches?limit=7")
+    report = (await ds.client.get("/-/runtime-truth.json")).json()["databases"][0]
+    counted = {check["id"]: check["value"] for check in report["checks"]}["runtime_switches"]
+    assert len(switches) == len({row["conv_id"] for row in switches}) == counted > 7
+    assert pages == -(-counted // 7) + (counted % 7 == 0)
+    assert [row["first_switch_at_ms"] for row in switches] == sorted(
+        (row["first_switch_at_ms"] for row in switches), reverse=True)
+    missing, _ = await walk(ds, "/turns/missing_backfill_rows?limit=40")
+    count = (await ds.client.get("/turns/missing_backfill_count.json?_shape=array")).json()[0]
+    assert len(missing) == len({(r["conv_id"], r["session_id"], r["turn_id"]) for r in missing})
+    assert len(missing) == count["missing_runtime_or_inference"] > 40
