@@ -12,7 +12,7 @@ import click
 
 from . import migrate as migration
 from . import report as cutover
-from . import backfill, sample, timeline
+from . import backfill, links, sample, timeline
 
 
 class CommandError(click.ClickException):
@@ -137,9 +137,12 @@ def check(path, timeline_path, rules, as_json):
     result.computed_at = cutover.iso_utc(started)
     data = result.as_dict()
     # The URLs the same store has under `datasette PATH`, which names it by its file stem.
-    base = "/" + urllib.parse.quote(os.path.splitext(os.path.basename(path))[0])
+    stem = os.path.splitext(os.path.basename(path))[0]
+    base = "/" + urllib.parse.quote(stem)
     for check_data in data["checks"]:
         check_data["url"] = f"{base}/{check_data['query']}" if check_data["query"] else None
+        if check_data["id"] in links.FIGURE_ROWS:
+            check_data["url"] = links.figure_rows_path(stem, check_data["id"])
     data["coverage_url"] = f"{base}/backfill_coverage"
     click.echo(json.dumps(data) if as_json else result.text())
     click.get_current_context().exit(1 if result.status == cutover.FAILS else 0)

@@ -24,6 +24,11 @@ CELL_LINKS = {
     "inference_id": ("inference_lookup", "inference_id"),
 }
 
+# Report checks whose rows are the migration preview's with this ``only`` filter (preview.ONLY),
+# migrated or not: each figure's link leads to the rows it counts.
+FIGURE_ROWS = {"missing_runtime_key": "runtime_key", "missing_inference_id": "inference_id",
+               "bad_metadata": "bad_metadata", "would_fill": "writes"}
+
 # Which databases are turns databases, remembered per Datasette instance: render_cell runs per cell.
 _turns_databases: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -49,6 +54,11 @@ def plugin_url(datasette, database, page, **params):
     """``/-/runtime-truth/{database}/{page}`` with ``params``."""
     path = f"{PREFIX}/{tilde_encode(database)}/{page}"
     return datasette.urls.path(path + ("?" + urlencode(params) if params else ""))
+
+
+def figure_rows_path(database, check_id):
+    """Where a report check's figure's rows are listed (FIGURE_ROWS), before Datasette's base URL."""
+    return f"{PREFIX}/{tilde_encode(database)}/preview?{urlencode({'only': FIGURE_ROWS[check_id]})}"
 
 
 def timeline_url(datasette, database, conv_id):

@@ -108,26 +108,23 @@ def _history_url(datasette, database, conv_id, migrated):
     return _query_url(datasette, database, "runtime_history", conv_id=conv_id) if migrated else None
 
 
-# Checks whose rows the migration preview shows while the store is not migrated.
-PREVIEWED = {"missing_runtime_key", "missing_inference_id", "bad_metadata", "would_fill"}
-
-
 def _links(datasette, db_report):
-    """Each check's rows link (a query that cannot run yet is replaced by the migration preview,
-    or by a note), its complete list, and each listed conversation's history and timeline."""
+    """Each check's rows link (the rows its figure counts: for the backfill figures, the
+    migration preview filtered to them; a query that cannot run yet is replaced by a note), its
+    complete list, and each listed conversation's history and timeline."""
     migrated = _migrated(db_report)
     name = db_report.database
     for check in db_report.checks:
         query = queries.BY_NAME.get(check.query)
         check.note = None
         check.link_label = check.query
-        if query is None:
+        if check.id in links.FIGURE_ROWS:
+            check.url = datasette.urls.path(links.figure_rows_path(name, check.id))
+            check.link_label = "rows"
+        elif query is None:
             check.url = None
         elif migrated or not query.needs:
             check.url = _query_url(datasette, name, check.query)
-        elif check.id in PREVIEWED:
-            check.url = links.plugin_url(datasette, name, "preview")
-            check.link_label = "migration preview"
         else:
             check.url = None
             check.note = f"{check.query} runs once the store is migrated"
@@ -308,7 +305,15 @@ async def preview_page(datasette, request):
     rules = config.plugin_config(datasette).get("rules", "canonical")
     limit = preview.page_size(request.args.get("limit"), datasette.setting("max_returned_rows"))
     after = _after(request, ("after_conv", "after_session", "after_turn"))
-    page = await db.execute_fn(lambda conn: preview.read_page(conn, rules, after, limit))
+    only = request.args.get("only") or None
+    if only is not None and only not in preview.ONLY:
+        problem = f"unknown only={only!r}: expected one of {', '.join(preview.ONLY)}, or none for every row"
+        if request.url_vars.get("format") == ".json":
+            return links.json_response({"database": db.name, "rows": [], "next": None, "problem": problem},
+                                       status=400)
+        return await _list(datasette, request, db.name, "Migration preview", [], preview.COLUMNS,
+                           None, problem=problem, status=400)
+    page = await db.execute_fn(lambda conn: preview.read_page(conn, rules, after, limit, only))
     next_url = None
     if page.next_after:
         next_url = _next_url(request, **dict(zip(("after_conv", "after_session", "after_turn"),
@@ -323,8 +328,10 @@ async def preview_page(datasette, request):
         writer.writeheader()
         writer.writerows(page.rows)
         return Response(out.getvalue(), content_type="text/csv; charset=utf-8")
-    return await _list(datasette, request, db.name, "Migration preview", page.rows,
+    title = "Migration preview" + (f": {preview.ONLY[only][0]}" if only else "")
+    return await _list(datasette, request, db.name, title, page.rows,
                        preview.COLUMNS, next_url, migrated=await _has_runtime_columns(db), about=(
+        (f"Only the {preview.ONLY[only][0]} (<a href=\"{request.path}\">every row</a>). " if only else "") +
         f"For each row a migrate run looks at (runtime_key or inference_id empty), what it would "
         f"write with the {rules} rules: <em>writes</em> shows the new values, <em>unchanged</em> "
         f"rows keep theirs (their metadata gives nothing), <em>skipped: bad metadata</em> rows are "
@@ -391,7 +398,7 @@ async def switches_page(datasette, request):
 
 
 async def _list(datasette, request, database, title, rows, columns, next_url, about="",
-                problem=None, csv=False, migrated=True):
+                problem=None, csv=False, migrated=True, status=200):
     """A paged list as a page, or as JSON for the ``.json`` URL. Before the migration a
     conversation links to its timeline page only (its runtime_history query cannot run yet)."""
     for row in rows:
@@ -407,7 +414,8 @@ async def _list(datasette, request, database, title, rows, columns, next_url, ab
         "title": title, "about": about, "database": database, "rows": rows, "columns": columns,
         "next_url": next_url, "problem": problem,
         "rt_crumbs": _crumbs(datasette, database, (title, None)),
-        "json_url": path + ".json" + qs, "csv_url": path + ".csv" + qs if csv else None})
+        "json_url": path + ".json" + qs, "csv_url": path + ".csv" + qs if csv else None},
+        status=status)
 
 
 async def _searched_databases(datasette, request):

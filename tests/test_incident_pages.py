@@ -36,7 +36,7 @@ async def test_unmigrated_report_has_no_dead_links(tmp_path):
         assert response.status_code < 400, (link, response.status_code)
     data = (await ds.client.get("/-/runtime-truth.json")).json()["databases"][0]
     assert data["coverage_url"] is None
-    assert {c["id"]: c["url"] for c in data["checks"]}["would_fill"] == "/-/runtime-truth/turns/preview"
+    assert {c["id"]: c["url"] for c in data["checks"]}["would_fill"] == "/-/runtime-truth/turns/preview?only=writes"
 
 
 @pytest.mark.asyncio
@@ -128,9 +128,10 @@ def test_check_json_has_the_urls(tmp_path):
     assert data["coverage_url"] == "/turns/backfill_coverage"
     assert {c["id"]: c["url"] for c in data["checks"]} == {
         "columns": "/turns/turns_schema", "indexes": "/turns/turns_runtime_indexes",
-        "missing_runtime_key": "/turns/missing_backfill_count",
-        "missing_inference_id": "/turns/missing_backfill_count",
-        "bad_metadata": "/turns/missing_backfill_rows", "would_fill": "/turns/missing_backfill_rows",
+        "missing_runtime_key": "/-/runtime-truth/turns/preview?only=runtime_key",
+        "missing_inference_id": "/-/runtime-truth/turns/preview?only=inference_id",
+        "bad_metadata": "/-/runtime-truth/turns/preview?only=bad_metadata",
+        "would_fill": "/-/runtime-truth/turns/preview?only=writes",
         "runtime_switches": "/turns/runtime_switches", "pointer": None, "journal": None}
 
 

@@ -113,3 +113,50 @@ async def test_paged_canned_pages_lead_to_every_row(migrated):
     count = (await ds.client.get("/turns/missing_backfill_count.json?_shape=array")).json()[0]
     assert len(missing) == len({(r["conv_id"], r["session_id"], r["turn_id"]) for r in missing})
     assert len(missing) == count["missing_runtime_or_inference"] > 40
+
+
+async def walk_json(ds, url):
+    rows = []
+    while url:
+        page = (await ds.client.get(url)).json()
+        rows += page["rows"]
+        url = page["next"]
+    return rows
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("state", ["pre-cutover", "migrated"])
+async def test_each_backfill_figure_leads_to_the_rows_it_counts(pre_cutover, migrated, state):
+    """Issue 17: "rows without inference_id: N" led to one count, "rows with invalid metadata: N"
+    to every row still missing a value. Each now leads to exactly its N rows."""
+    sample = pre_cutover[0] if state == "pre-cutover" else migrated
+    ds = Datasette([sample.turns_path])
+    await ds.invoke_startup()
+    report = (await ds.client.get("/-/runtime-truth.json")).json()["databases"][0]
+    page = (await ds.client.get("/-/runtime-truth")).text
+    checks = {check["id"]: check for check in report["checks"]}
+    for check_id, only in (("missing_runtime_key", "runtime_key"), ("missing_inference_id", "inference_id"),
+                           ("bad_metadata", "bad_metadata"), ("would_fill", "writes")):
+        url = checks[check_id]["url"]
+        assert url == f"/-/runtime-truth/turns/preview?only={only}"
+        assert f'href="{url}"' in page
+        rows = await walk_json(ds, url.replace("/preview?", "/preview.json?") + "&limit=37")
+        assert len(rows) == checks[check_id]["value"], check_id
+        assert len({(r["conv_id"], r["session_id"], r["turn_id"]) for r in rows}) == len(rows)
+        figure = checks[check_id]["figure"]
+        if checks[check_id]["value"] or check_id != "would_fill":
+            assert figure.startswith(f"{checks[check_id]['value']:,} "), figure
+            assert re.match(r"[\d,]+ (of [\d,]+ rows \([\d.]+%\)|rows \()", figure), figure
+    assert checks["bad_metadata"]["value"] > 0
+    bad = await walk_json(ds, "/-/runtime-truth/turns/preview.json?only=bad_metadata")
+    assert {row["action"] for row in bad} == {"skipped: bad metadata"}
+
+
+@pytest.mark.asyncio
+async def test_an_unknown_preview_filter_is_a_400_saying_what_is_known(migrated):
+    ds = Datasette([migrated.turns_path])
+    response = await ds.client.get("/-/runtime-truth/turns/preview?only=nope")
+    assert response.status_code == 400
+    assert "unknown only=&#39;nope&#39;: expected one of runtime_key, inference_id, bad_metadata, writes" in response.text
+    response = await ds.client.get("/-/runtime-truth/turns/preview.json?only=nope")
+    assert response.status_code == 400 and response.json()["rows"] == []
