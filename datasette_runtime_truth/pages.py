@@ -246,7 +246,13 @@ async def conversation_page(datasette, request):
                        "the URL, or pick a conversation from the report's lists."}, status=400)
     rows = await db.execute_fn(lambda conn: figures.conversation_history(conn, conv_id))
     if not rows:
-        raise NotFound(f"conversation not found: {conv_id}")
+        search_url = datasette.urls.path(f"{PREFIX}/search?{urlencode({'q': conv_id})}")
+        return await _page(datasette, request, "runtime_truth_conversation.html", {
+            "database": name, "conv_id": conv_id, "rt_crumbs": crumbs, "rt_q": conv_id,
+            "problem": f"conversation not found: {conv_id} has no turns in {name}.",
+            "ways_back": [("search for it as any id", search_url),
+                          ("the runtime truth report", datasette.urls.path(PREFIX)),
+                          (f"the {name} database", datasette.urls.database(name))]}, status=404)
     migrated = await _has_runtime_columns(db)
     switches = queries.switch_positions([row["runtime_key"] for row in rows])
     previous = {index: _last_known(rows, index) for index in switches}

@@ -160,3 +160,17 @@ async def test_an_unknown_preview_filter_is_a_400_saying_what_is_known(migrated)
     assert "unknown only=&#39;nope&#39;: expected one of runtime_key, inference_id, bad_metadata, writes" in response.text
     response = await ds.client.get("/-/runtime-truth/turns/preview.json?only=nope")
     assert response.status_code == 400 and response.json()["rows"] == []
+
+
+@pytest.mark.asyncio
+async def test_an_unknown_conversation_gets_the_plugins_404_with_ways_back(migrated):
+    ds = Datasette([migrated.turns_path, migrated.timeline_path])
+    url = "/-/runtime-truth/turns/conversation?conv_id=no-such-conversation"
+    response = await ds.client.get(url)
+    assert response.status_code == 404
+    html = response.text
+    assert "conversation not found: no-such-conversation has no turns in turns." in html
+    assert '<form class="rt-search"' in html and 'value="no-such-conversation"' in html
+    assert 'href="/-/runtime-truth/search?q=no-such-conversation"' in html
+    assert 'href="/-/runtime-truth"' in html and 'href="/turns"' in html
+    await assert_links_answer(ds, html, url)

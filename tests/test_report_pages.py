@@ -106,7 +106,7 @@ async def test_conversation_timeline_page(tmp_path):
 @pytest.mark.asyncio
 @pytest.mark.parametrize("url, status, message", [
     ("/-/runtime-truth/turns/conversation", 400, "missing conv_id"),
-    ("/-/runtime-truth/turns/conversation?conv_id=nope", 404, "conversation not found: nope"),
+    ("/-/runtime-truth/turns/conversation?conv_id=nope", 404, "conversation not found: nope has no turns in turns."),
     ("/-/runtime-truth/other/conversation?conv_id=c1", 404, "Database not found: other"),
     ("/-/runtime-truth/timeline/conversation?conv_id=c1", 404, "timeline is not a turns database"),
 ])
