@@ -78,12 +78,9 @@ def coverage_svg(days, width=600, height=236):
                      f'stroke="#ddd" stroke-width="1"/>')
         parts.append(f'<text x="{left - 6}" y="{y(share) + 4:.1f}" text-anchor="end" {FONT}>'
                      f'{100 * share:.0f}%</text>')
-    step = max(1, -(-len(days) // 6))
-    labelled = days[::step] if days[-1] in days[::step] else days[::step] + [days[-1]]
-    for row in labelled:
-        anchor = "end" if row is days[-1] and len(days) > 1 else "middle"
-        parts.append(f'<text x="{x(row["day"]):.1f}" y="{height - bottom + 16}" text-anchor="{anchor}" '
-                     f'{FONT}>{escape(row["day"][5:])}</text>')
+    for row, anchor in _axis_days(days, x):
+        parts.append(f'<text class="rt-axis-day" x="{x(row["day"]):.1f}" y="{height - bottom + 16}" '
+                     f'text-anchor="{anchor}" {FONT}>{escape(row["day"][5:])}</text>')
     parts.append(f'<text x="{left}" y="{height - 6}" {FONT}>{escape(days[0]["day"][:4])} (UTC days)</text>')
     cutover = cutover_day(days)
     if cutover:
@@ -119,12 +116,40 @@ def coverage_svg(days, width=600, height=236):
     return Markup("".join(parts)) + _scroll_hint(width) + legend
 
 
+AXIS_LABEL_W = 36  # generous width of one "MM-DD" label of FONT, in the chart's units
+AXIS_GAP = 8
+PAGE_PADDING = 40  # the page's side padding around a chart box, both sides together
+CHART_BOX_MAX = 720  # the chart boxes' max-width (_runtime_truth_style.html, the timeline partial)
+
+
+def _axis_days(days, x):
+    """(day, text-anchor) of the days the axis names: the first (starting at its day), the last
+    (ending at its day), and between them every day whose label clears the one named before it
+    and the last one, so no two run together."""
+    if len(days) == 1:
+        return [(days[0], "middle")]
+    half = AXIS_LABEL_W / 2
+    last_left = x(days[-1]["day"]) - AXIS_LABEL_W
+    named, right = [(days[0], "start")], x(days[0]["day"]) + AXIS_LABEL_W
+    for row in days[1:-1]:
+        here = x(row["day"])
+        if here - half >= right + AXIS_GAP and here + half <= last_left - AXIS_GAP:
+            named.append((row, "middle"))
+            right = here + half
+    return named + [(days[-1], "end")]  # the first and last days sit at the plot's two ends
+
+
 def _scroll_hint(width):
-    """Said under a chart wider than a phone: it scrolls sideways (CSS hides it where it fits)."""
-    if width <= 360:
-        return Markup("")
-    return Markup('<p class="rt-scroll-hint" style="font-size:0.85em;margin:0.1em 0;color:#555">'
-                  'Scroll sideways for the whole chart →</p>')
+    """Said under a chart that is wider than its box, which then scrolls sideways: always when
+    the chart is wider than the box ever gets, else only on screens narrower than the chart
+    (a media query for this width hides it elsewhere)."""
+    hint = ('<p class="rt-scroll-hint rt-scroll-hint-{w}" style="font-size:0.85em;margin:0.1em 0;'
+            'color:#555">Scroll sideways for the whole chart →</p>').format(w=width)
+    if width > CHART_BOX_MAX:
+        return Markup(hint)
+    fits = width + PAGE_PADDING
+    return Markup(f"<style>@media (min-width: {fits}px) {{ .rt-scroll-hint-{width} {{ display: none; }} }}"
+                  f"</style>{hint}")
 
 
 def _get(row, key, default=""):
