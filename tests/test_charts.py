@@ -157,3 +157,21 @@ async def test_partial_renders_the_timeline_from_a_query_pages_rows(tmp_path):
     assert attrs(html, "rt-turn", "data-turn-id") == ["t1", "t2"]
     assert 'data-switches="1"' in html
     assert (await ds.render_template(template, {"rows": []})).replace("\n", "") == "<main></main>"
+
+
+def test_coverage_axis_labels_never_run_together():
+    """Issue 17: the last two days' labels (04-08, 04-11) ran into each other."""
+    import datetime
+    start = datetime.date(2026, 2, 10)
+    for count in (1, 2, 3, 7, 45, 61, 400):
+        days = [{"day": (start + datetime.timedelta(days=n)).isoformat(), "turns": 1, "runtime_key": 1,
+                 "inference_id": 1} for n in range(count)]
+        svg = str(charts.coverage_svg(days))
+        labels = re.findall(r'<text class="rt-axis-day" x="([^"]+)" y="[^"]+" text-anchor="([^"]+)"[^>]*>([^<]+)</text>', svg)
+        assert labels[0][2] == days[0]["day"][5:] and labels[-1][2] == days[-1]["day"][5:]
+        extents = []
+        for x, anchor, _ in labels:
+            left = {"start": 0, "middle": -0.5, "end": -1}[anchor] * charts.AXIS_LABEL_W + float(x)
+            extents.append((left, left + charts.AXIS_LABEL_W))
+        assert all(a[1] + charts.AXIS_GAP <= b[0] for a, b in zip(extents, extents[1:])), (count, extents)
+        assert (len(labels) >= 2) == (count >= 2)
