@@ -1,6 +1,8 @@
 """Issue 17, part 3, in Chromium at 390 px and 1280 px: colours, labels and hints on the charts,
-the canned query pages' titles and width, and the pages before the migration."""
+the canned query pages' titles and width (with the plugin and with the no-plugin bundle), and the
+pages before the migration."""
 
+import pathlib
 import sqlite3
 
 from browser import chromium, datasette_server
@@ -113,3 +115,29 @@ def test_charts_canned_pages_and_pre_migration_pages(tmp_path):
                     if query.name in ("runtime_switches", "missing_backfill_rows"):
                         assert page.locator("a.rt-next").count() == 1, query.name
                     page.screenshot(path=str(tmp_path / f"query-{query.name}-{viewport['width']}.png"), full_page=True)
+
+
+def test_the_no_plugin_bundle_pages_are_titled_folded_and_paged(tmp_path):
+    from datasette.version import __version__
+    root = pathlib.Path(__file__).parent.parent
+    sample = build_sample(tmp_path / "data", turns=600, seed=1)
+    migrate_path(sample.turns_path)
+    config = ["-m", root / "metadata.yml"] if __version__.startswith("0.") else ["-c", root / "datasette.yaml"]
+    with chromium() as browser, datasette_server(sample.turns_path, *config, "--template-dir", root / "templates",
+                                                 log_path=tmp_path / "datasette.log", env_no_plugin=True) as base:
+        page = browser.new_page(viewport=PHONE)
+        for query in queries.QUERIES:
+            page.goto(base + f"/turns/{query.name}")
+            assert page.title() == f"{query.title}: turns", query.name
+            assert page.locator("form.rt-search").count() == 0  # the box needs the plugin
+            if query.name != "runtime_history":
+                assert page.locator("span.show-hide-sql").inner_text() == "(show)", query.name
+            assert not page.evaluate(OVERFLOWS), query.name
+        seen, url = [], "/turns/runtime_switches?limit=9"
+        while url:
+            page.goto(base + url)
+            seen += page.eval_on_selector_all("table.rows-and-columns td.col-conv_id", "els => els.map(e => e.innerText)")
+            url = page.get_attribute("a.rt-next", "href") if page.locator("a.rt-next").count() else None
+        with sqlite3.connect(sample.turns_path) as conn:
+            total = conn.execute(f"SELECT count(*) FROM ({queries.RUNTIME_SWITCHES_SQL})").fetchone()[0]
+        assert len(seen) == len(set(seen)) == total > 9
