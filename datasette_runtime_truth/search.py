@@ -11,7 +11,6 @@ at a time), and a ``turn_id`` the primary key's entries in each conversation, wa
 from dataclasses import dataclass, field
 import re
 import sqlite3
-from typing import Optional
 from urllib.parse import unquote
 
 from . import golang, schema, store
@@ -82,33 +81,28 @@ WHERE t.session_id = :id
 LIMIT :limit
 """
 
-# Each conversation in primary-key order (one index seek per step), then the inference index in it.
-BY_INFERENCE_ID = """
-WITH RECURSIVE conversations(conv_id) AS (
+# Every conversation, in key order, one index seek per step: a skip-scan no index is added for.
+CONVERSATIONS = """WITH RECURSIVE conversations(conv_id) AS (
   SELECT min(conv_id) FROM turns
   UNION ALL
   SELECT (SELECT min(conv_id) FROM turns WHERE conv_id > conversations.conv_id)
   FROM conversations
   WHERE conversations.conv_id IS NOT NULL
-)
+)"""
+
+# Each conversation, then the inference index in it.
+BY_INFERENCE_ID = CONVERSATIONS + """
 SELECT {columns}
 FROM conversations
 CROSS JOIN turns AS t ON t.conv_id = conversations.conv_id AND t.inference_id = :id
 LIMIT :limit
 """
 
-# Each conversation in primary-key order (one index seek per step); in each, the primary key's
-# own entries (conv_id, session_id, turn_id) give the turn's full key without reading a row; only
-# a match is then read. Walking the distinct (conv_id, session_id) pairs instead costs twice as much
-# on the sample: a seek costs more than the few entries a conversation holds.
-BY_TURN_ID = """
-WITH RECURSIVE conversations(conv_id) AS (
-  SELECT min(conv_id) FROM turns
-  UNION ALL
-  SELECT (SELECT min(conv_id) FROM turns WHERE conv_id > conversations.conv_id)
-  FROM conversations
-  WHERE conversations.conv_id IS NOT NULL
-),
+# Each conversation; in each, the primary key's own entries (conv_id, session_id, turn_id) give
+# the turn's full key without reading a row; only a match is then read. Walking the distinct
+# (conv_id, session_id) pairs instead costs twice as much on the sample: a seek costs more than
+# the few entries a conversation holds.
+BY_TURN_ID = CONVERSATIONS + """,
 matches AS (
   SELECT k.conv_id, k.session_id, k.turn_id
   FROM conversations
@@ -185,8 +179,3 @@ def _rows(conn, sql, params):
     cursor = conn.execute(sql, params)
     names = [column[0] for column in cursor.description]
     return [{name: store.text(value) for name, value in zip(names, row)} for row in cursor]
-
-
-def describe(ids: list[str], kinds: Optional[tuple] = None) -> str:
-    """What was searched, in words: ``conv-1, turn-1 as turn_id, inference_id, conv_id, session_id``."""
-    return f"{', '.join(ids)} as {', '.join(kinds or KINDS)}"

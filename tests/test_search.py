@@ -3,7 +3,7 @@
 from datasette_test import actor_cookie
 import pytest
 
-from api_helpers import ON_065, build_timeline_db, build_turns_db, datasette, get_json
+from api_helpers import build_timeline_db, build_turns_db, datasette, get_json
 from datasette_runtime_truth import search
 
 ROOT = {"id": "root"}
