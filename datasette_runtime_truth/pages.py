@@ -12,6 +12,7 @@ from urllib.parse import urlencode
 
 from datasette.utils import add_cors_headers
 from datasette.utils.asgi import Forbidden, NotFound, Response
+from markupsafe import escape
 
 from . import (charts, config, figures, links, metrics, permissions, preview, queries, report,
                reportcache, search, startup, timeline, times)
@@ -337,7 +338,8 @@ async def preview_page(datasette, request):
     title = "Migration preview" + (f": {preview.ONLY[only][0]}" if only else "")
     return await _list(datasette, request, db.name, title, page.rows,
                        preview.COLUMNS, next_url, migrated=await _has_runtime_columns(db), about=(
-        (f"Only the {preview.ONLY[only][0]} (<a href=\"{request.path}\">every row</a>). " if only else "") +
+        (f"Only the {preview.ONLY[only][0]} (<a href=\"{escape(request.path)}\">every row</a>). "
+         if only else "") +
         f"For each row a migrate run looks at (runtime_key or inference_id empty), what it would "
         f"write with the {rules} rules: <em>writes</em> shows the new values, <em>unchanged</em> "
         f"rows keep theirs (their metadata gives nothing), <em>skipped: bad metadata</em> rows are "
@@ -455,7 +457,10 @@ async def search_page(datasette, request):
     body = {"q": q, "ids": ids, "searched": searched, "turns": turns, "more": more, "problem": problem}
     status = 400 if problem else 200
     if request.url_vars.get("format") == ".json":
-        return links.json_response(body, status=status)
+        response = links.json_response(body, status=status)
+        if datasette.cors:
+            add_cors_headers(response.headers)
+        return response
     path, qs = request.path, ("?" + request.query_string if request.query_string else "")
     return await _page(datasette, request, "runtime_truth_search.html", {
         **body, "rt_q": q, "per_lookup": search.PER_LOOKUP, "all_kinds": search.KINDS,

@@ -222,3 +222,12 @@ async def test_the_box_is_in_the_header_of_every_plugin_page(tmp_path):
         response = await ds.client.get(url)
         assert response.status_code == 200, url
         assert response.text.count(box) == 1, url
+
+
+@pytest.mark.asyncio
+async def test_search_json_carries_cors_headers_with_cors(tmp_path):
+    ds = datasette([build_turns_db(tmp_path / "turns.db")], cors=True)
+    response = await ds.client.get("/-/runtime-truth/search.json?q=turn-1")
+    assert response.headers["access-control-allow-origin"] == "*"
+    head = await ds.client.head("/-/runtime-truth/search?q=turn-1")
+    assert (head.status_code, head.content) == (200, b"")
