@@ -173,9 +173,16 @@ def _slot(key):
     return int.from_bytes(digest[:4], "big") % len(PALETTE)
 
 
+# Where a page draws more keys than PALETTE holds: Paul Tol's muted colours least like PALETTE's,
+# then hues a golden angle apart.
+EXTRA = ("#332288", "#999933", "#882255", "#44AA99", "#DDCC77", "#88CCEE", "#AA4499", "#CC6677")
+
+
 def _extra_colour(index):
-    """Beyond PALETTE's twelve: hues a golden angle apart, mid-dark, as many as are needed."""
-    hue = (index * 137.508) % 360
+    """The ``index``th colour beyond PALETTE: EXTRA, then as many golden-angle hues as needed."""
+    if index < len(EXTRA):
+        return EXTRA[index]
+    hue = (60 + (index - len(EXTRA)) * 137.508) % 360
     red, green, blue = colorsys.hls_to_rgb(hue / 360, 0.42, 0.65)
     return "#{:02X}{:02X}{:02X}".format(round(red * 255), round(green * 255), round(blue * 255))
 
