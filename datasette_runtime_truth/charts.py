@@ -190,10 +190,11 @@ def _extra_colour(index):
 def assign_colours(keys):
     """{runtime_key: colour} for every key a page draws: each key takes its hashed colour, or,
     where a key before it (in sorted order) has that one, the next free one; so no two keys of a
-    page share a colour, and the same keys always get the same colours. '' is grey."""
+    page share a colour, and the same keys always get the same colours. '' is grey; a key that
+    is not text (a hostile store's number or BLOB) is taken as the text the charts show."""
     colours, taken = {"": UNKNOWN_COLOUR}, set()
     extra = 0
-    for key in sorted({str(key) for key in keys if key}):
+    for key in sorted({str(key) for key in keys if key is not None} - {""}):
         free = [PALETTE[(_slot(key) + step) % len(PALETTE)] for step in range(len(PALETTE))]
         colour = next((c for c in free if c not in taken), None)
         while colour is None or colour in taken:

@@ -87,6 +87,11 @@ def test_no_two_runtime_keys_of_a_page_share_a_colour():
         assert colours[""] == charts.UNKNOWN_COLOUR
         assert charts.assign_colours(list(reversed(keys))) == colours  # order of appearance aside
     assert charts.assign_colours(["planner"])["planner"] == charts.runtime_colour("planner")
+    hostile = [{"turn_id": "t1", "runtime_key": 0}, {"turn_id": "t2", "runtime_key": None},
+               {"turn_id": "t3", "runtime_key": b"\xff"}, {"turn_id": "t4", "runtime_key": 1.5}]
+    colours = charts.assign_colours(row["runtime_key"] for row in hostile)
+    assert sorted(colours) == ["", "0", "1.5", "b'\\xff'"]
+    assert 'data-turns="4"' in str(charts.timeline_svg(hostile, colours))
 
 
 def test_timelines_given_a_pages_colours_keep_them():
