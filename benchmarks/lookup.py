@@ -53,7 +53,7 @@ def measure_kind(client, conn, shape, kind, ids):
     route_ms, own_ms, find_ms, statuses, missed = [], [], [], {}, 0
     for token in ids:
         own_ms.append(_timed(lambda: conn.execute(own_sql, {"id": token, "limit": search.PER_LOOKUP + 1}).fetchall()))
-        find_ms.append(_timed(lambda: search.find(conn, [token], with_snapshots=True)))
+        find_ms.append(_timed(lambda: search.find(conn, [(token, None)], with_snapshots=True)))
         started = time.perf_counter()
         response = client.get("/-/runtime-truth/turns/search.json", params={"q": token})
         route_ms.append((time.perf_counter() - started) * 1000)

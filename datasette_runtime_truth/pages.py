@@ -440,21 +440,23 @@ async def search_page(datasette, request):
     """The turns any pasted id names, in every turns database searched (see :mod:`search`)."""
     databases = await _searched_databases(datasette, request)
     q = request.args.get("q", "")
-    problem, ids = None, []
+    problem, parsed = None, []
     try:
-        ids = search.tokens(q)
+        parsed = search.parse(q)
     except search.BadQuery as error:
         problem = str(error)
+    ids, named = [token for token, _ in parsed], {token: kind for token, kind in parsed if kind}
     searched, turns, more = [], [], []
-    for db in databases if ids else []:
+    for db in databases if parsed else []:
         snapshots = await permissions.can_view_table(datasette, request.actor, db.name,
                                                      "turn_block_membership")
-        found = await db.execute_fn(lambda conn: search.find(conn, ids, snapshots))
+        found = await db.execute_fn(lambda conn: search.find(conn, parsed, snapshots))
         migrated = await _has_runtime_columns(db)
         searched.append({"database": db.name, "kinds": list(found.kinds), "note": _search_note(found)})
         turns += [_search_links(datasette, db.name, turn, migrated) for turn in found.turns]
         more += [_more_link(datasette, db.name, kind, id_) for kind, id_ in found.more]
-    body = {"q": q, "ids": ids, "searched": searched, "turns": turns, "more": more, "problem": problem}
+    body = {"q": q, "ids": ids, "named": named, "searched": searched, "turns": turns, "more": more,
+            "problem": problem}
     status = 400 if problem else 200
     if request.url_vars.get("format") == ".json":
         response = links.json_response(body, status=status)

@@ -11,6 +11,7 @@ at a time), and a ``turn_id`` the primary key's entries in each conversation, wa
 from dataclasses import dataclass, field
 import re
 import sqlite3
+from typing import Optional
 from urllib.parse import unquote
 
 from . import golang, schema, store
@@ -24,9 +25,9 @@ KINDS = ("turn_id", "inference_id", "conv_id", "session_id")
 UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 SEPARATORS = re.compile(r"[\s/?&=#,;:|\"'`<>()\[\]{}]+")
 # Where an id sits in a debug URL or a log line: a field named for it, or the debug routes' paths.
-ID_FIELD = re.compile(r"\b(?:conv|session|turn|inference)_?[iI]d[\"']?\s*[=:]\s*[\"']?([^\s\"'&,;{}\[\]]+)")
+ID_FIELD = re.compile(r"\b(conv|session|turn|inference)_?[iI]d[\"']?\s*[=:]\s*[\"']?([^\s\"'&,;{}\[\]]+)")
 DEBUG_PATH = re.compile(r"/api/debug/(?:turn/([^/?#\s]+)/([^/?#\s]+)/([^/?#\s]+)|conversations/([^/?#\s]+))")
-WHOLE_ID_BREAKERS = re.compile(r"[\s/]")
+WHOLE_ID_BREAKERS = re.compile(r"[\s/\"{}]")  # a log line, a URL, JSON: not one id
 ID_LIKE = re.compile(r"(?=.*[0-9])(?=.*[^\W\d])[\w.@~+-]+")
 
 
@@ -35,33 +36,52 @@ class BadQuery(ValueError):
 
 
 def tokens(text: str) -> list[str]:
-    """The ids in ``text``: the whole text when it is one word; else its UUIDs; else the values
-    of its id fields (``conv_id=...``) and the ids in a debug route's path; else each word holding
-    both a letter and a digit. Text with neither white space nor ``/`` (not a log line, not a
-    URL) is also searched whole, first: the upstream stores values such as
-    ``map[inference_id:...]``. Percent-escapes are undone first; at most MAX_TOKENS, in order."""
+    """The ids in ``text`` (see parse)."""
+    return [token for token, _ in parse(text)]
+
+
+def parse(text: str) -> list[tuple[str, Optional[str]]]:
+    """The ids in ``text``, each with the kind of id its place names (``conv_id=...``, the parts
+    of a debug route's path), or None: then it is searched as every kind. The whole text when
+    it is one word; else the named ids and the other UUIDs; else each word holding both a letter
+    and a digit. Text with no white space, ``/``, quote or brace (not a log line, a URL or JSON)
+    is also searched whole, first: the upstream stores values such as ``map[inference_id:...]``.
+    Percent-escapes are undone; at most MAX_TOKENS ids, in order of appearance."""
     if len(text) > MAX_QUERY_CHARS:
         raise BadQuery(f"the search text is {len(text):,} characters; paste one id, a URL or a "
                        f"log line of at most {MAX_QUERY_CHARS:,}")
-    text = golang.trim_space(unquote(text)).replace("\x00", "")
-    text = text.encode("utf-8", "replace").decode("utf-8")
+    raw = _clean(text)
+    text = _clean(unquote(raw))
     if not text:
         return []
     if not SEPARATORS.search(text):
-        return [text[:MAX_TOKEN_CHARS]]
-    found = UUID.findall(text) or _named_ids(text) or [
-        word for word in SEPARATORS.split(text) if ID_LIKE.fullmatch(word)]
+        return [(text[:MAX_TOKEN_CHARS], None)]
+    named = _named_ids(raw)
+    found = named + [(uuid, None) for uuid in UUID.findall(text) if uuid not in dict(named)]
+    found = found or [(word, None) for word in SEPARATORS.split(text) if ID_LIKE.fullmatch(word)]
     if not WHOLE_ID_BREAKERS.search(text):
-        found.insert(0, text)
-    return list(dict.fromkeys(word[:MAX_TOKEN_CHARS] for word in found))[:MAX_TOKENS]
+        found.insert(0, (text, None))
+    kinds: dict[str, Optional[str]] = {}
+    for token, kind in found:
+        token = token[:MAX_TOKEN_CHARS]
+        kinds[token] = kind if kinds.get(token, kind) == kind else None  # named twice, differently
+    return list(kinds.items())[:MAX_TOKENS]
+
+
+def _clean(text):
+    """Text trimmed as Go trims it, without NULs, and with any lone surrogate replaced."""
+    return golang.trim_space(text).replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
 
 
 def _named_ids(text):
-    """The ids a debug route's path or an id field names, in order of appearance."""
-    spans = [(m.start(), m.group(1)) for m in ID_FIELD.finditer(text)]
+    """(id, kind) for each id a debug route's path or an id field names, in order of appearance;
+    read before percent-escapes are undone, so an escaped ``/`` stays inside its id."""
+    spans = [(m.start(2), m.group(2), f"{m.group(1)}_id") for m in ID_FIELD.finditer(text)]
+    path_kinds = ("conv_id", "session_id", "turn_id", "conv_id")
     for match in DEBUG_PATH.finditer(text):
-        spans += [(match.start(group), match.group(group)) for group in range(1, 5) if match.group(group)]
-    return [word for _, word in sorted(spans)]
+        spans += [(match.start(group), match.group(group), path_kinds[group - 1])
+                  for group in range(1, 5) if match.group(group)]
+    return [(_clean(unquote(word)), kind) for _, word, kind in sorted(spans)]
 
 
 COLUMNS = """t.conv_id, t.session_id, t.turn_id, {runtime_key} AS runtime_key,
@@ -147,14 +167,15 @@ class Found:
     kinds: tuple = KINDS
 
 
-def find(conn: sqlite3.Connection, ids: list[str], with_snapshots: bool) -> Found:
-    """Every turn each of ``ids`` names, as any kind of id; a turn several ids name (the three ids
-    of a debug URL) comes first. ``with_snapshots``: add each turn's phase snapshots."""
+def find(conn: sqlite3.Connection, ids: list[tuple[str, Optional[str]]], with_snapshots: bool) -> Found:
+    """Every turn each of ``ids`` (parse's pairs) names, as its named kind of id or else as any;
+    a turn several ids name (the three ids of a debug URL) comes first. ``with_snapshots``: add
+    each turn's phase snapshots."""
     shape = schema.TurnsShape.read(conn, prefix="t.")
     found = Found(kinds=searchable(shape))
     turns: dict[tuple, dict] = {}
-    for token in ids:
-        for kind in found.kinds:
+    for token, named in ids:
+        for kind in found.kinds if named is None else [k for k in found.kinds if k == named]:
             rows = _rows(conn, lookup_sql(shape, kind), {"id": token, "limit": PER_LOOKUP + 1})
             if len(rows) > PER_LOOKUP:
                 found.more.append((kind, token))

@@ -77,7 +77,7 @@ def test_search_finds_a_turn_by_each_kind_of_id(conn_and_shape):
     conn, shape = conn_and_shape
     expected = {"turn_id": "turn-a", "conv_id": "conv-tie-b", "session_id": "session-u", "inference_id": "inf-b"}
     for kind, token in expected.items():
-        found = search.find(conn, [token], with_snapshots=False)
+        found = search.find(conn, [(token, None)], with_snapshots=False)
         if kind not in found.kinds:
             assert found.turns == [] and "inference_id" not in shape.columns
             continue

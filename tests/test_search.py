@@ -34,6 +34,19 @@ def test_tokens(text, ids):
     assert search.tokens(text) == ids
 
 
+def test_ids_named_by_their_place_are_searched_as_that_kind_only():
+    assert search.parse("http://h/api/debug/turn/c%2F1/s-1/t-1?x=1") == [
+        ("c/1", "conv_id"), ("s-1", "session_id"), ("t-1", "turn_id")]
+    assert search.parse("/api/debug/conversations/conv-9") == [("conv-9", "conv_id")]
+    line = ('{"level":"info","convId":"85d19341-93a4-42e8-be7a-d2f1ee306b36",'
+            '"inference_id":"7a436450-613e-4b56-85fa-3fadff720bc4","other":"e96d2e3e-3de6-47d5-a8fd-c084f39635b1"}')
+    assert search.parse(line) == [("85d19341-93a4-42e8-be7a-d2f1ee306b36", "conv_id"),
+                                  ("7a436450-613e-4b56-85fa-3fadff720bc4", "inference_id"),
+                                  ("e96d2e3e-3de6-47d5-a8fd-c084f39635b1", None)]
+    assert search.parse("conv_id=x1 turn_id=x1") == [("x1", None)]  # named twice, differently
+    assert search.parse("turn-1") == [("turn-1", None)]
+
+
 def test_tokens_keep_at_most_ten_ids_and_refuse_a_huge_text():
     assert search.tokens(" ".join(f"id-{n}" for n in range(30))) == [f"id-{n}" for n in range(10)]
     assert search.tokens("x" * 10_000) == ["x" * 500]
@@ -75,7 +88,7 @@ async def test_a_turn_id_finds_its_turn(store):
         status, body = await get_json(ds, prefix + "/search.json?q=turn-2")
         assert status == 200
         assert body == {
-            "q": "turn-2", "ids": ["turn-2"],
+            "q": "turn-2", "ids": ["turn-2"], "named": {},
             "searched": [{"database": "turns", "kinds": kinds(shape),
                           "note": None if shape == "current" else
                           "inference_id is not searched here: this store has no inference_id column "
@@ -105,6 +118,7 @@ async def test_a_debug_url_puts_the_turn_it_names_first(store):
     q = "http://127.0.0.1:8001/api/debug/turn/conv-1/session-2/turn-2"
     status, body = await get_json(ds, "/-/runtime-truth/search.json", params={"q": q})
     assert status == 200 and body["ids"] == ["conv-1", "session-2", "turn-2"]
+    assert body["named"] == {"conv-1": "conv_id", "session-2": "session_id", "turn-2": "turn_id"}
     assert body["turns"][0] == turn_2(shape, [{"kind": "conv_id", "id": "conv-1"},
                                               {"kind": "session_id", "id": "session-2"},
                                               {"kind": "turn_id", "id": "turn-2"}])
