@@ -1,6 +1,7 @@
 """Measure the migration at scale against the physical floor, and write BENCHMARKS.md.
 
     python benchmarks/run.py [--turns N] [--json] [--out BENCHMARKS.md] [--workdir DIR] [--load-seconds S]
+                             [--only SECTION ...]
 
 Builds a pre-cutover sample with the project's own generator, then measures, each on a fresh copy
 of the same file (copied and fsync'd before the clock starts):
@@ -13,7 +14,9 @@ of the same file (copied and fsync'd before the clock starts):
 * memory: the migration's peak RSS at N and at N/10 turns;
 * routes, canned queries and load (benchmarks/routes.py): on a migrated copy served by a real
   ``datasette serve``, the debug API routes and the canned queries' JSON against the same SQL run
-  directly, and 20 clients for 20 seconds (``--load-seconds``) against the debug routes.
+  directly, and 20 clients for 20 seconds (``--load-seconds``) against the debug routes;
+* lookup by any id (benchmarks/lookup.py): the search box's route for each kind of id against its
+  own SQL, everything the route reads, and a full scan.
 
 Each section is a function in SECTIONS returning a Section (or a list of them); the report is
 rendered from them.
@@ -40,6 +43,7 @@ from datasette_runtime_truth import backfill, sample, schema
 from measure import Row, Section
 from measure import percentile as _percentile
 from measure import summary as _summary
+import lookup
 import reportscale
 import routes
 
@@ -592,7 +596,8 @@ def memory(bench, results):
 # Sections, when several share one server), and may read what an earlier one left in ``results``.
 # The routes, canned queries and load sections (benchmarks/routes.py) share one served copy.
 SECTIONS = (backfill_vs_floor, small_rows_vs_floor, lock_holding, live_writer_section, memory, routes.routes_and_queries,
-            reportscale.report_at_scale)
+            reportscale.report_at_scale, lookup.lookup_by_any_id)
+BY_NAME = {section.__name__: section for section in SECTIONS}
 
 
 def machine():
@@ -734,13 +739,17 @@ def main(argv=None):
     parser.add_argument("--load-seconds", type=float, default=routes.LOAD_SECONDS,
                         help=f"how long the load test's {routes.LOAD_CLIENTS} clients run "
                         f"(default {routes.LOAD_SECONDS:g})")
+    parser.add_argument("--only", nargs="+", choices=list(BY_NAME), metavar="SECTION",
+                        help=f"run only these sections, in their usual order ({', '.join(BY_NAME)})")
     args = parser.parse_args(argv)
     if args.turns < 10:
         parser.error("--turns must be at least 10")
     workdir = args.workdir or tempfile.mkdtemp(prefix="runtime-truth-bench-")
     os.makedirs(workdir, exist_ok=True)
     try:
-        result = run_all(args.turns, workdir, args.batch_size, load_seconds=args.load_seconds)
+        sections = tuple(s for s in SECTIONS if not args.only or s.__name__ in args.only)
+        result = run_all(args.turns, workdir, args.batch_size, sections=sections,
+                         load_seconds=args.load_seconds)
     finally:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)

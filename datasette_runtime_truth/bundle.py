@@ -44,7 +44,17 @@ def query_template(query):
         f'<p class="runtime-truth-meaning">{_html(query.meaning)}</p>\n'
         f'<p class="runtime-truth-good-answer"><strong>A good answer:</strong> {_html(query.good_answer)}</p>\n'
         "{% endblock %}\n"
+        + _keyset_block(query)
     )
+
+
+def _keyset_block(query):
+    """The next page's parameters and the columns of the last row they take, for the base
+    template's next link: ``after_conv=conv_id ...``."""
+    if not query.keyset:
+        return ""
+    pairs = " ".join(f"{parameter}={column}" for parameter, column in query.keyset)
+    return f"{{% block runtime_truth_keyset %}}{pairs}{{% endblock %}}\n"
 
 
 def config_file(for_datasette):

@@ -6,6 +6,7 @@ carries ``data-*`` attributes and a ``<title>`` tooltip, so what a person sees c
 back by a test.
 """
 
+import colorsys
 import datetime
 import hashlib
 
@@ -77,12 +78,9 @@ def coverage_svg(days, width=600, height=236):
                      f'stroke="#ddd" stroke-width="1"/>')
         parts.append(f'<text x="{left - 6}" y="{y(share) + 4:.1f}" text-anchor="end" {FONT}>'
                      f'{100 * share:.0f}%</text>')
-    step = max(1, -(-len(days) // 6))
-    labelled = days[::step] if days[-1] in days[::step] else days[::step] + [days[-1]]
-    for row in labelled:
-        anchor = "end" if row is days[-1] and len(days) > 1 else "middle"
-        parts.append(f'<text x="{x(row["day"]):.1f}" y="{height - bottom + 16}" text-anchor="{anchor}" '
-                     f'{FONT}>{escape(row["day"][5:])}</text>')
+    for row, anchor in _axis_days(days, x):
+        parts.append(f'<text class="rt-axis-day" x="{x(row["day"]):.1f}" y="{height - bottom + 16}" '
+                     f'text-anchor="{anchor}" {FONT}>{escape(row["day"][5:])}</text>')
     parts.append(f'<text x="{left}" y="{height - 6}" {FONT}>{escape(days[0]["day"][:4])} (UTC days)</text>')
     cutover = cutover_day(days)
     if cutover:
@@ -119,12 +117,40 @@ def coverage_svg(days, width=600, height=236):
     return Markup("".join(parts)) + _scroll_hint(width) + legend
 
 
+AXIS_LABEL_W = 36  # generous width of one "MM-DD" label of FONT, in the chart's units
+AXIS_GAP = 8
+PAGE_PADDING = 40  # the page's side padding around a chart box, both sides together
+CHART_BOX_MAX = 720  # the chart boxes' max-width (_runtime_truth_style.html, the timeline partial)
+
+
+def _axis_days(days, x):
+    """(day, text-anchor) of the days the axis names: the first (starting at its day), the last
+    (ending at its day), and between them every day whose label clears the one named before it
+    and the last one, so no two run together."""
+    if len(days) == 1:
+        return [(days[0], "middle")]
+    half = AXIS_LABEL_W / 2
+    last_left = x(days[-1]["day"]) - AXIS_LABEL_W
+    named, right = [(days[0], "start")], x(days[0]["day"]) + AXIS_LABEL_W
+    for row in days[1:-1]:
+        here = x(row["day"])
+        if here - half >= right + AXIS_GAP and here + half <= last_left - AXIS_GAP:
+            named.append((row, "middle"))
+            right = here + half
+    return named + [(days[-1], "end")]  # the first and last days sit at the plot's two ends
+
+
 def _scroll_hint(width):
-    """Said under a chart wider than a phone: it scrolls sideways (CSS hides it where it fits)."""
-    if width <= 360:
-        return Markup("")
-    return Markup('<p class="rt-scroll-hint" style="font-size:0.85em;margin:0.1em 0;color:#555">'
-                  'Scroll sideways for the whole chart →</p>')
+    """Said under a chart that is wider than its box, which then scrolls sideways: always when
+    the chart is wider than the box ever gets, else only on screens narrower than the chart
+    (a media query for this width hides it elsewhere)."""
+    hint = ('<p class="rt-scroll-hint rt-scroll-hint-{w}" style="font-size:0.85em;margin:0.1em 0;'
+            'color:#555">Scroll sideways for the whole chart →</p>').format(w=width)
+    if width > CHART_BOX_MAX:
+        return Markup(hint)
+    fits = width + PAGE_PADDING
+    return Markup(f"<style>@media (min-width: {fits}px) {{ .rt-scroll-hint-{width} {{ display: none; }} }}"
+                  f"</style>{hint}")
 
 
 def _get(row, key, default=""):
@@ -137,18 +163,45 @@ def _get(row, key, default=""):
 
 
 def runtime_colour(key):
-    """The colour of a runtime_key: the same key, the same colour, in every chart; '' is grey."""
+    """The colour a runtime_key starts from: a hash of the key into PALETTE; '' is grey."""
     if not key:
         return UNKNOWN_COLOUR
+    return PALETTE[_slot(key)]
+
+
+def _slot(key):
     digest = hashlib.sha256(str(key).encode("utf-8")).digest()
-    return PALETTE[int.from_bytes(digest[:4], "big") % len(PALETTE)]
+    return int.from_bytes(digest[:4], "big") % len(PALETTE)
 
 
-def runtime_colours(keys):
-    """{runtime_key: colour} for the keys, in order of first appearance; '' (unknown) is grey."""
-    colours = {"": UNKNOWN_COLOUR}
-    for key in keys:
-        colours.setdefault(key, runtime_colour(key))
+# Where a page draws more keys than PALETTE holds: Paul Tol's muted colours least like PALETTE's,
+# then hues a golden angle apart.
+EXTRA = ("#332288", "#999933", "#882255", "#44AA99", "#DDCC77", "#88CCEE", "#AA4499", "#CC6677")
+
+
+def _extra_colour(index):
+    """The ``index``th colour beyond PALETTE: EXTRA, then as many golden-angle hues as needed."""
+    if index < len(EXTRA):
+        return EXTRA[index]
+    hue = (60 + (index - len(EXTRA)) * 137.508) % 360
+    red, green, blue = colorsys.hls_to_rgb(hue / 360, 0.42, 0.65)
+    return "#{:02X}{:02X}{:02X}".format(round(red * 255), round(green * 255), round(blue * 255))
+
+
+def assign_colours(keys):
+    """{runtime_key: colour} for every key a page draws: each key takes its hashed colour, or,
+    where a key before it (in sorted order) has that one, the next free one; so no two keys of a
+    page share a colour, and the same keys always get the same colours. '' is grey; a key that
+    is not text (a hostile store's number or BLOB) is taken as the text the charts show."""
+    colours, taken = {"": UNKNOWN_COLOUR}, set()
+    extra = 0
+    for key in sorted({str(key) for key in keys if key is not None} - {""}):
+        free = [PALETTE[(_slot(key) + step) % len(PALETTE)] for step in range(len(PALETTE))]
+        colour = next((c for c in free if c not in taken), None)
+        while colour is None or colour in taken:
+            colour, extra = _extra_colour(extra), extra + 1
+        colours[key] = colour
+        taken.add(colour)
     return colours
 
 
@@ -160,15 +213,14 @@ def _switch_indexes(rows, keys):
     return set(queries.switch_positions(keys))
 
 
-def legend_html(keys):
+def legend_html(keys, colours):
     """The timeline's legend in HTML, at the page's text size: each runtime_key's colour and
-    how many turns carry it."""
+    how many turns carry it, in order of first appearance."""
     items = []
-    for key, colour in runtime_colours(keys).items():
-        if key == "" and "" not in keys:
-            continue
+    for key in dict.fromkeys(["", *keys] if "" in keys else keys):
         count = keys.count(key)
         label = f"{key or '(no runtime_key)'} × {count}"
+        colour = colours[key]
         items.append(Markup(
             '<li class="rt-legend" data-runtime-key="{}" data-count="{}" data-colour="{}" '
             'style="display:inline-flex;align-items:center;gap:0.3em;margin:0 1em 0.2em 0">'
@@ -179,18 +231,22 @@ def legend_html(keys):
                   'font-size:0.9em">{}</ul>').format(Markup("").join(items))
 
 
-def timeline_svg(rows, height=64):
+LABEL_ROWS = (8, 22)  # label baselines, this far above the marks; switch lines stop below them
+
+
+def timeline_svg(rows, colours=None, height=64):
     """One conversation's turns in history order, each a mark coloured by its runtime_key, with
     runtime switches marked. ``rows`` are mappings with turn_id, runtime_key, inference_id,
-    updated_at_ms and maybe session_id (the runtime_history query's rows)."""
+    updated_at_ms and maybe session_id (the runtime_history query's rows); ``colours`` the page's
+    {runtime_key: colour} (assign_colours), when it draws several charts."""
     rows = list(rows)
     if not rows:
         return Markup('<p class="rt-empty">No turns in this conversation.</p>')
     keys = [str(_get(row, "runtime_key")) for row in rows]
-    colours = runtime_colours(keys)
+    colours = colours or assign_colours(keys)
     switches = _switch_indexes(rows, keys)
     left, right, top = 8, 8, 36
-    label_ends = [float("-inf"), float("-inf")]  # where the text on each of two label rows ends
+    label_ends = [float("-inf")] * len(LABEL_ROWS)  # where the text on each label row ends
     gap = max(4, min(28, 640 // len(rows)))
     mark = max(3, gap - 2)
     width = left + right + gap * len(rows)
@@ -201,9 +257,9 @@ def timeline_svg(rows, height=64):
             line_x = x - (gap - mark) / 2
             parts.append(
                 f'<g class="rt-switch" data-index="{index}" data-to="{escape(key)}">'
-                f'<line x1="{line_x:.1f}" x2="{line_x:.1f}" y1="{top - 26}" y2="{top + 24}" '
+                f'<line x1="{line_x:.1f}" x2="{line_x:.1f}" y1="{top - 4}" y2="{top + 24}" '
                 f'stroke="#333" stroke-width="1.5" stroke-dasharray="3 2"/>'
-                f'{_switch_label(key, line_x + 3, top, label_ends)}</g>'
+                f'{_switch_label(key, line_x, top, label_ends)}</g>'
             )
         turn_id, inference_id = _get(row, "turn_id"), _get(row, "inference_id")
         updated = _get(row, "updated_at_ms", None)
@@ -226,17 +282,20 @@ def timeline_svg(rows, height=64):
         f"<title>Runtime timeline: {len(rows)} turns, {len(switches)} runtime "
         f"switch{'es' if len(switches) != 1 else ''}</title>"
     )
-    return Markup(head + "".join(parts) + "</svg>") + _scroll_hint(full) + legend_html(keys)
+    return Markup(head + "".join(parts) + "</svg>") + _scroll_hint(full) + legend_html(keys, colours)
 
 
-def _switch_label(key, x, top, label_ends):
-    """The new runtime's name beside a switch line, on the first of two rows it fits in; none
-    when both would overlap a neighbour (the legend still names every colour)."""
+def _switch_label(key, line_x, top, label_ends):
+    """The new runtime's name above its switch line, starting where the line is, on the first
+    label row where it clears the label before it; none when it clears neither (the legend and
+    the mark's tooltip still name it). Switch lines stop below the label rows, so no line crosses
+    a label."""
     width = LABEL_CHAR_W * len(key)
-    for row, y in enumerate((top - 6, top - 20)):
-        if x > label_ends[row] + 6:
-            label_ends[row] = x + width
-            return f'<text class="rt-switch-label" x="{x:.1f}" y="{y}" {LABEL_FONT}>{escape(key)}</text>'
+    for row, rise in enumerate(LABEL_ROWS):
+        if line_x > label_ends[row] + 6:
+            label_ends[row] = line_x + width
+            y = top - rise
+            return f'<text class="rt-switch-label" x="{line_x:.1f}" y="{y}" {LABEL_FONT}>{escape(key)}</text>'
     return ""
 
 

@@ -99,7 +99,7 @@ def backfill_scan(conn: sqlite3.Connection, shape: schema.TurnsShape, rules: str
 SWITCHES_SQL = f"""
 SELECT conv_id, switches
 FROM (
-{queries.BY_NAME["runtime_switches"].sql})
+{queries.RUNTIME_SWITCHES_SQL})
 ORDER BY switches DESC, conv_id
 """
 

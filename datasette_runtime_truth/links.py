@@ -26,6 +26,11 @@ CELL_LINKS = {
     "inference_id": ("inference_lookup", "inference_id"),
 }
 
+# Report checks whose rows are the migration preview's with this ``only`` filter (preview.ONLY),
+# migrated or not: each figure's link leads to the rows it counts.
+FIGURE_ROWS = {"missing_runtime_key": "runtime_key", "missing_inference_id": "inference_id",
+               "bad_metadata": "bad_metadata", "would_fill": "writes"}
+
 # Which databases are turns databases, remembered per Datasette instance: render_cell runs per cell.
 _turns_databases: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
@@ -53,14 +58,26 @@ def plugin_url(datasette, database, page, **params):
     return datasette.urls.path(path + ("?" + urlencode(params) if params else ""))
 
 
+def figure_rows_path(database, check_id):
+    """Where a report check's figure's rows are listed (FIGURE_ROWS), before Datasette's base URL."""
+    return f"{PREFIX}/{tilde_encode(database)}/preview?{urlencode({'only': FIGURE_ROWS[check_id]})}"
+
+
 def timeline_url(datasette, database, conv_id):
     return plugin_url(datasette, database, "conversation", conv_id=conv_id)
 
 
-def debug_turn_url(datasette, conv_id, session_id, turn_id):
-    """The upstream's turn detail route; each id percent-encoded (``/`` too) as the API reads it."""
+def debug_turn_url(datasette, conv_id, session_id, turn_id, database=None):
+    """The upstream's turn detail route; each id percent-encoded (``/`` too) as the API reads it.
+    With ``database``: that turns database's own copy of the route."""
     parts = "/".join(quote(str(part), safe="") for part in (conv_id, session_id, turn_id))
-    return datasette.urls.path(f"/api/debug/turn/{parts}")
+    prefix = "" if database is None else f"{PREFIX}/{tilde_encode(database)}"
+    return datasette.urls.path(f"{prefix}/api/debug/turn/{parts}")
+
+
+def debug_turns_url(datasette, database, **params):
+    """A turns database's copy of the upstream's turns list, with ``params``."""
+    return datasette.urls.path(f"{PREFIX}/{tilde_encode(database)}/api/debug/turns?{urlencode(params)}")
 
 
 def cell_url(datasette, database, column, value):

@@ -12,9 +12,10 @@ from urllib.parse import urlencode
 
 from datasette.database import QueryInterrupted
 from datasette.utils.asgi import BadRequest, Base400, Forbidden, NotFound, Response
+from markupsafe import escape
 
 from . import (charts, config, figures, links, metrics, permissions, preview, queries, report,
-               reportcache, startup, timeline, times)
+               reportcache, search, startup, timeline, times)
 from .api import time_limit_message
 from .cors import add_cors
 
@@ -28,6 +29,8 @@ def routes():
         (rf"^{PREFIX}$", _get_only(report_page)),
         (rf"^{PREFIX}\.json$", _get_only(report_json)),
         (rf"^{PREFIX}/metrics$", _get_only(metrics_view)),
+        (rf"^{PREFIX}/search(?P<format>\.json)?$", _get_only(search_page)),
+        (rf"{DB}/search(?P<format>\.json)?$", _get_only(search_page)),
         (rf"{DB}/conversation$", _get_only(conversation_page)),
         (rf"{DB}/preview(?P<format>\.json|\.csv)?$", _get_only(preview_page)),
         (rf"{DB}/pointers(?P<format>\.json)?$", _get_only(pointers_page)),
@@ -112,26 +115,33 @@ def _preview_url(datasette, db_report):
     return None if db_report.problem else links.plugin_url(datasette, db_report.database, "preview")
 
 
-# Checks whose rows the migration preview shows while the store is not migrated.
-PREVIEWED = {"missing_runtime_key", "missing_inference_id", "bad_metadata", "would_fill"}
+async def _has_runtime_columns(db):
+    """Whether the store is migrated far enough for the runtime-truth queries to run."""
+    return queries.BY_NAME["runtime_history"].runs_on(await db.table_columns("turns"))
+
+
+def _history_url(datasette, database, conv_id, migrated):
+    """The conversation's runtime_history query, or None before the migration (it cannot run)."""
+    return _query_url(datasette, database, "runtime_history", conv_id=conv_id) if migrated else None
 
 
 def _links(datasette, db_report):
-    """Each check's rows link (a query that cannot run yet is replaced by the migration preview,
-    or by a note), its complete list, and each listed conversation's history and timeline."""
+    """Each check's rows link (the rows its figure counts: for the backfill figures, the
+    migration preview filtered to them; a query that cannot run yet is replaced by a note), its
+    complete list, and each listed conversation's history and timeline."""
     migrated = _migrated(db_report)
     name = db_report.database
     for check in db_report.checks:
         query = queries.BY_NAME.get(check.query)
         check.note = None
         check.link_label = check.query
-        if query is None:
+        if check.id in links.FIGURE_ROWS:
+            check.url = datasette.urls.path(links.figure_rows_path(name, check.id))
+            check.link_label = "rows"
+        elif query is None:
             check.url = None
         elif migrated or not query.needs:
             check.url = _query_url(datasette, name, check.query)
-        elif check.id in PREVIEWED:
-            check.url = links.plugin_url(datasette, name, "preview")
-            check.link_label = "migration preview"
         else:
             check.url = None
             check.note = f"{check.query} runs once the store is migrated"
@@ -189,10 +199,11 @@ async def report_page(datasette, request):
         _links(datasette, db_report)
         db = datasette.databases[db_report.database]
         switched = [] if db_report.problem else db_report.check("runtime_switches").items[:SHOWN_TIMELINES]
-        timelines = []
-        for item in switched:
-            rows = await db.execute_fn(lambda conn, c=item["conv_id"]: figures.conversation_history(conn, c))
-            timelines.append({**item, "svg": charts.timeline_svg(rows)})
+        histories = [await db.execute_fn(lambda conn, c=item["conv_id"]: figures.conversation_history(conn, c))
+                     for item in switched]
+        colours = charts.assign_colours(row["runtime_key"] for rows in histories for row in rows)
+        timelines = [{**item, "svg": charts.timeline_svg(rows, colours)}
+                     for item, rows in zip(switched, histories)]
         sections.append({
             "report": db_report,
             "coverage_svg": charts.coverage_svg(db_report.coverage),
@@ -205,7 +216,8 @@ async def report_page(datasette, request):
     return Response.html(await datasette.render_template(
         "runtime_truth.html",
         {"status": report.overall_status(reports), "sections": sections,
-         "json_url": datasette.urls.path(f"{PREFIX}.json")},
+         "json_url": datasette.urls.path(f"{PREFIX}.json"),
+         "rt_crumbs": [("home", datasette.urls.instance()), ("runtime truth report", None)]},
         request=request,
     ))
 
@@ -247,7 +259,14 @@ async def conversation_page(datasette, request):
                        "the URL, or pick a conversation from the report's lists."}, status=400)
     rows = await db.execute_fn(lambda conn: figures.conversation_history(conn, conv_id))
     if not rows:
-        raise NotFound(f"conversation not found: {conv_id}")
+        search_url = datasette.urls.path(f"{PREFIX}/search?{urlencode({'q': conv_id})}")
+        return await _page(datasette, request, "runtime_truth_conversation.html", {
+            "database": name, "conv_id": conv_id, "rt_crumbs": crumbs, "rt_q": conv_id,
+            "problem": f"conversation not found: {conv_id} has no turns in {name}.",
+            "ways_back": [("search for it as any id", search_url),
+                          ("the runtime truth report", datasette.urls.path(PREFIX)),
+                          (f"the {name} database", datasette.urls.database(name))]}, status=404)
+    migrated = await _has_runtime_columns(db)
     switches = queries.switch_positions([row["runtime_key"] for row in rows])
     previous = {index: _last_known(rows, index) for index in switches}
     for index, row in enumerate(rows):
@@ -257,8 +276,10 @@ async def conversation_page(datasette, request):
     pointer = await _pointer(datasette, request.actor, conv_id)
     return await _page(datasette, request, "runtime_truth_conversation.html", {
         "database": name, "conv_id": conv_id, "rows": rows, "switches": len(switches),
-        "pointer": pointer, "rt_crumbs": crumbs,
-        "history_url": _query_url(datasette, name, "runtime_history", conv_id=conv_id),
+        "pointer": pointer, "rt_crumbs": crumbs, "migrated": migrated,
+        "rt_colours": charts.assign_colours(row["runtime_key"] for row in rows),
+        "preview_url": links.plugin_url(datasette, name, "preview"),
+        "history_url": _history_url(datasette, name, conv_id, migrated),
         "report_url": datasette.urls.path(PREFIX)})
 
 
@@ -303,7 +324,15 @@ async def preview_page(datasette, request):
     rules = config.setting(datasette, "rules")
     limit = preview.page_size(request.args.get("limit"), datasette.setting("max_returned_rows"))
     after = _after(request, ("after_conv", "after_session", "after_turn"))
-    page = await db.execute_fn(lambda conn: preview.read_page(conn, rules, after, limit))
+    only = request.args.get("only") or None
+    if only is not None and only not in preview.ONLY:
+        problem = f"unknown only={only!r}: expected one of {', '.join(preview.ONLY)}, or none for every row"
+        if request.url_vars.get("format") == ".json":
+            return links.json_response({"database": db.name, "rows": [], "next": None, "problem": problem},
+                                       status=400)
+        return await _list(datasette, request, db.name, "Migration preview", [], preview.COLUMNS,
+                           None, problem=problem, status=400)
+    page = await db.execute_fn(lambda conn: preview.read_page(conn, rules, after, limit, only))
     next_url = None
     if page.next_after:
         next_url = _next_url(request, **dict(zip(("after_conv", "after_session", "after_turn"),
@@ -318,8 +347,11 @@ async def preview_page(datasette, request):
         writer.writeheader()
         writer.writerows(page.rows)
         return Response(out.getvalue(), content_type="text/csv; charset=utf-8")
-    return await _list(datasette, request, db.name, "Migration preview", page.rows,
-                       preview.COLUMNS, next_url, about=(
+    title = "Migration preview" + (f": {preview.ONLY[only][0]}" if only else "")
+    return await _list(datasette, request, db.name, title, page.rows,
+                       preview.COLUMNS, next_url, migrated=await _has_runtime_columns(db), about=(
+        (f"Only the {preview.ONLY[only][0]} (<a href=\"{escape(request.path)}\">every row</a>). "
+         if only else "") +
         f"For each row a migrate run looks at (runtime_key or inference_id empty), what it would "
         f"write with the {rules} rules: <em>writes</em> shows the new values, <em>unchanged</em> "
         f"rows keep theirs (their metadata gives nothing), <em>skipped: bad metadata</em> rows are "
@@ -354,7 +386,7 @@ async def pointers_page(datasette, request):
 
 SWITCHES_PAGE_SQL = f"""
 SELECT * FROM (
-{queries.BY_NAME["runtime_switches"].sql})
+{queries.RUNTIME_SWITCHES_SQL})
 WHERE :after_conv IS NULL OR switches < :after_switches
    OR (switches = :after_switches AND conv_id > :after_conv)
 ORDER BY switches DESC, conv_id
@@ -394,11 +426,12 @@ def _switches_count(text):
 
 
 async def _list(datasette, request, database, title, rows, columns, next_url, about="",
-                problem=None, csv=False):
-    """A paged list as a page, or as JSON for the ``.json`` URL."""
+                problem=None, csv=False, migrated=True, status=200):
+    """A paged list as a page, or as JSON for the ``.json`` URL. Before the migration a
+    conversation links to its timeline page only (its runtime_history query cannot run yet)."""
     for row in rows:
         if "conv_id" in row:
-            row["history_url"] = _query_url(datasette, database, "runtime_history", conv_id=row["conv_id"])
+            row["history_url"] = _history_url(datasette, database, row["conv_id"], migrated)
             row["timeline_url"] = timeline_url(datasette, database, row["conv_id"])
     if request.url_vars.get("format") == ".json":
         base = request.path.rsplit(".json", 1)[0]
@@ -409,7 +442,79 @@ async def _list(datasette, request, database, title, rows, columns, next_url, ab
         "title": title, "about": about, "database": database, "rows": rows, "columns": columns,
         "next_url": next_url, "problem": problem,
         "rt_crumbs": _crumbs(datasette, database, (title, None)),
-        "json_url": path + ".json" + qs, "csv_url": path + ".csv" + qs if csv else None})
+        "json_url": path + ".json" + qs, "csv_url": path + ".csv" + qs if csv else None},
+        status=status)
+
+
+async def _searched_databases(datasette, request):
+    """The database named in the URL, else every turns database whose turns the actor may view."""
+    if "database" in request.url_vars:
+        return [await _turns_db(datasette, request)]
+    visible = await visible_turns_databases(datasette, request.actor)
+    if not visible and await config.turns_databases(datasette):
+        raise Forbidden("You may not view any turns database")
+    return [db for db in visible if await config.holds_turns(db)]
+
+
+async def search_page(datasette, request):
+    """The turns any pasted id names, in every turns database searched (see :mod:`search`)."""
+    databases = await _searched_databases(datasette, request)
+    q = request.args.get("q", "")
+    problem, parsed = None, []
+    try:
+        parsed = search.parse(q)
+    except search.BadQuery as error:
+        problem = str(error)
+    ids, named = [token for token, _ in parsed], {token: kind for token, kind in parsed if kind}
+    searched, turns, more = [], [], []
+    for db in databases if parsed else []:
+        snapshots = await permissions.can_view_table(datasette, request.actor, db.name,
+                                                     "turn_block_membership")
+        found = await db.execute_fn(lambda conn: search.find(conn, parsed, snapshots))
+        migrated = await _has_runtime_columns(db)
+        searched.append({"database": db.name, "kinds": list(found.kinds), "note": _search_note(found)})
+        turns += [_search_links(datasette, db.name, turn, migrated) for turn in found.turns]
+        more += [_more_link(datasette, db.name, kind, id_) for kind, id_ in found.more]
+    body = {"q": q, "ids": ids, "named": named, "searched": searched, "turns": turns, "more": more,
+            "problem": problem}
+    status = 400 if problem else 200
+    if request.url_vars.get("format") == ".json":
+        return links.json_response(body, status=status)
+    path, qs = request.path, ("?" + request.query_string if request.query_string else "")
+    return await _page(datasette, request, "runtime_truth_search.html", {
+        **body, "rt_q": q, "per_lookup": search.PER_LOOKUP, "all_kinds": search.KINDS,
+        "rt_colours": charts.assign_colours(turn["runtime_key"] for turn in turns),
+        "rt_crumbs": [("home", datasette.urls.instance()),
+                      ("runtime truth report", datasette.urls.path(PREFIX)), ("find turns", None)],
+        "json_url": path + ".json" + qs}, status=status)
+
+
+def _search_note(found):
+    if "inference_id" in found.kinds:
+        return None
+    return "inference_id is not searched here: this store has no inference_id column until it is migrated."
+
+
+def _search_links(datasette, database, turn, migrated):
+    """A found turn with its database, UTC time and the links to its history (None before the
+    migration), timeline and debug JSON."""
+    turn.setdefault("snapshots", None)
+    return {"database": database, **turn,
+            "updated_at": times.iso(turn["updated_at_ms"]),
+            "history_url": _history_url(datasette, database, turn["conv_id"], migrated),
+            "timeline_url": timeline_url(datasette, database, turn["conv_id"]),
+            "debug_url": links.debug_turn_url(datasette, turn["conv_id"], turn["session_id"],
+                                              turn["turn_id"], database=database)}
+
+
+def _more_link(datasette, database, kind, id_):
+    """An id that named more turns than one lookup lists, and where all of them are."""
+    url, label = None, None
+    if kind == "conv_id":
+        url, label = _query_url(datasette, database, "runtime_history", conv_id=id_), "its runtime history"
+    elif kind == "session_id":
+        url, label = links.debug_turns_url(datasette, database, session_id=id_), "the session's debug turns list"
+    return {"database": database, "kind": kind, "id": id_, "url": url, "link_label": label}
 
 
 async def menu_links(datasette, actor):
@@ -439,8 +544,8 @@ def template_vars(datasette):
         "runtime_truth_timeline": charts.timeline_svg,
         "runtime_truth_db_path": db_path,
         "runtime_truth_time": times.html,
-        "runtime_truth_colour": charts.runtime_colour,
         "runtime_truth_query_page": query_page,
+        "runtime_truth_search_url": datasette.urls.path(f"{PREFIX}/search"),
         "runtime_truth_debug_url": lambda conv_id, session_id, turn_id: links.debug_turn_url(
             datasette, conv_id, session_id, turn_id),
     }

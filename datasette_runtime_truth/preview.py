@@ -33,30 +33,62 @@ def page_size(text, cap=MAX_PAGE):
     return min(size, cap) if size > 0 else min(DEFAULT_PAGE, cap)
 
 
-def read_page(conn, rules="canonical", after=None, limit=DEFAULT_PAGE):
-    """One page of candidate rows after the ``(conv_id, session_id, turn_id)`` key ``after``."""
+# ``only``: which of the rows a migrate run looks at a page lists, each the rows one figure of
+# the report counts (backfill_scan's own tests, on the migration's own decision).
+ONLY = {
+    "runtime_key": ("rows without runtime_key", lambda row: row["runtime_key"] == ""),
+    "inference_id": ("rows without inference_id", lambda row: row["inference_id"] == ""),
+    "bad_metadata": ("rows with invalid or non-object metadata", lambda row: row["action"] == SKIPPED),
+    "writes": ("rows a migrate run would write", lambda row: row["action"] == WRITES),
+}
+SCAN_BUDGET = 5000  # candidate rows one filtered page reads at most; its next link continues
+
+
+def read_page(conn, rules="canonical", after=None, limit=DEFAULT_PAGE, only=None):
+    """One page of candidate rows after the ``(conv_id, session_id, turn_id)`` key ``after``;
+    with ``only`` (a key of ONLY), just those rows, reading at most SCAN_BUDGET candidates: a
+    page may then hold fewer than ``limit`` rows, and its next key continues the scan."""
     if rules not in backfill.RULES:
         raise ValueError(f"unknown rules {rules!r}: expected one of {', '.join(backfill.RULES)}")
+    keep = ONLY[only][1] if only else None
     shape = schema.TurnsShape.read(conn)
+    batch = limit + 1 if keep is None else max(limit + 1, 500)
+    rows, scanned, key = [], 0, after
+    while True:
+        found = [_decide(row, rules) for row in _candidates(conn, shape, key, batch)]
+        for row in found:
+            scanned += 1
+            key = _key(row)
+            if keep is None or keep(row):
+                rows.append(row)
+                if len(rows) > limit:
+                    return Page(rows[:limit], _key(rows[limit - 1]))
+        if len(found) < batch:
+            return Page(rows, None)
+        if scanned >= SCAN_BUDGET:
+            return Page(rows, key)
+
+
+def _key(row):
+    return row["conv_id"], row["session_id"], row["turn_id"]
+
+
+def _candidates(conn, shape, after, limit):
+    """Up to ``limit`` rows a migrate run looks at, after the key ``after``, in key order."""
     runtime_key, inference_id = shape.runtime_key, shape.inference_id
     stamp = shape.stamp or "NULL"
     where = shape.missing_a_value
-    params = {"limit": limit + 1}
+    params = {"limit": limit}
     if after is not None:
         where += " AND (conv_id, session_id, turn_id) > (:conv, :session, :turn)"
         params.update(zip(("conv", "session", "turn"), after))
-    cursor = conn.execute(
+    return conn.execute(
         f"""SELECT conv_id, session_id, turn_id, {stamp}, {runtime_key}, {inference_id},
                    {shape.metadata_json}
             FROM turns WHERE {where}
             ORDER BY conv_id, session_id, turn_id LIMIT :limit""",
         params,
-    )
-    found = cursor.fetchall()
-    rows = [_decide(row, rules) for row in found[:limit]]
-    more = len(found) > limit
-    last = rows[-1] if rows else None
-    return Page(rows, (last["conv_id"], last["session_id"], last["turn_id"]) if more else None)
+    ).fetchall()
 
 
 def _decide(row, rules):

@@ -61,6 +61,7 @@ class Query:
     meaning: str
     good_answer: str
     params: tuple = ()
+    keyset: tuple = ()  # (parameter, column) pairs: the next page starts after the last row's columns
     tables: tuple = ("turns",)  # what the SQL reads: the actor must be allowed to view each
     needs: tuple = MIGRATED_COLUMNS  # columns the SQL reads that only a migrated store has
 
@@ -78,11 +79,40 @@ class Query:
 
     def as_config(self):
         """The query as an entry under ``queries:`` in metadata.yml (0.65) or datasette.yaml (1.0)."""
-        entry = {"title": self.title, "description": self.description, "sql": self.sql}
+        entry = {"title": self.title, "description": self.description, "sql": self.sql,
+                 "hide_sql": True}
         if self.params:
             entry["params"] = list(self.params)
         return entry
 
+
+# The switched conversations, unpaged: the report counts them and its list pages through them.
+RUNTIME_SWITCHES_SQL = f"""WITH {SWITCH_RULE.format(conversation="")},
+changes AS (
+  SELECT conv_id, turn_id, runtime_key, updated_at_ms,
+         row_number() OVER history AS step,
+         group_concat(runtime_key, ' -> ') OVER (
+           history ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
+         ) AS runtime_order
+  FROM known
+  WHERE previous_runtime_key IS NULL OR previous_runtime_key <> runtime_key
+  WINDOW history AS (PARTITION BY conv_id ORDER BY updated_at_ms, turn_id)
+)
+SELECT conv_id,
+       COUNT(DISTINCT runtime_key) AS runtime_keys,
+       COUNT(*) - 1 AS switches,
+       max(runtime_order) AS runtime_order,
+       max(CASE WHEN step = 2 THEN turn_id END) AS first_switch_turn_id,
+       max(CASE WHEN step = 2 THEN updated_at_ms END) AS first_switch_at_ms
+FROM changes
+GROUP BY conv_id
+HAVING COUNT(DISTINCT runtime_key) > 1
+ORDER BY first_switch_at_ms DESC, conv_id
+"""
+
+PAGE_LIMIT = f"""LIMIT CASE WHEN CAST(:limit AS INTEGER) > 0
+           THEN min(CAST(:limit AS INTEGER), {MAX_PAGE})
+           ELSE {DEFAULT_PAGE} END"""
 
 QUERIES = (
     Query(
@@ -168,14 +198,13 @@ FROM turns
 WHERE (COALESCE(runtime_key, '') = '' OR COALESCE(inference_id, '') = '')
   AND (conv_id, session_id, turn_id) > (:after_conv, :after_session, :after_turn)
 ORDER BY conv_id, session_id, turn_id
-LIMIT CASE WHEN CAST(:limit AS INTEGER) > 0
-           THEN min(CAST(:limit AS INTEGER), {MAX_PAGE})
-           ELSE {DEFAULT_PAGE} END
+{PAGE_LIMIT}
 """,
         params=("after_conv", "after_session", "after_turn", "limit"),
+        keyset=(("after_conv", "conv_id"), ("after_session", "session_id"), ("after_turn", "turn_id")),
         meaning="The playbook's candidate rows for manual recovery, in primary-key order, "
-                f"{DEFAULT_PAGE} at a time (`limit` up to {MAX_PAGE}); for the next page pass the "
-                "last row's ids as `after_conv`, `after_session`, `after_turn`.",
+                f"{DEFAULT_PAGE} at a time (`limit` up to {MAX_PAGE}); the page links to the next "
+                "(the last row's ids as `after_conv`, `after_session`, `after_turn`).",
         good_answer="after a migrate run, every row listed here is one the run left as it was: "
                     "its metadata gives the configured rules nothing to recover, or is not valid "
                     "JSON. Keep the empty value rather than make up history from the "
@@ -186,31 +215,20 @@ LIMIT CASE WHEN CAST(:limit AS INTEGER) > 0
         name="runtime_switches",
         title="Conversations that switched runtime",
         sql=f"""
-WITH {SWITCH_RULE.format(conversation="")},
-changes AS (
-  SELECT conv_id, turn_id, runtime_key, updated_at_ms,
-         row_number() OVER history AS step,
-         group_concat(runtime_key, ' -> ') OVER (
-           history ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING
-         ) AS runtime_order
-  FROM known
-  WHERE previous_runtime_key IS NULL OR previous_runtime_key <> runtime_key
-  WINDOW history AS (PARTITION BY conv_id ORDER BY updated_at_ms, turn_id)
-)
-SELECT conv_id,
-       COUNT(DISTINCT runtime_key) AS runtime_keys,
-       COUNT(*) - 1 AS switches,
-       max(runtime_order) AS runtime_order,
-       max(CASE WHEN step = 2 THEN turn_id END) AS first_switch_turn_id,
-       max(CASE WHEN step = 2 THEN updated_at_ms END) AS first_switch_at_ms
-FROM changes
-GROUP BY conv_id
-HAVING COUNT(DISTINCT runtime_key) > 1
+SELECT *
+FROM (
+{RUNTIME_SWITCHES_SQL})
+WHERE :after_conv = ''
+   OR first_switch_at_ms < CAST(:after_at_ms AS INTEGER)
+   OR (first_switch_at_ms = CAST(:after_at_ms AS INTEGER) AND conv_id > :after_conv)
 ORDER BY first_switch_at_ms DESC, conv_id
-""",
+{PAGE_LIMIT}""",
+        params=("after_at_ms", "after_conv", "limit"),
+        keyset=(("after_at_ms", "first_switch_at_ms"), ("after_conv", "conv_id")),
         meaning="Conversations whose turns carry more than one non-empty `runtime_key`: how many "
                 "runtimes, how many switches, in what order, and the turn and time of the first "
-                "switch (turns with an unknown runtime are left out; newest first switch first).",
+                "switch (turns with an unknown runtime are left out; newest first switch first), "
+                f"{DEFAULT_PAGE} at a time (`limit` up to {MAX_PAGE}); the page links to the next.",
         good_answer="each switch shows in the conversation's runtime history as turns under "
                     "different runtimes; the conversation's current pointer "
                     "(`resolved_runtime_key`) is only the last runtime of `runtime_order`.",
@@ -296,6 +314,7 @@ def merge(query, theirs):
     ours = query.as_config()
     if "sql" in theirs:
         ours.pop("params", None)
+        ours.pop("hide_sql", None)
     return {**ours, **copy.deepcopy(theirs)}
 
 
@@ -323,7 +342,7 @@ async def register(datasette):
                 continue
             await datasette.add_query(
                 db.name, query.name, query.sql, title=query.title,
-                description=query.description, parameters=list(query.params),
+                description=query.description, parameters=list(query.params), hide_sql=True,
                 is_trusted=True, source=SOURCE, replace=True,
             )
 

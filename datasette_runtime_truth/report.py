@@ -215,7 +215,8 @@ def _backfill_checks(found, turns, rules, path):
         _missing_check("missing_inference_id", "Rows without inference_id", missing_inference,
                        fill_inference, turns, rules),
         Check("bad_metadata", "Rows with invalid or non-object metadata", INFO,
-              f"{bad:,} of {turns:,} rows (among those still missing a value: the backfill skips them, they stay empty)", bad,
+              f"{bad:,} of {turns:,} rows ({_percent(bad, turns)}): still missing a value, and the "
+              "backfill skips them, so they stay empty", bad,
               "missing_backfill_rows"),
         fill,
     ]

@@ -6,7 +6,7 @@ import sqlite3
 import pytest
 
 from api_helpers import build_turns_db
-from datasette_runtime_truth import schema, store
+from datasette_runtime_truth import schema, search, store
 
 BASE_TABLE = re.compile(r"^(SCAN|SEARCH) (t|m|b|turns|turn_block_membership|blocks)\b")
 
@@ -67,3 +67,32 @@ def test_the_size_of_an_answer_only_searches_indexes(conn_and_shape, filters):
     conn, shape = conn_and_shape
     steps = table_steps(plan(conn, *store.size_query(shape, **filters)))
     assert steps and all(step.startswith("SEARCH ") and " USING " in step for step in steps), steps
+
+
+@pytest.mark.parametrize("kind", search.KINDS)
+def test_search_never_scans_the_turn_rows(conn_and_shape, kind):
+    """Issue 17: every kind of id is found through index searches (the turn_id and inference_id
+    walks step through the primary key with seeks), never a full scan of turns."""
+    conn, shape = conn_and_shape
+    if kind not in search.searchable(shape):
+        assert kind == "inference_id" and "inference_id" not in shape.columns
+        return
+    lines = plan(conn, search.lookup_sql(shape, kind), {"id": "turn-1", "limit": 101})
+    steps = [line for line in lines if re.match(r"(SCAN|SEARCH) (t|k|turns)\b", line)]
+    assert steps and all(step.startswith("SEARCH ") for step in steps), lines
+    assert len(steps) == {"conv_id": 1, "session_id": 1, "inference_id": 3, "turn_id": 4}[kind], steps
+    if kind == "turn_id":  # the key from the primary key's own entries; a row read only on a match
+        assert "SEARCH k USING COVERING INDEX sqlite_autoindex_turns_1 (conv_id=?)" in steps, steps
+
+
+def test_search_finds_a_turn_by_each_kind_of_id(conn_and_shape):
+    conn, shape = conn_and_shape
+    expected = {"turn_id": "turn-a", "conv_id": "conv-tie-b", "session_id": "session-u", "inference_id": "inf-b"}
+    for kind, token in expected.items():
+        found = search.find(conn, [(token, None)], with_snapshots=False)
+        if kind not in found.kinds:
+            assert found.turns == [] and "inference_id" not in shape.columns
+            continue
+        assert [(t["turn_id"], t["matched"]) for t in found.turns] == [
+            ({"turn_id": "turn-a", "conv_id": "turn-u", "session_id": "turn-u", "inference_id": "turn-b"}[kind],
+             [{"kind": kind, "id": token}])]

@@ -9,7 +9,8 @@ import pytest
 
 SCRIPT = pathlib.Path(__file__).parent.parent / "benchmarks" / "run.py"
 SECTIONS = ["Backfill vs the floor", "Backfill vs the floor, small rows", "Lock holding", "A live writer",
-            "Memory", "Routes", "Canned queries", "Load", "A big turn beside other requests", "The report at scale"]
+            "Memory", "Routes", "Canned queries", "Load", "A big turn beside other requests", "The report at scale",
+            "Lookup by any id"]
 
 
 @pytest.mark.benchmark
@@ -90,6 +91,13 @@ def test_small_run_is_consistent(tmp_path):
         assert (len(figures["cold_ms"]), len(figures["warm_ms"])) == (3, 20)
         assert figures["after_write"]["turns_before_after"] == [int(turns), int(turns) + 1]
         assert figures["check_exit"] == 0
+
+    lookup = sections["Lookup by any id"]["data"]["kinds"]
+    assert list(lookup) == ["turn_id", "inference_id", "conv_id", "session_id"]
+    for kind, figures in lookup.items():
+        assert figures["requests"] > 0 and figures["missed"] == 0, kind
+        assert figures["statuses"] == {"200": figures["requests"]}, kind
+        assert figures["scan_ms"]["count"] == 3, kind
 
     text = out.read_text()
     assert text.startswith("# Benchmarks\n")

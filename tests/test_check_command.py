@@ -53,7 +53,7 @@ def test_json_is_the_same_report(tmp_path):
         "id": "would_fill", "title": "Rows a migrate run would still fill", "status": "fail",
         "figure": f"1 rows (0 runtime_key, 1 inference_id, canonical rules): "
                   f"run `datasette runtime-truth migrate {path}`",
-        "value": 1, "query": "missing_backfill_rows", "url": "/turns/missing_backfill_rows",
+        "value": 1, "query": "missing_backfill_rows", "url": "/-/runtime-truth/turns/preview?only=writes",
         "all_url": None, "items": [], "counts": {"rows": 1, "runtime_key": 0, "inference_id": 1},
     }
     assert by_id["journal"]["figure"] == "wal, opened read-only"

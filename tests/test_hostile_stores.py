@@ -74,12 +74,15 @@ def urls(turns):
         "/-/runtime-truth/turns/pointers", "/-/runtime-truth/turns/switches",
         f"/turns/runtime_history?{conv}", "/turns/missing_backfill_rows", "/turns/backfill_coverage",
         "/turns/runtime_switches", "/turns/turns", "/turns",
+        "/-/runtime-truth/search?" + urllib.parse.urlencode({"q": turn_id}),
+        "/-/runtime-truth/turns/preview?only=bad_metadata",
     ]
     data = [
         "/-/runtime-truth.json", "/-/runtime-truth/turns/preview.json", "/-/runtime-truth/turns/pointers.json",
         "/api/debug/conversations", f"/api/debug/conversations/{quoted[0]}", f"/api/debug/turns?{conv}",
         f"/api/debug/turn/{'/'.join(quoted)}", f"/turns/runtime_history.json?{conv}",
         "/turns/backfill_coverage.json", "/turns/runtime_switches.json",
+        "/-/runtime-truth/turns/search.json?" + urllib.parse.urlencode({"q": f"{conv_id} {session_id}"}),
     ]
     return pages, data
 

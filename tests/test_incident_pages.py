@@ -36,7 +36,7 @@ async def test_unmigrated_report_has_no_dead_links(tmp_path):
         assert response.status_code < 400, (link, response.status_code)
     data = (await ds.client.get("/-/runtime-truth.json")).json()["databases"][0]
     assert data["coverage_url"] is None
-    assert {c["id"]: c["url"] for c in data["checks"]}["would_fill"] == "/-/runtime-truth/turns/preview"
+    assert {c["id"]: c["url"] for c in data["checks"]}["would_fill"] == "/-/runtime-truth/turns/preview?only=writes"
 
 
 @pytest.mark.asyncio
@@ -126,11 +126,12 @@ def test_check_json_has_the_urls_the_report_gives_a_store_not_migrated(tmp_path)
     result = CliRunner().invoke(cli, ["runtime-truth", "check", sample.turns_path, "--json"])
     [data] = json.loads(result.output)["databases"]
     assert (data["coverage_url"], data["preview_url"]) == (None, "/-/runtime-truth/turns/preview")
-    preview = "/-/runtime-truth/turns/preview"
     assert {c["id"]: c["url"] for c in data["checks"]} == {
         "columns": "/turns/turns_schema", "indexes": "/turns/turns_runtime_indexes",
-        "missing_runtime_key": preview, "missing_inference_id": preview,
-        "bad_metadata": preview, "would_fill": preview,
+        "missing_runtime_key": "/-/runtime-truth/turns/preview?only=runtime_key",
+        "missing_inference_id": "/-/runtime-truth/turns/preview?only=inference_id",
+        "bad_metadata": "/-/runtime-truth/turns/preview?only=bad_metadata",
+        "would_fill": "/-/runtime-truth/turns/preview?only=writes",
         "runtime_switches": None, "pointer": None, "journal": None}
 
 

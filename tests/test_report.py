@@ -121,7 +121,7 @@ def test_bad_metadata_counts_invalid_and_non_object_but_not_empty(tmp_path):
     insert_turn(conn, "c1", "s1", "set", metadata="{", runtime_key="agent", inference_id="inf-1")
     check = build(conn).check("bad_metadata")
     assert (check.status, check.value) == ("info", 4)
-    assert check.figure == "4 of 7 rows (among those still missing a value: the backfill skips them, they stay empty)"
+    assert check.figure == "4 of 7 rows (57%): still missing a value, and the backfill skips them, so they stay empty"
 
 
 def test_values_already_set_are_never_counted_as_would_fill(tmp_path):

@@ -68,10 +68,10 @@ async def test_checks_link_to_the_canned_queries(tmp_path):
     assert urls == {
         "columns": "/turns/turns_schema",
         "indexes": "/turns/turns_runtime_indexes",
-        "missing_runtime_key": "/turns/missing_backfill_count",
-        "missing_inference_id": "/turns/missing_backfill_count",
-        "bad_metadata": "/turns/missing_backfill_rows",
-        "would_fill": "/turns/missing_backfill_rows",
+        "missing_runtime_key": "/-/runtime-truth/turns/preview?only=runtime_key",
+        "missing_inference_id": "/-/runtime-truth/turns/preview?only=inference_id",
+        "bad_metadata": "/-/runtime-truth/turns/preview?only=bad_metadata",
+        "would_fill": "/-/runtime-truth/turns/preview?only=writes",
         "runtime_switches": "/turns/runtime_switches",
         "pointer": None,
         "journal": None,
@@ -106,7 +106,7 @@ async def test_conversation_timeline_page(tmp_path):
 @pytest.mark.asyncio
 @pytest.mark.parametrize("url, status, message", [
     ("/-/runtime-truth/turns/conversation", 400, "missing conv_id"),
-    ("/-/runtime-truth/turns/conversation?conv_id=nope", 404, "conversation not found: nope"),
+    ("/-/runtime-truth/turns/conversation?conv_id=nope", 404, "conversation not found: nope has no turns in turns."),
     ("/-/runtime-truth/other/conversation?conv_id=c1", 404, "Database not found: other"),
     ("/-/runtime-truth/timeline/conversation?conv_id=c1", 404, "timeline is not a turns database"),
 ])
