@@ -15,11 +15,13 @@ Every refusal is :class:`Invalid`: the upstream failed the whole answer on it. P
 iterative where the data sets the depth (props thousands of levels deep decode as upstream did).
 """
 
+from collections import OrderedDict
 from dataclasses import dataclass
 import json
 import json.scanner
 import math
 import re
+import threading
 
 from . import golang
 
@@ -362,8 +364,13 @@ class Field:
 
     @property
     def json_name(self):
-        head, *rest = self.name.split("_")
-        return head + "".join(part[:1].upper() + part[1:] for part in rest)
+        return _json_name(self.name)
+
+
+def _json_name(name):
+    """protobuf-go's ``strs.JSONCamelCase``: ``tool_call_id`` is ``toolCallId``."""
+    head, *rest = name.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
 STRUCT, VALUE, LIST_VALUE, ANY, EMPTY = (
@@ -450,6 +457,10 @@ _BY_NAME = {
     message: {**{field.name: field for field in fields}, **{field.json_name: field for field in fields}}
     for message, fields in MESSAGES.items()
 }
+
+
+_LABELS = {message: [(field, f'"{field.json_name}":') for field in fields]
+           for message, fields in MESSAGES.items()}
 
 
 def resolvable(type_url):
@@ -584,10 +595,7 @@ def _struct_value(node, name, budget):
             elif isinstance(node, list):
                 name = LIST_VALUE
             elif isinstance(node, Num):
-                number = _float(node.raw)
-                if number is None:
-                    raise Invalid("invalid google.protobuf.Value")
-                put(number)
+                put(_struct_number(node.raw))
                 continue
             else:
                 put(node)
@@ -610,6 +618,26 @@ def _struct_value(node, name, budget):
             stack.extend((value, VALUE, budget, _setter(items, index)) for index, value in enumerate(node))
             put(items)
     return root[0]
+
+
+class GoFloat(float):
+    """A Struct number that Python's JSON encoder would not print as protojson does."""
+
+
+_EXACT = 2.0**53
+
+
+def _struct_number(raw):
+    """A Value's number: an int where it is a whole float64 below 2^53 (printed alike by
+    both), a float where ``repr`` is protojson's text, else a GoFloat."""
+    number = _float(raw)
+    if number is None:
+        raise Invalid("invalid google.protobuf.Value")
+    if number.is_integer() and abs(number) < _EXACT and not (number == 0 and math.copysign(1.0, number) < 0):
+        return int(number)
+    if not number.is_integer() and 1e-4 <= abs(number) < 1e16:
+        return number
+    return GoFloat(number)
 
 
 def _setter(container, key):
@@ -662,7 +690,10 @@ def _any(node, budget):
 def encode_string(text):
     """A string as protojson writes it: UTF-8 as is (no HTML escaping), ``"`` ``\\`` and control
     characters escaped, the named ones short (``\\n``), the rest as ``\\u00XX``."""
-    return json.dumps(text, ensure_ascii=False)
+    return _encode_basestring(text)
+
+
+_encode_basestring = json.encoder.encode_basestring  # the C escaper of json.dumps(ensure_ascii=False)
 
 
 def format_double(number):
@@ -714,9 +745,9 @@ def encode_message(values, name, type_url=None):
     if name in _WELL_KNOWN or name == ANY:
         return _encode_well_known(values, name)
     parts = [] if type_url is None else ['"@type":' + encode_string(type_url)]
-    for field in MESSAGES[name]:
+    for field, label in _LABELS[name]:
         if field.name in values and _populated(values[field.name], field):
-            parts.append(f'"{field.json_name}":' + _encode_field(values[field.name], field))
+            parts.append(label + _encode_field(values[field.name], field))
     return "{" + ",".join(parts) + "}"
 
 
@@ -748,9 +779,36 @@ def _encode_well_known(value, name):
     return encode_struct_value(value)
 
 
+_C_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True,
+                             check_circular=False, allow_nan=False).encode
+
+
 def encode_struct_value(value):
-    """A Struct, ListValue or Value's content as JSON, iteratively: keys in byte order, numbers as
-    float64."""
+    """A Struct, ListValue or Value's content as JSON: keys in byte order, numbers as float64.
+    Python's C encoder writes it when every number is one it prints as Go does (no GoFloat) and
+    the nesting suits it; an iterative writer does the rest."""
+    if not _has_go_float(value):
+        try:
+            return _C_ENCODE(value)
+        except RecursionError:
+            pass
+    return _encode_iteratively(value)
+
+
+def _has_go_float(value):
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+        elif type(item) is GoFloat:
+            return True
+    return False
+
+
+def _encode_iteratively(value):
     out = []
     stack = [value]
     while stack:
@@ -791,8 +849,8 @@ def _leaf(value):
         return "true"
     if value is False:
         return "false"
-    if isinstance(value, float):
-        return format_double(value)
+    if isinstance(value, (int, float)):
+        return format_double(float(value))
     return encode_string(value)
 
 
@@ -803,9 +861,43 @@ ENTITY = "sem.timeline.TimelineEntityV2"
 
 def entity(data):
     """One ``entity_json`` (bytes) re-encoded as the upstream's snapshot wrote it; Invalid where
-    the upstream failed."""
-    node = parse(data)
-    return encode_message(_message(node, ENTITY, RECURSION_LIMIT), ENTITY)
+    the upstream failed. A pure function of the text, so answers are remembered (see Memo)."""
+    found = _MEMO.get(data)
+    if found is None:
+        found = encode_message(_message(parse(data), ENTITY, RECURSION_LIMIT), ENTITY)
+        _MEMO.put(data, found)
+    return found
+
+
+class Memo:
+    """A thread-safe memo of re-encoded entities, bounded by the characters it holds (the oldest
+    go first): the debug UI asks for the same conversation again and again, and re-encoding is
+    most of an answer's cost. Texts longer than ``largest`` are not kept."""
+
+    def __init__(self, budget=32_000_000, largest=64_000):
+        self.budget, self.largest, self.size = budget, largest, 0
+        self.entries = OrderedDict()
+        self.lock = threading.Lock()
+
+    def get(self, key):
+        with self.lock:
+            return self.entries.get(key)
+
+    def put(self, key, value):
+        cost = len(key) + len(value)
+        if cost > self.largest:
+            return
+        with self.lock:
+            if key in self.entries:
+                return
+            self.entries[key] = value
+            self.size += cost
+            while self.size > self.budget:
+                old_key, old_value = self.entries.popitem(last=False)
+                self.size -= len(old_key) + len(old_value)
+
+
+_MEMO = Memo()
 
 
 def snapshot(conv_id, version, server_time_ms, entities):
