@@ -8,9 +8,10 @@ import shutil
 import sqlite3
 from urllib.parse import quote
 
+from datasette_test import actor_cookie
 import pytest
 
-from api_helpers import build_timeline_db, build_turns_db, datasette, get_json
+from api_helpers import ON_065, build_timeline_db, build_turns_db, datasette, get_json
 from datasette_runtime_truth import schema
 
 GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden"
@@ -178,3 +179,54 @@ async def test_events_has_no_live_conversation(tmp_path, path, status, message):
     response = await ds.client.get(path)
     assert response.status_code == status
     assert response.json() == {"ok": False, "error": message, "status": status}
+
+
+# --- permissions --------------------------------------------------------------------------------
+
+ROOT = {"id": "root"}
+RULES = ["allow"] + ([] if ON_065 else ["permissions"])
+
+
+def as_root(ds):
+    return {"ds_actor": actor_cookie(ds, ROOT)}
+
+
+@pytest.mark.asyncio
+async def test_instance_wide_deny(golden_db):
+    ds = datasette([golden_db], **{"metadata" if ON_065 else "config": {"allow": ROOT}})
+    assert await get_json(ds, "/api/timeline?conv_id=conv-1") == (403, {
+        "ok": False, "error": "forbidden: you may not view the timeline database", "status": 403})
+    assert (await ds.client.get("/api/timeline?conv_id=conv-1", cookies=as_root(ds))).status_code == 200
+
+
+@pytest.mark.asyncio
+async def test_allow_block_on_the_timeline_store(tmp_path, golden_db):
+    turns = build_turns_db(tmp_path / "turns.db")
+    ds = datasette([turns, golden_db], databases={"timeline": {"allow": ROOT}})
+    for url in ("/api/timeline?conv_id=conv-1", "/-/runtime-truth/turns/api/timeline?conv_id=conv-1"):
+        assert await get_json(ds, url) == (403, {
+            "ok": False, "error": "forbidden: you may not view the timeline database", "status": 403})
+        assert (await ds.client.get(url, cookies=as_root(ds))).status_code == 200
+
+
+@pytest.mark.asyncio
+async def test_allow_block_on_the_named_turns_database(tmp_path, golden_db):
+    turns = build_turns_db(tmp_path / "turns.db")
+    ds = datasette([turns, golden_db], databases={"turns": {"allow": ROOT}})
+    status, body = await get_json(ds, "/-/runtime-truth/turns/api/timeline?conv_id=conv-1")
+    assert (status, body["error"]) == (403, "forbidden: you may not view the turns database")
+    assert (await ds.client.get("/api/timeline?conv_id=conv-1")).status_code == 200
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("rule", RULES)
+@pytest.mark.parametrize("table", ["timeline_entities", "timeline_versions"])
+async def test_each_table_read_is_checked(golden_db, table, rule):
+    block = {"allow": ROOT} if rule == "allow" else {"permissions": {"view-table": ROOT}}
+    ds = datasette([golden_db], databases={"timeline": {"tables": {table: block}}})
+    assert (await ds.client.get(f"/timeline/{table}.json")).status_code == 403  # Datasette's own answer
+    assert await get_json(ds, "/api/timeline?conv_id=conv-1") == (403, {
+        "ok": False, "error": f"forbidden: you may not view the {table} table of the timeline database",
+        "status": 403})
+    response = await ds.client.get("/api/timeline?conv_id=conv-1", cookies=as_root(ds))
+    assert pinned(response.content) == CASES[0]["body"].encode("utf-8")
