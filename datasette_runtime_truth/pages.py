@@ -246,6 +246,7 @@ async def conversation_page(datasette, request):
     return await _page(datasette, request, "runtime_truth_conversation.html", {
         "database": name, "conv_id": conv_id, "rows": rows, "switches": len(switches),
         "pointer": pointer, "rt_crumbs": crumbs,
+        "timeline_json_url": None if pointer is None else links.timeline_json_url(datasette, name, conv_id),
         "history_url": _query_url(datasette, name, "runtime_history", conv_id=conv_id),
         "report_url": datasette.urls.path(PREFIX)})
 
