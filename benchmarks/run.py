@@ -1,6 +1,7 @@
 """Measure the migration at scale against the physical floor, and write BENCHMARKS.md.
 
     python benchmarks/run.py [--turns N] [--json] [--out BENCHMARKS.md] [--workdir DIR] [--load-seconds S]
+                             [--sections NAME,...]
 
 Builds a pre-cutover sample with the project's own generator, then measures, each on a fresh copy
 of the same file (copied and fsync'd before the clock starts):
@@ -13,7 +14,9 @@ of the same file (copied and fsync'd before the clock starts):
 * memory: the migration's peak RSS at N and at N/10 turns;
 * routes, canned queries and load (benchmarks/routes.py): on a migrated copy served by a real
   ``datasette serve``, the debug API routes and the canned queries' JSON against the same SQL run
-  directly, and 20 clients for 20 seconds (``--load-seconds``) against the debug routes.
+  directly, and 20 clients for 20 seconds (``--load-seconds``) against the debug routes;
+* the timeline snapshot (benchmarks/timelinebench.py): ``/api/timeline`` of a 5,000-entity
+  conversation against its SQL and the server's fixed cost.
 
 Each section is a function in SECTIONS returning a Section (or a list of them); the report is
 rendered from them.
@@ -42,6 +45,7 @@ from measure import percentile as _percentile
 from measure import summary as _summary
 import reportscale
 import routes
+import timelinebench
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEED = 1
@@ -592,7 +596,8 @@ def memory(bench, results):
 # Sections, when several share one server), and may read what an earlier one left in ``results``.
 # The routes, canned queries and load sections (benchmarks/routes.py) share one served copy.
 SECTIONS = (backfill_vs_floor, small_rows_vs_floor, lock_holding, live_writer_section, memory, routes.routes_and_queries,
-            reportscale.report_at_scale)
+            reportscale.report_at_scale, timelinebench.timeline_snapshot)
+SECTION_NAMES = {section.__name__: section for section in SECTIONS}
 
 
 def machine():
@@ -722,13 +727,20 @@ def main(argv=None):
     parser.add_argument("--load-seconds", type=float, default=routes.LOAD_SECONDS,
                         help=f"how long the load test's {routes.LOAD_CLIENTS} clients run "
                         f"(default {routes.LOAD_SECONDS:g})")
+    parser.add_argument("--sections", help="only these sections, comma-separated: "
+                        + ", ".join(SECTION_NAMES) + " (default: all)")
     args = parser.parse_args(argv)
     if args.turns < 10:
         parser.error("--turns must be at least 10")
+    names = args.sections.split(",") if args.sections else list(SECTION_NAMES)
+    unknown = [name for name in names if name not in SECTION_NAMES]
+    if unknown:
+        parser.error(f"unknown section {', '.join(unknown)}: expected {', '.join(SECTION_NAMES)}")
     workdir = args.workdir or tempfile.mkdtemp(prefix="runtime-truth-bench-")
     os.makedirs(workdir, exist_ok=True)
     try:
-        result = run_all(args.turns, workdir, args.batch_size, load_seconds=args.load_seconds)
+        result = run_all(args.turns, workdir, args.batch_size, sections=[SECTION_NAMES[name] for name in names],
+                         load_seconds=args.load_seconds)
     finally:
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)

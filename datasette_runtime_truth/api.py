@@ -90,6 +90,9 @@ def _json_view(handler, methods):
                 response.headers["Allow"] = allowed
         if request.method == "HEAD":
             response.body = b""
+        else:
+            # A known length spares a large answer the chunked encoding of a pure-Python server.
+            response.headers["content-length"] = str(len(response.body))
         return add_cors(datasette, response)
 
     view.__name__ = handler.__name__

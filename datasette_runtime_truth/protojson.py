@@ -860,28 +860,27 @@ ENTITY = "sem.timeline.TimelineEntityV2"
 
 
 def entity(data):
-    """One ``entity_json`` (bytes) re-encoded as the upstream's snapshot wrote it; Invalid where
-    the upstream failed. A pure function of the text, so answers are remembered (see Memo)."""
+    """One ``entity_json`` (bytes) re-encoded as the upstream's snapshot wrote it, as UTF-8
+    bytes; Invalid where the upstream failed. A pure function of the text, so answers are
+    remembered (see Memo)."""
     found = _MEMO.get(data)
     if found is None:
-        found = encode_message(_message(parse(data), ENTITY, RECURSION_LIMIT), ENTITY)
+        found = encode_message(_message(parse(data), ENTITY, RECURSION_LIMIT), ENTITY).encode("utf-8")
         _MEMO.put(data, found)
     return found
 
 
 class Memo:
-    """A thread-safe memo of re-encoded entities, bounded by the characters it holds (the oldest
-    go first): the debug UI asks for the same conversation again and again, and re-encoding is
-    most of an answer's cost. Texts longer than ``largest`` are not kept."""
+    """A memo of re-encoded entities, bounded by the bytes it holds (the oldest go first): the
+    debug UI asks for the same conversation again and again, and re-encoding is most of an
+    answer's cost. Texts longer than ``largest`` are not kept. Reads take no lock (a dict read is
+    atomic); writes do."""
 
     def __init__(self, budget=32_000_000, largest=64_000):
         self.budget, self.largest, self.size = budget, largest, 0
-        self.entries = OrderedDict()
+        self.entries: OrderedDict = OrderedDict()
+        self.get = self.entries.get
         self.lock = threading.Lock()
-
-    def get(self, key):
-        with self.lock:
-            return self.entries.get(key)
 
     def put(self, key, value):
         cost = len(key) + len(value)
@@ -901,8 +900,8 @@ _MEMO = Memo()
 
 
 def snapshot(conv_id, version, server_time_ms, entities):
-    """The ``TimelineSnapshotV2`` body (bytes) from re-encoded ``entities``; ``conv_id`` is bytes,
-    and Invalid (the upstream's marshal failure) when it is not UTF-8."""
+    """The ``TimelineSnapshotV2`` body (bytes) from re-encoded ``entities`` (bytes each);
+    ``conv_id`` is bytes, and Invalid (the upstream's marshal failure) when it is not UTF-8."""
     try:
         conv = conv_id.decode("utf-8")
     except UnicodeDecodeError:
@@ -911,6 +910,6 @@ def snapshot(conv_id, version, server_time_ms, entities):
     if version:
         head += f',"version":"{version}"'
     head += f',"serverTimeMs":"{server_time_ms}"'
-    if entities:
-        return (head + ',"entities":[' + ",".join(entities) + "]}").encode("utf-8")
-    return (head + "}").encode("utf-8")
+    if not entities:
+        return (head + "}").encode("utf-8")
+    return (head + ',"entities":[').encode("utf-8") + b",".join(entities) + b"]}"

@@ -136,7 +136,9 @@ def read_snapshot(conn, conv_id, since_version, limit):
             raise SnapshotFailed("sql: uint64 values with high bit set are not supported")
         sql = ENTITIES_SQL.format(since=SINCE_SQL if since_version else "")
         params = {"conv_id": conv_id, "since_version": since_version, "limit": limit}
-        entities = [row[0] for row in conn.execute(sql, params)]
+        cursor = conn.cursor()
+        cursor.row_factory = None  # plain tuples: Datasette's sqlite3.Row costs a third of the read
+        entities = [row[0] for row in cursor.execute(sql, params)]
         if any(entity is None for entity in entities):
             raise SnapshotFailed("converting NULL to string is unsupported")
     if version < 0:

@@ -9,7 +9,8 @@ import pytest
 
 SCRIPT = pathlib.Path(__file__).parent.parent / "benchmarks" / "run.py"
 SECTIONS = ["Backfill vs the floor", "Backfill vs the floor, small rows", "Lock holding", "A live writer",
-            "Memory", "Routes", "Canned queries", "Load", "A big turn beside other requests", "The report at scale"]
+            "Memory", "Routes", "Canned queries", "Load", "A big turn beside other requests", "The report at scale",
+            "The timeline snapshot"]
 
 
 @pytest.mark.benchmark
@@ -89,8 +90,26 @@ def test_small_run_is_consistent(tmp_path):
         assert figures["after_write"]["turns_before_after"] == [int(turns), int(turns) + 1]
         assert figures["check_exit"] == 0
 
+    snapshot = sections["The timeline snapshot"]["data"]
+    assert snapshot["written"] == snapshot["rows"] == snapshot["entities"] == 5000
+    assert (snapshot["different"], snapshot["cold_statuses"]) == (0, {"200": 1})
+    assert snapshot["route_ms"]["count"] == snapshot["sql_ms"]["count"] == 50 and snapshot["ratio"] > 0
+
     text = out.read_text()
     assert text.startswith("# Benchmarks\n")
     for heading in ["## Machine", "## Sample", "## Targets", *(f"## {title}" for title in SECTIONS)]:
         assert f"\n{heading}\n" in text
     assert "not measured" not in text
+
+
+@pytest.mark.benchmark
+def test_one_section_runs_alone(tmp_path):
+    out = tmp_path / "BENCHMARKS.md"
+    process = subprocess.run(
+        [sys.executable, str(SCRIPT), "--turns", "100", "--json", "--out", str(out), "--sections", "timeline_snapshot"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert process.returncode == 0, process.stderr
+    assert [section["title"] for section in json.loads(process.stdout)["sections"]] == ["The timeline snapshot"]
+    process = subprocess.run([sys.executable, str(SCRIPT), "--sections", "nope"], capture_output=True, text=True)
+    assert process.returncode == 2 and "unknown section nope" in process.stderr

@@ -13,7 +13,7 @@ from datasette_runtime_truth import golang, protojson
 
 
 def entity(text):
-    return protojson.entity(text.encode("utf-8"))
+    return protojson.entity(text.encode("utf-8")).decode("utf-8")
 
 
 # --- numbers ------------------------------------------------------------------------------------
