@@ -66,8 +66,9 @@ def routes() -> list[tuple[str, Any]]:
         (r"/api/debug/conversations/(?P<conv_id>.*)", conversation, READ_METHODS),
         (r"/api/debug/turns", turns, READ_METHODS),
         (r"/api/debug/turn(?:/(?P<turn_path>.*))?", turn, READ_METHODS),
-        (r"/api/debug/events/(?P<events_path>.*)", events, TIMELINE_METHODS),
-        (r"/api/(?:debug/)?timeline/?", timeline_snapshot, TIMELINE_METHODS),
+        # Go's ServeMux: a pattern ending in "/" answers every path below it too.
+        (r"/api/debug/events(?:/(?P<events_path>.*))?", events, TIMELINE_METHODS),
+        (r"/api/(?:debug/)?timeline(?:/.*)?", timeline_snapshot, TIMELINE_METHODS),
     )
     return [(f"^{prefix}{path}$", _json_view(handler, methods))
             for prefix in PREFIXES for path, handler, methods in endpoints]
@@ -182,7 +183,7 @@ async def _snapshots(datasette, stores, build, advice, envelope, **filters):
 async def events(datasette: Any, request: Any) -> dict[str, Any]:
     """The upstream's live event buffer: a store on disk holds no live conversation, so every
     well-formed id is the upstream's 404."""
-    path = _unescape(request.url_vars["events_path"])
+    path = _unescape(request.url_vars.get("events_path") or "")
     if path is None:
         raise ApiError(400, "invalid conv_id")
     raw = path.strip("/")

@@ -130,10 +130,10 @@ def read_snapshot(conn, conv_id, since_version, limit):
     if "timeline_versions" in present:
         row = conn.execute(VERSION_SQL, {"conv_id": conv_id}).fetchone()
         version = 0 if row is None else go_int64(row[0], row[1])
+    if since_version >= 2**63:
+        raise SnapshotFailed("sql: uint64 values with high bit set are not supported")
     entities = []
     if "timeline_entities" in present:
-        if since_version >= 2**63:
-            raise SnapshotFailed("sql: uint64 values with high bit set are not supported")
         sql = ENTITIES_SQL.format(since=SINCE_SQL if since_version else "")
         params = {"conv_id": conv_id, "since_version": since_version, "limit": limit}
         cursor = conn.cursor()

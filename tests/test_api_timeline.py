@@ -64,7 +64,7 @@ async def test_golden_case(case, golden_db, tmp_path):
 
 
 @pytest.mark.asyncio
-@pytest.mark.parametrize("path", ["/api/timeline/", "/api/debug/timeline/",
+@pytest.mark.parametrize("path", ["/api/timeline/", "/api/debug/timeline/", "/api/timeline/any/thing",
                                   "/-/runtime-truth/timeline/api/timeline",
                                   "/-/runtime-truth/timeline/api/debug/timeline/"])
 async def test_every_path_answers_the_same(golden_db, path):
@@ -172,6 +172,8 @@ async def test_options_answers_the_preflight(golden_db):
     ("/api/debug/events/conv%2F1", 404, "conversation not found"),
     ("/-/runtime-truth/turns/api/debug/events/a%2Fb", 404, "conversation not found"),
     ("/api/debug/events/", 400, "missing conv_id"),
+    ("/api/debug/events", 400, "missing conv_id"),
+    ("/api/debug/events//a/", 404, "conversation not found"),
     ("/api/debug/events/%20", 400, "invalid conv_id"),
 ])
 async def test_events_has_no_live_conversation(tmp_path, path, status, message):
