@@ -164,13 +164,13 @@ def decode(text):
         except StopIteration:
             raise InvalidJSON("invalid character looking for beginning of value") from None
         except RecursionError:
-            return _Parser(text).parse()
+            return JSONReader(text).parse()
         except ValueError as error:
             raise InvalidJSON(str(error)) from None
         if end != len(text) and text[end:].strip(_JSON_SPACE):
             raise InvalidJSON(f"invalid character {text[end]!r} after top-level value")
         return value
-    return _Parser(text).parse()
+    return JSONReader(text).parse()
 
 
 _WS = " \t\n\r"
@@ -180,15 +180,19 @@ _PLAIN = re.compile(r'[^"\\\x00-\x1f]*')
 _HEX4 = re.compile(r"[0-9a-fA-F]{4}")
 
 
-class _Parser:
-    """An iterative JSON parser with Go's rules, for the texts Python's parser gets wrong."""
+class JSONReader:
+    """An iterative JSON reader with Go's ``encoding/json`` rules, for the texts Python's parser
+    gets wrong. Its hooks (containers, scalars, surrogate escapes, the error raised) let
+    protojson.py read the same grammar as protobuf-go's decoder does."""
+
+    error: type[ValueError] = InvalidJSON
 
     def __init__(self, text):
         self.text = text
         self.pos = 0
 
     def fail(self, what):
-        raise InvalidJSON(f"{what} at offset {self.pos}")
+        raise self.error(f"{what} at offset {self.pos}")
 
     def skip_ws(self):
         text, pos = self.text, self.pos
@@ -204,11 +208,11 @@ class _Parser:
             if value is _OPEN:
                 self.skip_ws()
                 container = stack[-1][0]
-                if self.text.startswith("]" if isinstance(container, list) else "}", self.pos):
+                if self.text.startswith(self.closer(container), self.pos):
                     self.pos += 1
                     value = stack.pop()[0]
                 else:
-                    if isinstance(container, dict):
+                    if self.is_object(container):
                         stack[-1][1] = self.key()
                     continue
             while True:
@@ -218,18 +222,15 @@ class _Parser:
                         self.fail("invalid character after top-level value")
                     return value
                 container, key = stack[-1]
-                if isinstance(container, list):
-                    container.append(value)
-                else:
-                    container[key] = value
+                self.put(container, key, value)
                 self.skip_ws()
                 char = self.next_char()
                 if char == ",":
-                    if isinstance(container, dict):
+                    if self.is_object(container):
                         self.skip_ws()
                         stack[-1][1] = self.key()
                     break
-                if char != ("]" if isinstance(container, list) else "}"):
+                if char != self.closer(container):
                     self.fail("expected , or a closing bracket")
                 value = stack.pop()[0]
 
@@ -253,12 +254,35 @@ class _Parser:
         """A scalar, or _OPEN after pushing a new container."""
         char = self.next_char()
         if char in "[{":
-            if len(stack) >= MAX_DEPTH:
+            if len(stack) >= self.max_depth:
                 self.fail("exceeded max depth")
-            stack.append([[] if char == "[" else {}, None])
+            stack.append([self.container(char), None])
             return _OPEN
         if char == '"':
             return self.string()
+        return self.scalar(char)
+
+    # --- the hooks ---
+
+    max_depth: float = MAX_DEPTH
+
+    def container(self, char):
+        return [] if char == "[" else {}
+
+    def is_object(self, container):
+        return isinstance(container, dict)
+
+    def closer(self, container):
+        return "}" if self.is_object(container) else "]"
+
+    def put(self, container, key, value):
+        if self.is_object(container):
+            container[key] = value
+        else:
+            container.append(value)
+
+    def scalar(self, char):
+        """A literal or a number starting at ``char`` (already read)."""
         for word, value in (("true", True), ("false", False), ("null", None)):
             if self.text.startswith(word, self.pos - 1):
                 self.pos += len(word) - 1

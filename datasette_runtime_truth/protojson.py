@@ -82,129 +82,41 @@ def parse(data):
         else:
             if not text[end:].strip(_JSON_SPACE):
                 return value
-    return _Reader(text).value()
+    return _Reader(text).parse()
 
 
 _NOT_DELIM = frozenset("-+._abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
-_ESCAPES = {'"': '"', "\\": "\\", "/": "/", "b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
-_PLAIN = re.compile(r'[^"\\\x00-\x1f]*')
-_HEX4 = re.compile(r"[0-9a-fA-F]{4}")
-_OPEN = object()
 
 
-class _Reader:
-    """protobuf-go's ``internal/encoding/json`` Decoder, iterative, building the value."""
+class _Reader(golang.JSONReader):
+    """protobuf-go's ``internal/encoding/json`` Decoder: golang.JSONReader's grammar with objects
+    as Pairs, numbers as Num tokens (Go's own tokenizer), a literal or number that must end at a
+    delimiter, lone surrogate escapes refused, and no depth limit of its own."""
 
-    def __init__(self, text):
-        self.text = text
-        self.pos = 0
+    error = Invalid
+    max_depth = math.inf
 
-    def fail(self, what):
-        raise Invalid(f"syntax error at offset {self.pos}: {what}")
+    def container(self, char):
+        return Pairs() if char == "{" else []
 
-    def skip_space(self):
-        text, pos = self.text, self.pos
-        while pos < len(text) and text[pos] in _JSON_SPACE:
-            pos += 1
-        self.pos = pos
+    def is_object(self, container):
+        return isinstance(container, Pairs)
 
-    def value(self):
-        stack = []  # open containers, each [container, name of the value being read]
-        while True:
-            self.skip_space()
-            value = self.scalar_or_open(stack)
-            if value is _OPEN:
-                self.skip_space()
-                container = stack[-1][0]
-                closer = "}" if isinstance(container, Pairs) else "]"
-                if self.text.startswith(closer, self.pos):
-                    self.pos += 1
-                    value = stack.pop()[0]
-                else:
-                    if isinstance(container, Pairs):
-                        stack[-1][1] = self.name()
-                    continue
-            while True:
-                if not stack:
-                    self.skip_space()
-                    if self.pos != len(self.text):
-                        self.fail("unexpected token after the value")
-                    return value
-                container, name = stack[-1]
-                container.append((name, value) if isinstance(container, Pairs) else value)
-                self.skip_space()
-                char = self.next_char()
-                if char == ",":
-                    if isinstance(container, Pairs):
-                        self.skip_space()
-                        stack[-1][1] = self.name()
-                    break
-                if char != ("}" if isinstance(container, Pairs) else "]"):
-                    self.fail(f"unexpected {char!r}")
-                value = stack.pop()[0]
+    def put(self, container, key, value):
+        container.append((key, value) if isinstance(container, Pairs) else value)
 
-    def next_char(self):
-        if self.pos >= len(self.text):
-            self.fail("unexpected end of input")
-        char = self.text[self.pos]
-        self.pos += 1
-        return char
-
-    def name(self):
-        if self.next_char() != '"':
-            self.fail("expected a field name")
-        name = self.string()
-        self.skip_space()
-        if self.next_char() != ":":
-            self.fail('missing ":" after field name')
-        return name
-
-    def scalar_or_open(self, stack):
-        """A scalar, or _OPEN after pushing a new container."""
-        char = self.next_char()
-        if char in "[{":
-            stack.append([Pairs() if char == "{" else [], None])
-            return _OPEN
-        if char == '"':
-            return self.string()
+    def scalar(self, char):
+        start = self.pos - 1
         for word, value in (("null", None), ("true", True), ("false", False)):
-            if self.text.startswith(word, self.pos - 1):
-                end = self.pos - 1 + len(word)
-                if end < len(self.text) and self.text[end] in _NOT_DELIM:
-                    break
+            end = start + len(word)
+            if self.text.startswith(word, start) and not (end < len(self.text) and self.text[end] in _NOT_DELIM):
                 self.pos = end
                 return value
-        self.pos -= 1
-        size = _number_size(self.text, self.pos)
+        size = _number_size(self.text, start)
         if size is None:
             self.fail("invalid value")
-        self.pos += size
-        return Num(self.text[self.pos - size:self.pos])
-
-    def string(self):
-        text, parts = self.text, []
-        while True:
-            match = _PLAIN.match(text, self.pos)
-            parts.append(match.group())
-            self.pos = match.end()
-            char = self.next_char()
-            if char == '"':
-                return "".join(parts)
-            if char != "\\":
-                self.fail("invalid character in string")
-            char = self.next_char()
-            if char in _ESCAPES:
-                parts.append(_ESCAPES[char])
-            elif char == "u":
-                parts.append(self.unicode_escape())
-            else:
-                self.fail("invalid escape code in string")
-
-    def hex4(self):
-        if _HEX4.fullmatch(self.text, self.pos, self.pos + 4) is None:
-            self.fail("invalid escape code in string")
-        self.pos += 4
-        return int(self.text[self.pos - 4:self.pos], 16)
+        self.pos = start + size
+        return Num(self.text[start:self.pos])
 
     def unicode_escape(self):
         code = self.hex4()

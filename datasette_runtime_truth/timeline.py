@@ -139,7 +139,7 @@ def read_snapshot(conn, conv_id, since_version, limit):
         cursor = conn.cursor()
         cursor.row_factory = None  # plain tuples: Datasette's sqlite3.Row costs a third of the read
         entities = [row[0] for row in cursor.execute(sql, params)]
-        if any(entity is None for entity in entities):
+        if None in entities:
             raise SnapshotFailed("converting NULL to string is unsupported")
     if version < 0:
         raise SnapshotFailed(f"invalid snapshot version {version}")
