@@ -232,3 +232,13 @@ async def test_each_table_read_is_checked(golden_db, table, rule):
         "status": 403})
     response = await ds.client.get("/api/timeline?conv_id=conv-1", cookies=as_root(ds))
     assert pinned(response.content) == CASES[0]["body"].encode("utf-8")
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("method", ["POST", "HEAD", "PUT"])
+async def test_events_refuses_every_method_but_get(tmp_path, method):
+    ds = datasette([build_turns_db(tmp_path / "turns.db")])
+    response = await ds.client.request(method, "/api/debug/events/conv-1")
+    assert (response.status_code, response.headers["Allow"]) == (405, "GET, OPTIONS")
+    if method != "HEAD":
+        assert response.json() == {"ok": False, "error": "method not allowed", "status": 405}
