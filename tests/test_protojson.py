@@ -207,3 +207,28 @@ def test_sscanf_edges(text, value):
 def test_go_int64_scan(number, raw, value):
     from datasette_runtime_truth import timeline
     assert timeline.go_int64(number, raw) == value
+
+
+FIELD_NAMES = ["id", "kind", "props", "typed", "meta", "createdAtMs", "created_at_ms", "@type", "value", "temperature",
+               "maxTokens", "usage", "visualizationData", "nodes", "insights", "metadata", "schemaVersion", "text", "x"]
+TYPE_URLS = ["x/sem.timeline.StatusSnapshotV1", "x/google.protobuf.Struct", "x/google.protobuf.Empty",
+             "x/google.protobuf.Int64Value", "x/google.protobuf.Value", "x/google.protobuf.ListValue",
+             "x/sem.base.meta.LlmInferenceMetadataV1", "x/sem.timeline.TeamAnalysisSnapshotV1",
+             "x/sem.timeline.MessageSnapshotV1", "x/google.protobuf.BoolValue", "nope.Missing"]
+shaped_values = st.recursive(
+    st.sampled_from([None, True, False, 0, -0.0, 1, -5, 1.5, 1e21, 1e-7, 2**63, "5", " 5", "NaN", "", "x", *TYPE_URLS]),
+    lambda children: st.lists(children, max_size=3) | st.dictionaries(st.sampled_from(FIELD_NAMES), children, max_size=4),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=500)
+@given(shaped_values)
+def test_any_entity_is_written_or_refused_never_a_crash(value):
+    text = json.dumps({"id": "a", "typed": value} if not isinstance(value, dict) else value)
+    try:
+        written = entity(text)
+    except protojson.Invalid:
+        return
+    assert isinstance(json.loads(written), dict)
+    assert entity(written) == written
