@@ -223,19 +223,14 @@ def _snapshot_body(conn, conv_id, since_version, limit):
 
 
 async def _timeline_store(datasette, request):
-    """The timeline store a timeline request reads, once the actor may view it and its entity
-    tables; the URL's database is the store itself or a turns database paired with it."""
+    """The timeline store a timeline request reads, once the actor may view it (and the database
+    the URL names) and its entity tables."""
     db = await _timeline_database(datasette)
-    route_name = request.url_vars.get("database")
-    if route_name is not None:
-        named = await _named_database(datasette, config.database_route(route_name))
-        if named is None or (db is not None and named.name != db.name
-                             and not await config.is_turns_database(datasette, named.name)):
-            raise ApiError(404, f"not a turns database or timeline store: {config.database_route(route_name)}")
-        await _ensure_database(datasette, request.actor, named)
+    named = await _database_in_url(datasette, request, db)
     if db is None:
         raise ApiError(404, "timeline service not enabled")
-    await _ensure_database(datasette, request.actor, db)
+    for checked in {named.name: named, db.name: db}.values() if named else (db,):
+        await _ensure_database(datasette, request.actor, checked)
     tables = await db.execute_fn(lambda conn: sorted(timeline.entity_tables(conn)))
     hidden = await forbidden_tables(datasette, request.actor, db.name, tables, database_checked=True)
     if hidden:
@@ -243,11 +238,18 @@ async def _timeline_store(datasette, request):
     return db
 
 
-async def _named_database(datasette, name):
+async def _database_in_url(datasette, request, store):
+    """The database ``/-/runtime-truth/{database}/api/timeline`` names: the timeline store itself
+    or a turns database (which the store serves); None at the top level."""
+    segment = request.url_vars.get("database")
+    if segment is None:
+        return None
+    name = config.database_route(segment)
     for db in datasette.databases.values():
         if name in (db.name, getattr(db, "route", db.name)) and not db.name.startswith("_"):
-            return db
-    return None
+            if store is None or db.name == store.name or await config.is_turns_database(datasette, db.name):
+                return db
+    raise ApiError(404, f"not a turns database or timeline store: {name}")
 
 
 async def _ensure_database(datasette, actor, db):
