@@ -15,7 +15,6 @@ import urllib.parse
 from . import config, golang, sqlitefile
 
 TABLE = "timeline_conversations"
-ENTITY_TABLES = ("timeline_entities", "timeline_versions")
 DEFAULT_SNAPSHOT_LIMIT = 5000
 
 # The upstream store's GetSnapshot, statement for statement; the id is bound as a BLOB and cast,
@@ -34,6 +33,10 @@ ORDER BY created_at_ms ASC, entity_id ASC
 LIMIT :limit
 """
 SINCE_SQL = "AND version > :since_version"
+ENTITY_TABLES_SQL = """
+SELECT name FROM sqlite_master
+WHERE type = 'table' AND name IN ('timeline_entities', 'timeline_versions')
+"""
 
 CONVERSATIONS_SQL = """
 SELECT conv_id, session_id, {runtime_key} AS runtime_key, last_activity_ms,
@@ -126,31 +129,34 @@ def read_snapshot(conn, conv_id, since_version, limit):
     """GetSnapshot(conv_id, since_version, limit) on a connection: ``conv_id`` as bytes, ``limit``
     already defaulted. A store without the entity tables (an older file) reads as empty."""
     present = entity_tables(conn)
-    version = 0
-    if "timeline_versions" in present:
-        row = conn.execute(VERSION_SQL, {"conv_id": conv_id}).fetchone()
-        version = 0 if row is None else go_int64(row[0], row[1])
+    version = _version(conn, conv_id) if "timeline_versions" in present else 0
     if since_version >= 2**63:
         raise SnapshotFailed("sql: uint64 values with high bit set are not supported")
-    entities = []
-    if "timeline_entities" in present:
-        sql = ENTITIES_SQL.format(since=SINCE_SQL if since_version else "")
-        params = {"conv_id": conv_id, "since_version": since_version, "limit": limit}
-        cursor = conn.cursor()
-        cursor.row_factory = None  # plain tuples: Datasette's sqlite3.Row costs a third of the read
-        entities = [row[0] for row in cursor.execute(sql, params)]
-        if None in entities:
-            raise SnapshotFailed("converting NULL to string is unsupported")
+    entities = _entity_rows(conn, conv_id, since_version, limit) if "timeline_entities" in present else []
     if version < 0:
         raise SnapshotFailed(f"invalid snapshot version {version}")
     return Snapshot(version, entities)
 
 
+def _version(conn, conv_id):
+    row = conn.execute(VERSION_SQL, {"conv_id": conv_id}).fetchone()
+    return 0 if row is None else go_int64(row[0], row[1])
+
+
+def _entity_rows(conn, conv_id, since_version, limit):
+    sql = ENTITIES_SQL.format(since=SINCE_SQL if since_version else "")
+    cursor = conn.cursor()
+    cursor.row_factory = None  # plain tuples: Datasette's sqlite3.Row costs a third of the read
+    params = {"conv_id": conv_id, "since_version": since_version, "limit": limit}
+    entities = [row[0] for row in cursor.execute(sql, params)]
+    if None in entities:
+        raise SnapshotFailed("converting NULL to string is unsupported")
+    return entities
+
+
 def entity_tables(conn):
     """Which of the entity tables the store has."""
-    names = ", ".join("?" * len(ENTITY_TABLES))
-    return {row[0] for row in conn.execute(
-        f"SELECT name FROM sqlite_master WHERE type = 'table' AND name IN ({names})", ENTITY_TABLES)}
+    return {row[0] for row in conn.execute(ENTITY_TABLES_SQL)}
 
 
 _GO_INT = re.compile(rb"[+-]?[0-9]+")
