@@ -201,7 +201,7 @@ def _int_text(raw):
 
 def _int_in(raw, bounds):
     text = _int_text(raw)
-    if text is None or text in ("", "-"):
+    if text is None:
         return None
     value = int(text)
     return value if bounds[0] <= value <= bounds[1] else None
