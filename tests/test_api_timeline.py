@@ -1,6 +1,7 @@
 """GET /api/timeline and /api/debug/timeline: every golden case of the upstream, byte for byte."""
 
 import asyncio
+import http.client
 import json
 from pathlib import Path
 import re
@@ -12,6 +13,7 @@ from datasette_test import actor_cookie
 import pytest
 
 from api_helpers import ON_065, build_timeline_db, build_turns_db, datasette, get_json
+from browser import datasette_server
 from datasette_runtime_truth import schema
 
 GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden"
@@ -242,3 +244,21 @@ async def test_events_refuses_every_method_but_get(tmp_path, method):
     assert (response.status_code, response.headers["Allow"]) == (405, "GET, OPTIONS")
     if method != "HEAD":
         assert response.json() == {"ok": False, "error": "method not allowed", "status": 405}
+
+
+def test_a_real_server_hands_the_query_over_raw(golden_db):
+    # http.client sends the request target as written; uvicorn must pass its query on untouched.
+    raw_cases = [case for case in CASES if case["query"] is not None and not case["flags"]
+                 and case["name"] in ("semicolon-pair-dropped", "bad-escape-pair-dropped", "conv-plus-space",
+                                      "limit-plus-encoded", "conv-trimmed", "conv-repeated-first-wins")]
+    assert len(raw_cases) == 6
+    with datasette_server(golden_db) as base:
+        connection = http.client.HTTPConnection(base.removeprefix("http://"), timeout=30)
+        for case in raw_cases:
+            connection.request("GET", f"/api/timeline?{case['query']}")
+            response = connection.getresponse()
+            body = response.read()
+            assert response.status == case["status"], case["name"]
+            if case["status"] == 200:
+                assert pinned(body) == case["body"].encode("utf-8"), case["name"]
+        connection.close()
