@@ -491,12 +491,13 @@ def _well_known(node, name, budget):
 def _struct_value(node, name, budget):
     """A Struct, Value or ListValue whose own level is paid for, iteratively: each Value inside
     costs one level of budget (a Struct or ListValue held by a Value costs none, as in
-    protobuf-go)."""
-    root: list = []
-    stack = [(node, name, budget, root.append)]
+    protobuf-go). Each stack entry is (JSON node, message name, budget, where to put the result:
+    a container and its key)."""
+    root = [None]
+    stack = [(node, name, budget, root, 0)]
     charged = False
     while stack:
-        node, name, budget, put = stack.pop()
+        node, name, budget, container, key = stack.pop()
         if name == VALUE:
             if charged:
                 budget -= 1
@@ -506,29 +507,24 @@ def _struct_value(node, name, budget):
                 name = STRUCT
             elif isinstance(node, list):
                 name = LIST_VALUE
-            elif isinstance(node, Num):
-                put(_struct_number(node.raw))
-                continue
             else:
-                put(node)
+                container[key] = _struct_number(node.raw) if isinstance(node, Num) else node
                 continue
         charged = True
         if name == STRUCT:
             if not isinstance(node, Pairs):
                 raise Invalid("google.protobuf.Struct: expected an object")
-            struct = Struct()
-            for key, value in node:
-                if key in struct:
-                    raise Invalid(f"duplicate map key {key}")
-                struct[key] = None
-                stack.append((value, VALUE, budget, _setter(struct, key)))
-            put(struct)
+            struct = container[key] = Struct()
+            for field, value in node:
+                if field in struct:
+                    raise Invalid(f"duplicate map key {field}")
+                struct[field] = None
+                stack.append((value, VALUE, budget, struct, field))
         else:
             if not isinstance(node, list) or isinstance(node, Pairs):
                 raise Invalid("google.protobuf.ListValue: expected an array")
-            items = ListValue([None] * len(node))
-            stack.extend((value, VALUE, budget, _setter(items, index)) for index, value in enumerate(node))
-            put(items)
+            items = container[key] = ListValue([None] * len(node))
+            stack.extend((value, VALUE, budget, items, index) for index, value in enumerate(node))
     return root[0]
 
 
@@ -550,12 +546,6 @@ def _struct_number(raw):
     if not number.is_integer() and 1e-4 <= abs(number) < 1e16:
         return number
     return GoFloat(number)
-
-
-def _setter(container, key):
-    def put(value):
-        container[key] = value
-    return put
 
 
 def _any(node, budget):
