@@ -17,6 +17,8 @@ of the same file (copied and fsync'd before the clock starts):
   directly, and 20 clients for 20 seconds (``--load-seconds``) against the debug routes;
 * lookup by any id (benchmarks/lookup.py): the search box's route for each kind of id against its
   own SQL, everything the route reads, and a full scan.
+* the timeline snapshot (benchmarks/timelinebench.py): ``/api/timeline`` of a 5,000-entity
+  conversation against its SQL and the server's fixed cost.
 
 Each section is a function in SECTIONS returning a Section (or a list of them); the report is
 rendered from them.
@@ -46,6 +48,7 @@ from measure import summary as _summary
 import lookup
 import reportscale
 import routes
+import timelinebench
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEED = 1
@@ -596,7 +599,8 @@ def memory(bench, results):
 # Sections, when several share one server), and may read what an earlier one left in ``results``.
 # The routes, canned queries and load sections (benchmarks/routes.py) share one served copy.
 SECTIONS = (backfill_vs_floor, small_rows_vs_floor, lock_holding, live_writer_section, memory, routes.routes_and_queries,
-            reportscale.report_at_scale, lookup.lookup_by_any_id)
+            reportscale.report_at_scale, lookup.lookup_by_any_id,
+            timelinebench.timeline_snapshot)
 BY_NAME = {section.__name__: section for section in SECTIONS}
 
 

@@ -1,4 +1,5 @@
-"""The /api/debug/* JSON routes of the upstream web-chat server, served from turns.db.
+"""The /api/debug/* and /api/timeline JSON routes of the upstream web-chat server, served from
+turns.db and the timeline store.
 
 ``/api/debug/...`` answers for the default turns database (the plugin's ``database`` setting,
 else the only attached turns database); ``/-/runtime-truth/{database}/api/debug/...`` for any
@@ -9,6 +10,7 @@ else they are derived from turns.db. Every answer is JSON, errors included.
 
 from dataclasses import dataclass
 import re
+import time
 from typing import Any
 import sqlite3
 import urllib.parse
@@ -16,7 +18,7 @@ import urllib.parse
 from datasette.database import QueryInterrupted
 from datasette.utils.asgi import Forbidden, Response
 
-from . import config, golang, links, offload, permissions, schema, store, timeline
+from . import config, golang, links, offload, permissions, protojson, schema, store, timeline
 from . import payload as shapes
 from .cors import add_cors
 from .permissions import ensure_view_database, forbidden_tables
@@ -24,7 +26,8 @@ from .permissions import ensure_view_database, forbidden_tables
 DEFAULT_TURNS_LIMIT = 200
 CONVERSATIONS_LIMIT = 500
 TURN_PATH_ERROR = "expected /api/debug/turn/:convId/:sessionId/:turnId"
-ALLOWED_METHODS = "GET, HEAD, OPTIONS"
+READ_METHODS = ("GET", "HEAD")
+TIMELINE_METHODS = ("GET",)  # the upstream's timeline and events handlers refused HEAD too
 
 
 class ApiError(Exception):
@@ -54,27 +57,39 @@ PREFIXES = ("", r"/-/runtime-truth/(?P<database>[^/]+)")
 def routes() -> list[tuple[str, Any]]:
     """``register_routes`` entries: each endpoint at the top level and under each database."""
     endpoints = (
-        (r"/api/debug/conversations", conversations),
-        (r"/api/debug/conversations/(?P<conv_id>.*)", conversation),
-        (r"/api/debug/turns", turns),
-        (r"/api/debug/turn(?:/(?P<turn_path>.*))?", turn),
+        (r"/api/debug/conversations", conversations, READ_METHODS),
+        (r"/api/debug/conversations/(?P<conv_id>.*)", conversation, READ_METHODS),
+        (r"/api/debug/turns", turns, READ_METHODS),
+        (r"/api/debug/turn(?:/(?P<turn_path>.*))?", turn, READ_METHODS),
+        # Go's ServeMux: a pattern ending in "/" answers every path below it too.
+        (r"/api/debug/events(?:/(?P<events_path>.*))?", events, TIMELINE_METHODS),
+        (r"/api/(?:debug/)?timeline(?:/.*)?", timeline_snapshot, TIMELINE_METHODS),
     )
-    return [(f"^{prefix}{path}$", _json_view(handler)) for prefix in PREFIXES for path, handler in endpoints]
+    return [(f"^{prefix}{path}$", _json_view(handler, methods))
+            for prefix in PREFIXES for path, handler, methods in endpoints]
 
 
-def _json_view(handler):
+def _json_view(handler, methods):
+    allowed = ", ".join(methods + ("OPTIONS",))
+
     async def view(datasette, request):
         if request.method == "OPTIONS":
             # A CORS preflight: Datasette's own views answer it "ok", with the CORS headers.
-            return add_cors(datasette, Response.text("ok", headers={"Allow": ALLOWED_METHODS}))
+            return add_cors(datasette, Response.text("ok", headers={"Allow": allowed}))
         try:
+            if request.method not in methods:
+                raise ApiError(405, "method not allowed")
             response = links.json_response(await _answer(handler, datasette, request))
         except ApiError as error:
             response = links.json_response(shapes.error_body(error.message, error.status), status=error.status)
             if error.status == 405:
-                response.headers["Allow"] = ALLOWED_METHODS
+                response.headers["Allow"] = allowed
         if request.method == "HEAD":
             response.without_body()
+        elif response.rest is None:
+            # A known length spares a large answer the chunked encoding of a pure-Python server.
+            body = response.body
+            response.headers["content-length"] = str(len(body.encode() if isinstance(body, str) else body))
         return add_cors(datasette, response)
 
     view.__name__ = handler.__name__
@@ -82,8 +97,6 @@ def _json_view(handler):
 
 
 async def _answer(handler, datasette, request):
-    if request.method not in ("GET", "HEAD"):
-        raise ApiError(405, "method not allowed")
     try:
         return await handler(datasette, request)
     except QueryInterrupted:
@@ -98,7 +111,7 @@ def time_limit_message(datasette):
             "raise it with --setting sql_time_limit_ms N")
 
 
-# --- the four endpoints -------------------------------------------------------------------------
+# --- the endpoints ------------------------------------------------------------------------------
 
 async def conversations(datasette: Any, request: Any) -> dict[str, Any]:
     stores = await _stores(datasette, request, with_timeline=True)
@@ -165,6 +178,85 @@ async def _build(datasette, stores, job, chars):
         raise ApiError(503, str(error)) from None
 
 
+async def events(datasette: Any, request: Any) -> dict[str, Any]:
+    """The upstream's live event buffer: a store on disk holds no live conversation, so every
+    well-formed id is the upstream's 404."""
+    path = _unescape(request.url_vars.get("events_path") or "")
+    if path is None:
+        raise ApiError(400, "invalid conv_id")
+    raw = path.strip("/")
+    if not raw:
+        raise ApiError(400, "missing conv_id")
+    conv_id = _unescape(raw)
+    if conv_id is None or not golang.trim_space(conv_id):
+        raise ApiError(400, "invalid conv_id")
+    raise ApiError(404, "conversation not found")
+
+
+async def timeline_snapshot(datasette: Any, request: Any) -> links.EncodedJSON:
+    """``GET /api/timeline``: the conversation's ``TimelineSnapshotV2`` from the timeline store,
+    read and written in a worker thread as the upstream's store and handler did."""
+    db = await _timeline_store(datasette, request)
+    query = golang.parse_query(request.scope.get("query_string") or b"")
+    conv_id = golang.trim_space_bytes(golang.query_get(query, b"conv_id"))
+    if not conv_id:
+        raise ApiError(400, "missing conv_id")
+    since_version = golang.sscanf_uint(golang.trim_space_bytes(golang.query_get(query, b"since_version")))
+    limit = golang.sscanf_int(golang.trim_space_bytes(golang.query_get(query, b"limit")))
+    limit = limit if limit > 0 else timeline.DEFAULT_SNAPSHOT_LIMIT
+    return await db.execute_fn(lambda conn: _snapshot_body(conn, conv_id, since_version, limit))
+
+
+def _snapshot_body(conn, conv_id, since_version, limit):
+    try:
+        read = timeline.read_snapshot(conn, conv_id, since_version, limit)
+        entities = [protojson.entity(raw) for raw in read.entities]
+    except (timeline.SnapshotFailed, protojson.Invalid):
+        raise ApiError(500, "timeline snapshot failed") from None
+    try:
+        body = protojson.snapshot(conv_id, read.version, time.time_ns() // 1_000_000, entities)
+    except protojson.Invalid:
+        raise ApiError(500, "timeline marshal failed") from None
+    return links.EncodedJSON(body)
+
+
+async def _timeline_store(datasette, request):
+    """The timeline store a timeline request reads, once the actor may view it (and the database
+    the URL names) and its entity tables."""
+    db = await _timeline_database(datasette)
+    named = await _database_in_url(datasette, request, db)
+    if db is None:
+        raise ApiError(404, "timeline service not enabled")
+    for checked in {named.name: named, db.name: db}.values() if named else (db,):
+        await _ensure_database(datasette, request.actor, checked)
+    tables = await db.execute_fn(lambda conn: sorted(timeline.entity_tables(conn)))
+    hidden = await forbidden_tables(datasette, request.actor, db.name, tables, database_checked=True)
+    if hidden:
+        raise ApiError(403, f"forbidden: you may not view the {hidden[0]} table of the {db.name} database")
+    return db
+
+
+async def _database_in_url(datasette, request, store):
+    """The database ``/-/runtime-truth/{database}/api/timeline`` names: the timeline store itself
+    or a turns database (which the store serves); None at the top level."""
+    segment = request.url_vars.get("database")
+    if segment is None:
+        return None
+    name = config.database_route(segment)
+    for db in datasette.databases.values():
+        if name in (db.name, getattr(db, "route", db.name)) and not db.name.startswith("_"):
+            if store is None or db.name == store.name or await config.is_turns_database(datasette, db.name):
+                return db
+    raise ApiError(404, f"not a turns database or timeline store: {name}")
+
+
+async def _ensure_database(datasette, actor, db):
+    try:
+        await ensure_view_database(datasette, actor, db.name)
+    except Forbidden:
+        raise ApiError(403, f"forbidden: you may not view the {db.name} database") from None
+
+
 # --- stores and permissions ---------------------------------------------------------------------
 
 async def _stores(datasette, request, with_timeline=False, require_turns=False):
@@ -173,10 +265,7 @@ async def _stores(datasette, request, with_timeline=False, require_turns=False):
     turns_db = await _turns_database(datasette, request.actor, request.url_vars.get("database"))
     timeline_db = await _timeline_database(datasette) if with_timeline else None
     for db in {db.name: db for db in (turns_db, timeline_db) if db is not None}.values():
-        try:
-            await ensure_view_database(datasette, request.actor, db.name)
-        except Forbidden:
-            raise ApiError(403, f"forbidden: you may not view the {db.name} database") from None
+        await _ensure_database(datasette, request.actor, db)
     shape = await store.turns_shape(turns_db) if turns_db is not None else None
     if shape is None or not shape.has_turns:
         if require_turns:

@@ -5,6 +5,8 @@
   numbers beyond float64 are errors, nesting deeper than 10,000 levels is an error.
 * :func:`sprint`: ``fmt.Sprint`` of such a value (``1e+06``, ``map[a:1 b:x]``, ``[x <nil>]``).
 * :func:`trim_space`: ``strings.TrimSpace`` (Unicode White_Space, not Python's ``str.strip()``).
+* :func:`parse_query`, :func:`sscanf_int`, :func:`sscanf_uint`: how an ``net/http`` handler reads
+  its query string (``req.URL.Query()``) and a number in it (``fmt.Sscanf(s, "%d", &v)``).
 
 Python's own ``json`` module does the parsing whenever its answer is Go's; a small iterative
 parser takes the rare texts where it is not (surrogate escapes, nesting too deep for Python).
@@ -32,6 +34,98 @@ class InvalidJSON(ValueError):
 def trim_space(text):
     """Go's ``strings.TrimSpace``."""
     return text.strip(GO_SPACE)
+
+
+def trim_space_bytes(data):
+    """Go's ``strings.TrimSpace`` of a byte string that need not be UTF-8."""
+    return trim_space(data.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
+
+
+# net/url refuses a query of more than this many parameters (GODEBUG urlmaxqueryparams, Go 1.24+).
+MAX_QUERY_PARAMS = 10000
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+def parse_query(raw):
+    """``url.ParseQuery`` of the raw query bytes, errors dropped as ``URL.Query()`` drops them:
+    {key: [values]} as bytes. A pair holding ``;`` or a bad ``%`` escape is left out; a query of
+    more parameters than Go allows reads as empty."""
+    values = {}
+    if raw.count(b"&") + 1 > MAX_QUERY_PARAMS:
+        return values
+    for pair in raw.split(b"&"):
+        if b";" in pair or not pair:
+            continue
+        key, _, value = pair.partition(b"=")
+        key, value = query_unescape(key), query_unescape(value)
+        if key is not None and value is not None:
+            values.setdefault(key, []).append(value)
+    return values
+
+
+def query_get(values, key):
+    """``url.Values.Get``: the first value of ``key``, else empty."""
+    return values.get(key, [b""])[0]
+
+
+def query_unescape(data):
+    """``url.QueryUnescape``: ``%XX`` escapes and ``+`` as a space; None for a malformed escape."""
+    if b"%" not in data:
+        return data.replace(b"+", b" ")
+    out = bytearray()
+    index = 0
+    while index < len(data):
+        byte = data[index]
+        if byte == 0x25:
+            pair = data[index + 1:index + 3]
+            if len(pair) < 2 or pair[0] not in _HEX or pair[1] not in _HEX:
+                return None
+            out.append(int(pair, 16))
+            index += 3
+            continue
+        out.append(0x20 if byte == 0x2B else byte)
+        index += 1
+    return bytes(out)
+
+
+_LEADING_DIGITS = re.compile(rb"[0-9]+")
+
+
+def sscanf_int(text, bits=64):
+    """``fmt.Sscanf(text, "%d", &v)`` into a signed integer of ``bits`` bits: after leading white
+    space, an optional sign and the leading digits; 0 (v untouched) when there are none, when they
+    overflow, or at a newline."""
+    text = _skip_space(text)
+    sign = -1 if text[:1] == b"-" else 1
+    value = _scanned_digits(text[1:] if text[:1] in (b"+", b"-") else text)
+    if value is None:
+        return 0
+    value *= sign
+    return value if -(2 ** (bits - 1)) <= value < 2 ** (bits - 1) else 0
+
+
+def sscanf_uint(text, bits=64):
+    """``fmt.Sscanf(text, "%d", &v)`` into an unsigned integer: the leading digits after white
+    space, no sign; 0 when there are none, when they overflow, or at a newline."""
+    value = _scanned_digits(_skip_space(text))
+    return value if value is not None and value < 2 ** bits else 0
+
+
+def _skip_space(text):
+    """The text after fmt's SkipSpace; a newline (never space to Fscanf) leaves nothing to read."""
+    decoded = text.decode("utf-8", "surrogateescape")
+    rest = decoded.lstrip(GO_SPACE)
+    if "\n" in decoded[:len(decoded) - len(rest)]:
+        return b""
+    return rest.encode("utf-8", "surrogateescape")
+
+
+def _scanned_digits(text):
+    match = _LEADING_DIGITS.match(text)
+    if match is None:
+        return None
+    digits = match.group().lstrip(b"0") or b"0"
+    return int(digits) if len(digits) <= 20 else 2 ** 64
 
 
 def _checked_float(text):
@@ -70,13 +164,13 @@ def decode(text):
         except StopIteration:
             raise InvalidJSON("invalid character looking for beginning of value") from None
         except RecursionError:
-            return _Parser(text).parse()
+            return JSONReader(text).parse()
         except ValueError as error:
             raise InvalidJSON(str(error)) from None
         if end != len(text) and text[end:].strip(_JSON_SPACE):
             raise InvalidJSON(f"invalid character {text[end]!r} after top-level value")
         return value
-    return _Parser(text).parse()
+    return JSONReader(text).parse()
 
 
 _WS = " \t\n\r"
@@ -86,15 +180,19 @@ _PLAIN = re.compile(r'[^"\\\x00-\x1f]*')
 _HEX4 = re.compile(r"[0-9a-fA-F]{4}")
 
 
-class _Parser:
-    """An iterative JSON parser with Go's rules, for the texts Python's parser gets wrong."""
+class JSONReader:
+    """An iterative JSON reader with Go's ``encoding/json`` rules, for the texts Python's parser
+    gets wrong. Its hooks (containers, scalars, surrogate escapes, the error raised) let
+    protojson.py read the same grammar as protobuf-go's decoder does."""
+
+    error: type[ValueError] = InvalidJSON
 
     def __init__(self, text):
         self.text = text
         self.pos = 0
 
     def fail(self, what):
-        raise InvalidJSON(f"{what} at offset {self.pos}")
+        raise self.error(f"{what} at offset {self.pos}")
 
     def skip_ws(self):
         text, pos = self.text, self.pos
@@ -110,11 +208,11 @@ class _Parser:
             if value is _OPEN:
                 self.skip_ws()
                 container = stack[-1][0]
-                if self.text.startswith("]" if isinstance(container, list) else "}", self.pos):
+                if self.text.startswith(self.closer(container), self.pos):
                     self.pos += 1
                     value = stack.pop()[0]
                 else:
-                    if isinstance(container, dict):
+                    if self.is_object(container):
                         stack[-1][1] = self.key()
                     continue
             while True:
@@ -124,18 +222,15 @@ class _Parser:
                         self.fail("invalid character after top-level value")
                     return value
                 container, key = stack[-1]
-                if isinstance(container, list):
-                    container.append(value)
-                else:
-                    container[key] = value
+                self.put(container, key, value)
                 self.skip_ws()
                 char = self.next_char()
                 if char == ",":
-                    if isinstance(container, dict):
+                    if self.is_object(container):
                         self.skip_ws()
                         stack[-1][1] = self.key()
                     break
-                if char != ("]" if isinstance(container, list) else "}"):
+                if char != self.closer(container):
                     self.fail("expected , or a closing bracket")
                 value = stack.pop()[0]
 
@@ -159,12 +254,35 @@ class _Parser:
         """A scalar, or _OPEN after pushing a new container."""
         char = self.next_char()
         if char in "[{":
-            if len(stack) >= MAX_DEPTH:
+            if len(stack) >= self.max_depth:
                 self.fail("exceeded max depth")
-            stack.append([[] if char == "[" else {}, None])
+            stack.append([self.container(char), None])
             return _OPEN
         if char == '"':
             return self.string()
+        return self.scalar(char)
+
+    # --- the hooks ---
+
+    max_depth: float = MAX_DEPTH
+
+    def container(self, char):
+        return [] if char == "[" else {}
+
+    def is_object(self, container):
+        return isinstance(container, dict)
+
+    def closer(self, container):
+        return "}" if self.is_object(container) else "]"
+
+    def put(self, container, key, value):
+        if self.is_object(container):
+            container[key] = value
+        else:
+            container.append(value)
+
+    def scalar(self, char):
+        """A literal or a number starting at ``char`` (already read)."""
         for word, value in (("true", True), ("false", False), ("null", None)):
             if self.text.startswith(word, self.pos - 1):
                 self.pos += len(word) - 1
@@ -228,12 +346,18 @@ def format_float(number):
     sign = "-" if math.copysign(1.0, number) < 0 else ""
     if number == 0:
         return sign + "0"
-    mantissa, _, exponent = repr(abs(number)).partition("e")
+    return sign + _go_g(*shortest_digits(abs(number)))
+
+
+def shortest_digits(number):
+    """``(digits, point)`` of a positive finite float: the shortest decimal digits that read back
+    as it (as Go's and Python's shortest formatting both choose them), the decimal point after
+    ``point`` of them."""
+    mantissa, _, exponent = repr(number).partition("e")
     whole, _, fraction = mantissa.partition(".")
     significant = (whole + fraction).lstrip("0")
     point = len(whole) + int(exponent or 0) - (len(whole) + len(fraction) - len(significant))
-    digits = significant.rstrip("0")
-    return sign + _go_g(digits, point)
+    return significant.rstrip("0"), point
 
 
 def _go_g(digits, point):

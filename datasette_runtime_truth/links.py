@@ -67,6 +67,12 @@ def timeline_url(datasette, database, conv_id):
     return plugin_url(datasette, database, "conversation", conv_id=conv_id)
 
 
+def timeline_json_url(datasette, database, conv_id):
+    """The upstream's ``/api/timeline`` snapshot of a conversation, for the store paired with
+    ``database``."""
+    return plugin_url(datasette, database, "api/timeline", conv_id=conv_id)
+
+
 def debug_turn_url(datasette, conv_id, session_id, turn_id, database=None):
     """The upstream's turn detail route; each id percent-encoded (``/`` too) as the API reads it.
     With ``database``: that turns database's own copy of the route."""

@@ -279,6 +279,7 @@ async def conversation_page(datasette, request):
         "pointer": pointer, "rt_crumbs": crumbs, "migrated": migrated,
         "rt_colours": charts.assign_colours(row["runtime_key"] for row in rows),
         "preview_url": links.plugin_url(datasette, name, "preview"),
+        "timeline_json_url": None if pointer is None else links.timeline_json_url(datasette, name, conv_id),
         "history_url": _history_url(datasette, name, conv_id, migrated),
         "report_url": datasette.urls.path(PREFIX)})
 

@@ -68,7 +68,7 @@ def turns_item(snapshot, dump):
         "session_id": snapshot.session_id,
         "turn_id": snapshot.turn_id,
         "phase": snapshot.phase,
-        "runtime_key": snapshot.runtime_key or "",
+        **_runtime_keys(snapshot),
         "inference_id": snapshot.inference_id or "",
         "created_at_ms": snapshot.created_at_ms,
         "payload": dump(snapshot.payload),
@@ -86,11 +86,20 @@ def turn_item(snapshot, dump):
     return {
         "phase": snapshot.phase,
         "created_at_ms": snapshot.created_at_ms,
-        "runtime_key": snapshot.runtime_key or "",
+        **_runtime_keys(snapshot),
         "inference_id": snapshot.inference_id or "",
         "payload": dump(snapshot.payload),
         "parsed": snapshot.payload,
     }
+
+
+def _runtime_keys(snapshot):
+    """The playbook's ``runtime_key``, and the same value as the upstream code's own
+    ``resolved_runtime_key``, left out when empty as the upstream did."""
+    keys = {"runtime_key": snapshot.runtime_key or ""}
+    if keys["runtime_key"]:
+        keys["resolved_runtime_key"] = keys["runtime_key"]
+    return keys
 
 
 def error_body(message, status):

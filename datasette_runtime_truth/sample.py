@@ -4,6 +4,12 @@ Conversations have several sessions and switch runtime mid-way; each turn has tw
 snapshots of content-addressed blocks; turn metadata comes in every form the upstream ever wrote
 (and some it should not have). Everything is drawn from one seeded ``random.Random``, so a seed
 always gives the same rows.
+
+The timeline store also holds each conversation's timeline as the upstream's projection wrote it
+(``timeline_entities`` / ``timeline_versions``): the user's message, tool calls and results, and
+the assistant's answer re-upserted as it streamed, each version a stream id (milliseconds times
+a million plus a sequence). Those are drawn from a second generator seeded by the conversation's
+id, so the turns and conversations of a seed stay what they were.
 """
 
 from dataclasses import dataclass
@@ -86,6 +92,9 @@ class _Builder:
         self.shape = shape
         self._block_count = 0
         self._written_by_new_server = []
+        self._exchanges = []  # the current conversation's turns, as its timeline shows them
+        self._entity_rows = []
+        self._version_rows = []
 
     def write(self, turns_path, timeline_path, turn_count):
         tmp_turns, tmp_timeline = turns_path + ".tmp", timeline_path + ".tmp"
@@ -94,7 +103,7 @@ class _Builder:
         turns_db = _fast_connection(tmp_turns)
         turns_db.executescript(schema.PRE_CUTOVER_TURNS_DDL + schema.BLOCKS_TABLES_DDL)
         timeline_db = _fast_connection(tmp_timeline)
-        timeline_db.executescript(schema.TIMELINE_DDL)
+        timeline_db.executescript(schema.TIMELINE_DDL + schema.TIMELINE_ENTITY_DDL)
         counts = {"conversations": 0, "sessions": 0, "turns": 0, "snapshots": 0, "blocks": 0}
         turn_rows, block_rows, member_rows, conversation_rows = [], [], [], []
         while counts["turns"] < turn_count:
@@ -103,7 +112,9 @@ class _Builder:
             conversation_rows.append(conversation)
             if len(member_rows) > 50_000:
                 self._flush(turns_db, turn_rows, block_rows, member_rows)
+                self._flush_timeline(timeline_db)
         self._flush(turns_db, turn_rows, block_rows, member_rows)
+        self._flush_timeline(timeline_db)
         timeline_db.executemany(
             "INSERT INTO timeline_conversations VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)", conversation_rows
         )
@@ -141,6 +152,11 @@ class _Builder:
         counts["sessions"] += len(sessions)
         last_seen_version = rng.randrange(0, 60)
         has_timeline = 0 if rng.random() < 0.1 else 1
+        if has_timeline:
+            entities = timeline_entities(conv_id, self._exchanges)
+            self._entity_rows += entities
+            self._version_rows.append((conv_id, max(row[5] for row in entities)))
+        self._exchanges = []
         status = "active" if rng.random() < 0.7 else "closed"
         return (conv_id, session, runtime, created, now, last_seen_version, has_timeline, status, "")
 
@@ -149,19 +165,23 @@ class _Builder:
         rng = self.rng
         turn_id = uuid4(rng)
         inference_id = uuid4(rng)
-        user = self._block(block_rows, now, "user", "user", {"text": _sentence(rng)})
+        question = _sentence(rng)
+        user = self._block(block_rows, now, "user", "user", {"text": question})
         phases = [("pre_inference", [user])]
+        tool = None
         if rng.random() < 0.3:
             call_id = uuid4(rng)
-            call = self._block(block_rows, now, "tool_call", "assistant",
-                               {"id": call_id, "name": rng.choice(("search", "lookup_sku", "calendar")),
-                                "args": {"q": _word(rng)}})
-            result = self._block(block_rows, now, "tool_use", "tool", {"id": call_id, "result": _sentence(rng)})
+            tool = {"id": call_id, "name": rng.choice(("search", "lookup_sku", "calendar")),
+                    "args": {"q": _word(rng)}}
+            call = self._block(block_rows, now, "tool_call", "assistant", dict(tool))
+            tool["result"] = _sentence(rng)
+            result = self._block(block_rows, now, "tool_use", "tool", {"id": call_id, "result": tool["result"]})
             phases.append(("post_tools", [user, call, result]))
             history = [user, call, result]
         else:
             history = [user]
-        answer = self._block(block_rows, now, "llm_text", "assistant", {"text": _sentence(rng)})
+        reply = _sentence(rng)
+        answer = self._block(block_rows, now, "llm_text", "assistant", {"text": reply})
         phases.append(("post_inference", history + [answer]))
         if rng.random() < 0.9:
             phases.append(("final", history + [answer]))
@@ -172,6 +192,7 @@ class _Builder:
             counts["snapshots"] += 1
             now += rng.randrange(200, 8_000)
         updated = now - 1
+        self._exchanges.append(Exchange(turn_id, inference_id, created, updated, question, tool, reply))
         metadata = self._metadata(updated, runtime, inference_id, session, provider, model)
         data = json.dumps({"geppetto.turn_data@v1": {"tool_config": {"enabled": len(phases) > 3}}})
         turn_rows.append((conv_id, session, turn_id, created, metadata, data, updated))
@@ -245,6 +266,12 @@ class _Builder:
         block_rows.clear()
         member_rows.clear()
 
+    def _flush_timeline(self, conn):
+        conn.executemany("INSERT INTO timeline_entities VALUES (?, ?, ?, ?, ?, ?, ?)", self._entity_rows)
+        conn.executemany("INSERT INTO timeline_versions VALUES (?, ?)", self._version_rows)
+        self._entity_rows.clear()
+        self._version_rows.clear()
+
     def _carry_values(self, conn):
         """Shape ``partial``: the columns exist and turns saved after the cutover carry values."""
         for column in schema.COLUMNS[4:]:
@@ -259,6 +286,57 @@ class _Builder:
                WHERE rowid IN (SELECT rowid FROM turns WHERE updated_at_ms < ? ORDER BY rowid LIMIT ?)""",
             (LEGACY_FROM_MS, max(1, len(self._written_by_new_server) // 50)),
         )
+
+
+@dataclass(frozen=True)
+class Exchange:
+    """One turn as the timeline shows it: the question, an optional tool call (``id``, ``name``,
+    ``args``, ``result``) and the streamed reply, between ``started`` and ``finished``."""
+
+    turn_id: str
+    inference_id: str
+    started: int
+    finished: int
+    question: str
+    tool: object
+    reply: str
+
+
+def timeline_entities(conv_id, exchanges):
+    """``timeline_entities`` rows of one conversation, as the upstream's projection upserted them:
+    ``(conv_id, entity_id, kind, created_at_ms, updated_at_ms, version, entity_json)``."""
+    rng = random.Random(f"timeline:{conv_id}")
+    rows = []
+
+    def upsert(entity_id, kind, created, updated, props):
+        version = updated * 1_000_000 + rng.randrange(0, 8)
+        rows.append((conv_id, entity_id, kind, created, updated, version, entity_json(
+            entity_id, kind, created, updated, props)))
+
+    for turn in exchanges:
+        upsert(f"user-{turn.turn_id}", "message", turn.started, turn.started + rng.randrange(2, 40),
+               {"content": turn.question, "role": "user", "streaming": False})
+        at = turn.started + rng.randrange(300, 2_000)
+        if turn.tool:
+            call_id = turn.tool["id"]
+            done = at + rng.randrange(100, 3_000)
+            upsert(call_id, "tool_call", at, done,
+                   {"done": True, "input": turn.tool["args"], "name": turn.tool["name"], "status": "completed"})
+            upsert(f"{call_id}:result", "tool_result", done, done + rng.randrange(1, 30),
+                   {"result": turn.tool["result"], "toolCallId": call_id})
+            at = done + rng.randrange(200, 1_500)
+        # The reply is upserted again with every streamed chunk; the row holds the last upsert.
+        finished = max(turn.finished, at + rng.randrange(50, 400))
+        upsert(f"msg-{turn.inference_id}", "message", at, finished,
+               {"content": turn.reply, "role": "assistant", "streaming": False})
+    return rows
+
+
+def entity_json(entity_id, kind, created, updated, props):
+    """A TimelineEntityV2 as the upstream store wrote it: protojson, its fields in order, props'
+    keys sorted, with the space after each comma protojson sometimes writes."""
+    return json.dumps({"id": entity_id, "kind": kind, "createdAtMs": str(created), "updatedAtMs": str(updated),
+                       "props": dict(sorted(props.items()))}, separators=(", ", ":"), ensure_ascii=False)
 
 
 def _fast_connection(path):

@@ -85,6 +85,26 @@ CREATE INDEX timeline_conversations_by_last_activity ON timeline_conversations(l
 CREATE INDEX timeline_conversations_by_session ON timeline_conversations(session_id);
 """
 
+# The upstream store's timeline tables (timeline_store_sqlite.go), which its /api/timeline read.
+TIMELINE_ENTITY_DDL = """
+CREATE TABLE timeline_versions (
+  conv_id TEXT PRIMARY KEY,
+  version INTEGER NOT NULL
+);
+CREATE TABLE timeline_entities (
+  conv_id TEXT NOT NULL,
+  entity_id TEXT NOT NULL,
+  kind TEXT NOT NULL,
+  created_at_ms INTEGER NOT NULL,
+  updated_at_ms INTEGER NOT NULL,
+  version INTEGER NOT NULL,
+  entity_json TEXT NOT NULL,
+  PRIMARY KEY (conv_id, entity_id)
+);
+CREATE INDEX timeline_entities_by_version ON timeline_entities(conv_id, version);
+CREATE INDEX timeline_entities_by_created ON timeline_entities(conv_id, created_at_ms);
+"""
+
 
 @dataclass(frozen=True)
 class Column:

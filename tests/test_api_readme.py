@@ -46,10 +46,12 @@ def demo(tmp_path_factory):
 async def test_every_curl_in_the_readme_answers_as_described(demo):
     ds = datasette(demo)
     urls = curl_urls()
-    assert len(urls) == 6
+    assert len(urls) == 11
     responses = [await ds.client.get(url) for url in urls]
-    assert [response.status_code for response in responses] == [200, 200, 200, 200, 200, 400]
-    conversations, conversation, turns, turn, by_session, bad = [response.json() for response in responses]
+    assert [response.status_code for response in responses] == [200, 200, 200, 200, 200, 400,
+                                                                200, 200, 200, 400, 404]
+    conversations, conversation, turns, turn, by_session, bad = [response.json() for response in responses[:6]]
+    timeline, since, unknown, missing, events = responses[6:]
 
     assert len(conversations["items"]) > 0
     shown = re.search(r"```json\n(.*?)```", session_section(), re.S).group(1)
@@ -72,3 +74,10 @@ async def test_every_curl_in_the_readme_answers_as_described(demo):
 
     error = re.search(r"answers `400` with\n`(.*?)`", session_section(), re.S).group(1)
     assert bad == json.loads(error)
+
+    shown = re.findall(r"```json\n(.*?)```", session_section(), re.S)[1].strip()
+    clock = re.compile(r'"serverTimeMs":"[0-9]+"')
+    assert clock.sub('"serverTimeMs":"…"', timeline.text) == shown
+    assert [entity["kind"] for entity in since.json()["entities"]] == ["tool_result"]
+    assert clock.sub('"serverTimeMs":"…"', unknown.text) == '{"convId":"nope","serverTimeMs":"…"}'
+    assert (missing.json()["error"], events.json()["error"]) == ("missing conv_id", "conversation not found")

@@ -32,13 +32,15 @@ async def test_detail_lists_final_before_draft(ds, prefix):
     assert list(body) == ["conv_id", "items", "session_id", "turn_id"]
     assert (body["conv_id"], body["session_id"], body["turn_id"]) == ("conv-1", "session-1", "turn-1")
     final, draft = body["items"]
-    assert list(final) == ["phase", "created_at_ms", "runtime_key", "inference_id", "payload", "parsed"]
+    assert list(final) == ["phase", "created_at_ms", "runtime_key", "resolved_runtime_key", "inference_id",
+                           "payload", "parsed"]
     assert final["phase"] == "final" and final["created_at_ms"] == 200
     assert final["parsed"] == {"blocks": [USER_BLOCK, ANSWER_BLOCK], "id": "turn-1", "metadata": METADATA}
     assert draft == {
         "phase": "draft",
         "created_at_ms": 100,
         "runtime_key": "inventory@v1",
+        "resolved_runtime_key": "inventory@v1",
         "inference_id": "inf-1",
         "payload": DRAFT_YAML,
         "parsed": {"blocks": [USER_BLOCK], "id": "turn-1", "metadata": METADATA},

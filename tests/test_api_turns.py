@@ -45,6 +45,7 @@ async def test_upstream_filtered_list(ds, prefix):
             "turn_id": "turn-1",
             "phase": "final",
             "runtime_key": "inventory@v1",
+            "resolved_runtime_key": "inventory@v1",
             "inference_id": "inf-1",
             "created_at_ms": 200,
             "payload": TURN_1_FINAL_YAML,
@@ -55,7 +56,8 @@ async def test_upstream_filtered_list(ds, prefix):
     }
     assert list(body) == ["conv_id", "items", "phase", "session_id", "since_ms"]
     assert list(body["items"][0]) == [
-        "conv_id", "session_id", "turn_id", "phase", "runtime_key", "inference_id", "created_at_ms", "payload",
+        "conv_id", "session_id", "turn_id", "phase", "runtime_key", "resolved_runtime_key", "inference_id",
+        "created_at_ms", "payload",
     ]
 
 
@@ -210,7 +212,7 @@ async def test_store_with_only_a_turns_table_lists_one_item_per_turn(tmp_path):
         {"conv_id": "c", "session_id": "s", "turn_id": "t-new", "phase": "", "runtime_key": "",
          "inference_id": "", "created_at_ms": 20, "payload": "blocks: []\nid: t-new\n"},
         {"conv_id": "c", "session_id": "s", "turn_id": "t-old", "phase": "", "runtime_key": "planner",
-         "inference_id": "", "created_at_ms": 10, "payload": "blocks: []\nid: t-old\nmetadata:\n    a: 1\n"},
+         "resolved_runtime_key": "planner", "inference_id": "", "created_at_ms": 10, "payload": "blocks: []\nid: t-old\nmetadata:\n    a: 1\n"},
     ]
     status, body = await get_json(ds, "/api/debug/turns?conv_id=c&phase=final")
     assert (status, body["items"]) == (200, [])

@@ -10,7 +10,7 @@ import pytest
 SCRIPT = pathlib.Path(__file__).parent.parent / "benchmarks" / "run.py"
 SECTIONS = ["Backfill vs the floor", "Backfill vs the floor, small rows", "Lock holding", "A live writer",
             "Memory", "Routes", "Canned queries", "Load", "A big turn beside other requests", "The report at scale",
-            "Lookup by any id"]
+            "Lookup by any id", "The timeline snapshot"]
 
 
 @pytest.mark.benchmark
@@ -99,6 +99,11 @@ def test_small_run_is_consistent(tmp_path):
         assert figures["statuses"] == {"200": figures["requests"]}, kind
         assert figures["scan_ms"]["count"] == 3, kind
 
+    snapshot = sections["The timeline snapshot"]["data"]
+    assert snapshot["written"] == snapshot["rows"] == snapshot["entities"] == 5000
+    assert (snapshot["different"], snapshot["cold_statuses"]) == (0, {"200": 1})
+    assert snapshot["route_ms"]["count"] == snapshot["sql_ms"]["count"] == 50 and snapshot["ratio"] > 0
+
     text = out.read_text()
     assert text.startswith("# Benchmarks\n")
     for heading in ["## Machine", "## Sample", "## Targets", *(f"## {title}" for title in SECTIONS)]:
@@ -163,3 +168,14 @@ def test_payload_memory_runs(tmp_path):
     concurrent = result["concurrent"]
     assert concurrent["refused"]["statuses"] == {"413": 20}
     assert concurrent["served"]["statuses"] == {"200": 2}
+@pytest.mark.benchmark
+def test_one_section_runs_alone(tmp_path):
+    out = tmp_path / "BENCHMARKS.md"
+    process = subprocess.run(
+        [sys.executable, str(SCRIPT), "--turns", "100", "--json", "--out", str(out), "--only", "timeline_snapshot"],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert process.returncode == 0, process.stderr
+    assert [section["title"] for section in json.loads(process.stdout)["sections"]] == ["The timeline snapshot"]
+    process = subprocess.run([sys.executable, str(SCRIPT), "--only", "nope"], capture_output=True, text=True)
+    assert process.returncode == 2 and "argument --only: invalid choice: 'nope'" in process.stderr

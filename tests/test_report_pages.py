@@ -1,6 +1,8 @@
 """/-/runtime-truth, /-/runtime-truth.json and the conversation timeline page, over HTTP."""
 
+import json
 import re
+import sqlite3
 
 import pytest
 from api_helpers import ON_065
@@ -101,6 +103,24 @@ async def test_conversation_timeline_page(tmp_path):
     assert re.findall(r'class="rt-turn" data-turn-id="([^"]+)"', response.text) == ["turn-0", "turn-1", "turn-2"]
     assert "3 turns, 1 runtime switch." in response.text
     assert 'href="/turns/runtime_history?conv_id=conv%2F1"' in response.text
+    assert "timeline JSON" not in response.text  # no timeline store attached
+
+
+@pytest.mark.asyncio
+async def test_conversation_page_links_to_its_timeline_json(tmp_path):
+    path = tmp_path / "turns.db"
+    conn = create_store(path, "current")
+    insert_turn(conn, "conv/1 x", "s1", "turn-0", updated=100, runtime_key="planner", inference_id="inf-0")
+    store = sqlite3.connect(tmp_path / "timeline.db")
+    store.executescript(schema.TIMELINE_DDL + schema.TIMELINE_ENTITY_DDL)
+    store.execute("INSERT INTO timeline_entities VALUES ('conv/1 x', 'e', 'k', 1, 2, 3, '{\"id\": \"e\"}')")
+    store.commit()
+    ds = Datasette([str(path), str(tmp_path / "timeline.db")])
+    page = await ds.client.get("/-/runtime-truth/turns/conversation?conv_id=conv%2F1+x")
+    href = re.search(r'class="rt-timeline-json" href="([^"]+)"', page.text).group(1)
+    assert href == "/-/runtime-truth/turns/api/timeline?conv_id=conv%2F1+x"
+    response = await ds.client.get(href)
+    assert json.loads(response.text)["entities"] == [{"id": "e"}]
 
 
 @pytest.mark.asyncio

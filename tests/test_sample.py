@@ -36,7 +36,7 @@ def test_pre_cutover_shape_uses_the_upstream_ddl(tmp_path):
         "conv_id", "session_id", "turn_id", "turn_created_at_ms", "turn_metadata_json",
         "turn_data_json", "updated_at_ms"]
     expected_timeline = sqlite3.connect(":memory:")
-    expected_timeline.executescript(schema.TIMELINE_DDL)
+    expected_timeline.executescript(schema.TIMELINE_DDL + schema.TIMELINE_ENTITY_DDL)
     assert timeline.execute(sql).fetchall() == expected_timeline.execute(sql).fetchall()
 
 
@@ -130,3 +130,30 @@ def test_partial_shape_carries_values(tmp_path):
     after_cutover = turns.execute("SELECT count(*) FROM turns WHERE updated_at_ms >= ?", (sample.CUTOVER_MS,)).fetchone()[0]
     assert carried == after_cutover > 0
     assert turns.execute("SELECT count(*) FROM turns WHERE runtime_key = 'ops-restored'").fetchone()[0] > 0
+
+
+def test_the_timeline_store_holds_each_timeline_as_the_upstream_projection_wrote_it(tmp_path):
+    _, turns, timeline = build(tmp_path)
+    with_timeline = {row[0] for row in timeline.execute("SELECT conv_id FROM timeline_conversations WHERE has_timeline")}
+    versions = dict(timeline.execute("SELECT conv_id, version FROM timeline_versions"))
+    assert set(versions) == with_timeline
+    rows = timeline.execute(
+        "SELECT conv_id, entity_id, kind, created_at_ms, updated_at_ms, version, entity_json FROM timeline_entities"
+    ).fetchall()
+    assert {row[0] for row in rows} == with_timeline
+    newest = {}
+    for conv_id, entity_id, kind, created, updated, version, text in rows:
+        newest[conv_id] = max(newest.get(conv_id, 0), version)
+        assert version // 1_000_000 == updated and version % 1_000_000 < 8  # a stream id
+        assert created <= updated
+        assert json.loads(text) == {"id": entity_id, "kind": kind, "createdAtMs": str(created),
+                                    "updatedAtMs": str(updated), "props": json.loads(text)["props"]}
+        assert ", " in text  # the spaced protojson the upstream store wrote
+    assert newest == versions
+    kinds = {kind: count for kind, count in timeline.execute(
+        "SELECT kind, count(*) FROM timeline_entities GROUP BY kind")}
+    turns_with_timeline = turns.execute(
+        f"SELECT count(*) FROM turns WHERE conv_id IN ({','.join('?' * len(with_timeline))})",
+        sorted(with_timeline)).fetchone()[0]
+    assert kinds["message"] == 2 * turns_with_timeline
+    assert kinds["tool_call"] == kinds["tool_result"] > 0
