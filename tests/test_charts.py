@@ -169,8 +169,8 @@ def test_coverage_axis_labels_never_run_together():
     import datetime
     start = datetime.date(2026, 2, 10)
     for count in (1, 2, 3, 7, 45, 61, 400):
-        days = [{"day": (start + datetime.timedelta(days=n)).isoformat(), "turns": 1, "runtime_key": 1,
-                 "inference_id": 1} for n in range(count)]
+        days = [{"day": (start + datetime.timedelta(days=n)).isoformat(), "turns": 1, "with_runtime_key": 1,
+                 "with_inference_id": 1, "with_neither": 0} for n in range(count)]
         svg = str(charts.coverage_svg(days))
         labels = re.findall(r'<text class="rt-axis-day" x="([^"]+)" y="[^"]+" text-anchor="([^"]+)"[^>]*>([^<]+)</text>', svg)
         assert labels[0][2] == days[0]["day"][5:] and labels[-1][2] == days[-1]["day"][5:]
