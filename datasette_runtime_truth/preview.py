@@ -2,7 +2,7 @@
 
 Works on any turns.db, migrated or not: the candidates are the migration's own (``runtime_key``
 or ``inference_id`` empty; on a pre-cutover store, where both columns are missing, every row),
-and each row's outcome is ``backfill.next_values`` with the configured rules, exactly the
+and each row's outcome is ``backfill.decide`` with the configured rules, exactly the
 migration's decision. Read in primary-key order with keyset paging, a page at a time, so the
 Python work per request is bounded.
 """
@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from . import backfill, schema
 
-WRITES, UNCHANGED, SKIPPED = "writes", "unchanged", "skipped: bad metadata"
 DEFAULT_PAGE = 50
 MAX_PAGE = 1000
 COLUMNS = ("conv_id", "session_id", "turn_id", "updated_at_ms", "runtime_key", "inference_id",
@@ -35,8 +34,7 @@ def page_size(text, cap=MAX_PAGE):
 
 def read_page(conn, rules="canonical", after=None, limit=DEFAULT_PAGE):
     """One page of candidate rows after the ``(conv_id, session_id, turn_id)`` key ``after``."""
-    if rules not in backfill.RULES:
-        raise ValueError(f"unknown rules {rules!r}: expected one of {', '.join(backfill.RULES)}")
+    backfill.check_rules(rules)
     shape = schema.TurnsShape.read(conn)
     runtime_key, inference_id = shape.runtime_key, shape.inference_id
     stamp = shape.stamp or "NULL"
@@ -60,17 +58,14 @@ def read_page(conn, rules="canonical", after=None, limit=DEFAULT_PAGE):
 
 
 def _decide(row, rules):
+    """One candidate row as the preview shows it: its values, backfill.decide's action and the
+    values the row holds after it."""
     conv_id, session_id, turn_id, updated, runtime_key, inference_id, metadata = row
-    try:
-        new = backfill.next_values(metadata, runtime_key, inference_id, rules)
-    except backfill.InvalidMetadata:
-        action, new = SKIPPED, None
-    else:
-        action = UNCHANGED if new is None else WRITES
+    decision = backfill.decide(metadata, runtime_key, inference_id, rules)
     runtime_key = "" if runtime_key is None else runtime_key
     inference_id = "" if inference_id is None else inference_id
-    new_runtime, new_inference = new if new is not None else (runtime_key, inference_id)
+    new_runtime, new_inference = decision.values or (runtime_key, inference_id)
     return {"conv_id": conv_id, "session_id": session_id, "turn_id": turn_id,
             "updated_at_ms": updated, "runtime_key": runtime_key,
-            "inference_id": inference_id, "action": action,
+            "inference_id": inference_id, "action": decision.action,
             "new_runtime_key": new_runtime, "new_inference_id": new_inference}

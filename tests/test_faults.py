@@ -31,11 +31,7 @@ def expected_values(path):
     conn = sqlite3.connect(path)
     expected = {}
     for rowid, metadata in conn.execute("SELECT rowid, turn_metadata_json FROM turns"):
-        try:
-            found = backfill.recover(metadata)
-        except backfill.InvalidMetadata:
-            found = backfill.Recovered("", "")
-        expected[rowid] = (found.runtime_key, found.inference_id)
+        expected[rowid] = backfill.decide(metadata, "", "").values or ("", "")
     conn.close()
     return expected
 

@@ -377,13 +377,12 @@ def test_sample_store_values_match_the_rules_row_by_row(tmp_path):
     report = migrate_path(path)
     filled = skipped = 0
     for metadata, runtime_key, inference_id in turns_rows(path, "turn_metadata_json, runtime_key, inference_id"):
-        try:
-            expected = backfill.recover(metadata)
-        except backfill.InvalidMetadata:
+        decision = backfill.decide(metadata, "", "")
+        if decision.action == backfill.BAD_METADATA:
             skipped += 1
             assert (runtime_key, inference_id) == ("", "")
             continue
-        assert (runtime_key, inference_id) == (expected.runtime_key, expected.inference_id)
+        assert (runtime_key, inference_id) == (decision.values or ("", ""))
         filled += bool(runtime_key)
     assert report.runtime_key_filled == filled
     assert report.skipped_bad_metadata == skipped

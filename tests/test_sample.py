@@ -103,10 +103,7 @@ def test_runtime_switches_and_the_pointer_is_the_latest_runtime(tmp_path):
     runtimes = {}  # conv_id -> [(updated_at_ms, runtime recovered from canonical metadata)]
     for conv_id, updated, metadata in turns.execute(
             "SELECT conv_id, updated_at_ms, turn_metadata_json FROM turns ORDER BY conv_id, updated_at_ms"):
-        try:
-            runtime = backfill.recover(metadata).runtime_key
-        except backfill.InvalidMetadata:
-            runtime = ""
+        runtime = (backfill.decide(metadata, "", "").values or ("", ""))[0]
         runtimes.setdefault(conv_id, []).append((updated, runtime))
     switched = [c for c, seq in runtimes.items() if len({r for _, r in seq if r and not r.isdigit()}) > 1]
     assert len(switched) > 10
