@@ -9,7 +9,8 @@ from datasette_test import actor_cookie
 from hypothesis import HealthCheck, given, settings, strategies as st
 import pytest
 
-from api_helpers import ON_065, build_timeline_db, build_turns_db, datasette, get_json
+from api_helpers import build_timeline_db, build_turns_db, datasette, get_json
+from conftest import line_config
 from datasette_runtime_truth import schema
 
 ROUTES = [
@@ -49,7 +50,7 @@ async def test_allow_block_on_the_timeline_store_guards_conversations(paths):
 
 @pytest.mark.asyncio
 async def test_instance_wide_deny(paths):
-    ds = datasette(paths, **{"metadata" if ON_065 else "config": {"allow": False}})
+    ds = datasette(paths, **line_config({"allow": False}))
     assert (await ds.client.get("/api/debug/turns?conv_id=conv-1")).status_code == 403
 
 

@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 from browser import chromium, datasette_server
+from conftest import ON_065
 from datasette_runtime_truth.sample import build as build_sample
 
 PHONE = {"width": 390, "height": 844}
@@ -179,8 +180,7 @@ def test_incident_pages_in_chromium(tmp_path):
 
         # The no-plugin bundle's history page labels its cells right too.
         root = __import__("pathlib").Path(__file__).parent.parent
-        from datasette.version import __version__
-        config = ["-m", root / "metadata.yml"] if __version__.startswith("0.") else ["-c", root / "datasette.yaml"]
+        config = ["-m", root / "metadata.yml"] if ON_065 else ["-c", root / "datasette.yaml"]
         with datasette_server(sample.turns_path, *config, "--template-dir", root / "templates",
                               "--setting", "default_allow_sql", "on", log_path=log,
                               env_no_plugin=True) as base:

@@ -8,7 +8,7 @@ import sqlite3
 from datasette_test import Datasette, actor_cookie
 import pytest
 
-from api_helpers import ON_065, build_timeline_db, build_turns_db, datasette, get_json
+from api_helpers import build_timeline_db, build_turns_db, datasette, get_json
 from builders import create_store, dump, insert_turn
 
 CANONICAL = {"geppetto.runtime@v1": {"runtime_key": "planner"}, "geppetto.inference_id@v1": "inf-42"}

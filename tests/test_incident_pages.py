@@ -11,6 +11,7 @@ from datasette.cli import cli
 from datasette_test import Datasette
 
 from builders import create_store, insert_turn
+from conftest import line_config
 from datasette_runtime_truth import backfill, queries
 from datasette_runtime_truth.migrate import migrate_path
 from datasette_runtime_truth.sample import CUTOVER_MS, build as build_sample
@@ -79,8 +80,7 @@ async def test_queries_get_the_plugin_pages_under_any_database_name(tmp_path):
     other = tmp_path / "other.db"
     sqlite3.connect(other).execute("CREATE TABLE t (x)").connection.close()
     config = {"databases": {"other": {"queries": {"q": "select 1 as one"}}}}
-    kwargs = {"metadata": config} if not hasattr(Datasette, "add_query") else {"config": config}
-    plain = Datasette([str(other)], **kwargs)
+    plain = Datasette([str(other)], **line_config(config))
     response = await plain.client.get("/other/q")
     assert response.status_code == 200 and "runtime-truth-meaning" not in response.text
 

@@ -2,7 +2,7 @@
 the JSON report's; OpenMetrics on request; the report's permissions; CORS with --cors."""
 
 import pytest
-from api_helpers import ON_065
+from conftest import line_config
 from datasette_test import Datasette, actor_cookie
 from metrics_helpers import VERSION, expected_from_json, values, without_age
 from prometheus_client.exposition import choose_encoder
@@ -67,7 +67,7 @@ async def test_openmetrics_when_the_scraper_asks(sample):
 async def test_same_permissions_as_the_report(sample):
     settings = {"databases": {"turns": {"allow": {"id": "admin"}}}}
     ds = Datasette([sample.turns_path, sample.timeline_path],
-                   **({"metadata": settings} if ON_065 else {"config": settings}))
+                   **line_config(settings))
     anonymous = await ds.client.get("/-/runtime-truth/metrics")
     assert anonymous.status_code == 403
     admin = await ds.client.get("/-/runtime-truth/metrics", cookies={"ds_actor": actor_cookie(ds, {"id": "admin"})})

@@ -5,6 +5,7 @@ import sqlite3
 
 import pytest
 
+from conftest import ON_065
 from datasette_runtime_truth import queries, schema
 from query_store import BEFORE, CUTOVER, MODES, build_store, serving
 
@@ -175,8 +176,8 @@ def test_inference_lookup_searches_the_inference_index(store):
 @pytest.mark.parametrize("mode", MODES)
 async def test_queries_run_where_arbitrary_sql_is_not_allowed(store, mode):
     async with serving(store, mode, settings={"default_allow_sql": False}) as ds:
-        assert (await ds.client.get("/turns/-/query?sql=select+1" if hasattr(ds, "add_query")
-                                    else "/turns?sql=select+1")).status_code == 403
+        assert (await ds.client.get("/turns?sql=select+1" if ON_065
+                                    else "/turns/-/query?sql=select+1")).status_code == 403
         assert await rows(ds, "/turns/runtime_history.json?conv_id=conv-1&_shape=array") == CONV_1_HISTORY
 
 

@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from api_helpers import ON_065
+from conftest import line_config
 from datasette_test import Datasette, actor_cookie
 
 from builders import create_store, insert_turn
@@ -16,7 +16,7 @@ from datasette_runtime_truth.sample import build as build_sample
 def private(database, actor_id="admin"):
     """Datasette kwargs that let only ``actor_id`` view ``database``, on either line."""
     settings = {"databases": {database: {"allow": {"id": actor_id}}}}
-    return {"metadata": settings} if ON_065 else {"config": settings}
+    return line_config(settings)
 
 
 @pytest.fixture
