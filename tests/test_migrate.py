@@ -399,8 +399,8 @@ def test_partial_sample_keeps_existing_values(tmp_path):
     assert any(row[1] == "ops-restored" for row in set_before.values())
     report = migrate_path(path)
     after = {row[0]: row for row in turns_rows(path, "turn_id, runtime_key, inference_id")}
-    for turn_id, (_, runtime_key, inference_id) in set_before.items():
-        assert after[turn_id][1] == (runtime_key or after[turn_id][1])
-        assert after[turn_id][2] == (inference_id or after[turn_id][2])
+    kept = {(turn_id, column): value for turn_id, row in set_before.items()
+            for column, value in enumerate(row[1:], start=1) if value}
+    assert {(turn_id, column): after[turn_id][column] for turn_id, column in kept} == kept
     assert report.columns_added == []
     assert report.indexes_created == ["turns_by_conv_runtime_updated", "turns_by_conv_inference_updated"]

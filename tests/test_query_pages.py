@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from conftest import ON_065
 from datasette_runtime_truth import queries
 from query_store import CUTOVER, MODES, build_store, serving
 
@@ -13,6 +14,8 @@ PAGES = {
     "missing_backfill_count": "", "missing_backfill_rows": "", "runtime_switches": "",
     "inference_lookup": "?inference_id=inf-3", "backfill_coverage": "",
 }
+# On an unmigrated store their SQL fails: Datasette 0.65 answers that with a 400, 1.0 with a 200.
+NEEDS_THE_COLUMNS = set(PAGES) - {"turns_schema", "turns_runtime_indexes"}
 
 
 @pytest.fixture
@@ -121,7 +124,7 @@ async def test_timeline_partial_renders_above_the_table_with_the_turns(store, tm
 async def test_unmigrated_database_page_names_the_migrate_command(old_store, mode, name):
     async with serving(old_store, mode) as ds:
         response = await ds.client.get(f"/turns/{name}{PAGES[name]}")
-    assert response.status_code in (200, 400)
+    assert response.status_code == (400 if ON_065 and name in NEEDS_THE_COLUMNS else 200)
     assert '<p class="message-error runtime-truth-not-migrated">' in response.text
     hint = {
         "plugin": f"Run <code>datasette runtime-truth migrate {old_store}</code>, then reload",
