@@ -1,6 +1,5 @@
 """Permissions, CORS, methods, and no 5xx for any input."""
 
-import asyncio
 import json
 import sqlite3
 import urllib.parse
@@ -137,23 +136,17 @@ def urls(draw):
     return f"{path}?{draw(QUERY)}"
 
 
-_loop = asyncio.new_event_loop()
-_state = {}
+@pytest.fixture(scope="module")
+def fuzzed(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("fuzz")
+    return datasette([build_turns_db(directory / "turns.db"), build_timeline_db(directory / "timeline.db")])
 
 
-def _fuzz_datasette(tmp_path_factory):
-    if "ds" not in _state:
-        directory = tmp_path_factory.mktemp("fuzz")
-        _state["ds"] = datasette([build_turns_db(directory / "turns.db"),
-                                  build_timeline_db(directory / "timeline.db")])
-    return _state["ds"]
-
-
+@pytest.mark.asyncio
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(url=urls())
-def test_any_input_gets_a_2xx_or_4xx_json_answer(tmp_path_factory, url):
-    ds = _fuzz_datasette(tmp_path_factory)
-    response = _loop.run_until_complete(ds.client.get(url))
+async def test_any_input_gets_a_2xx_or_4xx_json_answer(fuzzed, url):
+    response = await fuzzed.client.get(url)
     assert 200 <= response.status_code < 500, (url, response.status_code, response.text)
     body = json.loads(response.text)
     if response.status_code >= 400:
