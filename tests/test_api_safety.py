@@ -21,11 +21,6 @@ ROUTES = [
 BOTH_LINES = [prefix + route for prefix in ("", "/-/runtime-truth/turns") for route in ROUTES]
 
 
-@pytest.fixture
-def paths(tmp_path):
-    return build_turns_db(tmp_path / "turns.db"), build_timeline_db(tmp_path / "timeline.db")
-
-
 @pytest.mark.asyncio
 @pytest.mark.parametrize("url", BOTH_LINES)
 async def test_allow_block_on_the_turns_database(paths, url):

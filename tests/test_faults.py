@@ -13,7 +13,7 @@ import time
 import pytest
 
 from builders import create_store, insert_turn
-from datasette_runtime_truth import backfill, sample
+from datasette_runtime_truth import backfill
 from datasette_runtime_truth.migrate import migrate_path
 
 TURNS = 3000
@@ -86,9 +86,8 @@ def assert_rerun_filled_the_rest(report, expected, stopped):
 
 
 @pytest.fixture
-def sample_store(tmp_path):
-    sample.build(tmp_path, turns=TURNS, seed=4)
-    return tmp_path / "turns.db"
+def sample_store(tmp_path, samples):
+    return samples.copy(tmp_path, turns=TURNS, seed=4).turns_path
 
 
 def test_sigkill_mid_backfill_then_a_rerun_completes(sample_store):

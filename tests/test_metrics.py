@@ -10,12 +10,6 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families
 
 from datasette_runtime_truth.migrate import migrate_path
-from datasette_runtime_truth.sample import build as build_sample
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory):
-    return build_sample(tmp_path_factory.mktemp("metrics"), turns=300, seed=3)
 
 
 @pytest.mark.asyncio
@@ -40,8 +34,8 @@ async def test_every_number_equals_the_json_report(sample):
 
 
 @pytest.mark.asyncio
-async def test_pointer_mismatches_after_the_migration(tmp_path):
-    migrated = build_sample(tmp_path, turns=300, seed=3)
+async def test_pointer_mismatches_after_the_migration(sample):
+    migrated = sample
     migrate_path(migrated.turns_path)
     ds = Datasette([migrated.turns_path, migrated.timeline_path])
     data = (await ds.client.get("/-/runtime-truth.json")).json()

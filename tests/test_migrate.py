@@ -5,6 +5,7 @@ import sqlite3
 import pytest
 
 from builders import create_store, dump, index_sql, insert_turn, table_info, turns_rows
+from datasette_runtime_truth import backfill
 from datasette_runtime_truth.migrate import Migration, migrate_path, run_in_transaction
 
 CANONICAL = {"geppetto.runtime@v1": {"runtime_key": "planner"}, "geppetto.inference_id@v1": "inf-42"}
@@ -369,11 +370,8 @@ def test_a_null_legacy_created_at_ms_is_left_and_the_migration_completes(tmp_pat
     assert report.indexes_created[-1] == "turns_by_conv_inference_updated"
 
 
-def test_sample_store_values_match_the_rules_row_by_row(tmp_path):
-    from datasette_runtime_truth import backfill, sample
-
-    sample.build(tmp_path, turns=600, seed=7)
-    path = tmp_path / "turns.db"
+def test_sample_store_values_match_the_rules_row_by_row(sample):
+    path = sample.turns_path
     report = migrate_path(path)
     filled = skipped = 0
     for metadata, runtime_key, inference_id in turns_rows(path, "turn_metadata_json, runtime_key, inference_id"):
@@ -386,14 +384,11 @@ def test_sample_store_values_match_the_rules_row_by_row(tmp_path):
         filled += bool(runtime_key)
     assert report.runtime_key_filled == filled
     assert report.skipped_bad_metadata == skipped
-    assert report.rows_scanned == 600
+    assert report.rows_scanned == 300
 
 
-def test_partial_sample_keeps_existing_values(tmp_path):
-    from datasette_runtime_truth import sample
-
-    sample.build(tmp_path, turns=600, seed=3, shape="partial")
-    path = tmp_path / "turns.db"
+def test_partial_sample_keeps_existing_values(tmp_path, samples):
+    path = samples.copy(tmp_path, shape="partial").turns_path
     set_before = turns_rows(path, "turn_id, runtime_key, inference_id")
     set_before = {row[0]: row for row in set_before if row[1] or row[2]}
     assert any(row[1] == "ops-restored" for row in set_before.values())

@@ -10,7 +10,6 @@ from datasette_test import Datasette
 from builders import create_store, insert_turn
 from datasette_runtime_truth import preview
 from datasette_runtime_truth.migrate import migrate_path
-from datasette_runtime_truth.sample import build as build_sample
 
 
 async def all_rows(ds, limit=37):
@@ -36,8 +35,7 @@ def stored(path):
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("rules", ["canonical", "legacy"])
-async def test_preview_values_are_what_migrate_writes(tmp_path, rules):
-    sample = build_sample(tmp_path, turns=300, seed=5)
+async def test_preview_values_are_what_migrate_writes(sample, rules):
     config = {"datasette-runtime-truth": {"rules": rules}}
     ds = Datasette([sample.turns_path], plugin_config=config)
     rows = await all_rows(ds)
