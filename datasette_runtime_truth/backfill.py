@@ -197,14 +197,17 @@ def decide(metadata_json: Union[str, bytes, None], runtime_key: Any, inference_i
     """The upstream's backfill on one row, the one decision the migration, its preview and the
     report's figures all take. Only a row missing a value is looked at (the Python half of
     ``TurnsShape.missing_a_value``); its values are :func:`next_values`."""
-    check_rules(rules)
     if not (is_empty(runtime_key) or is_empty(inference_id)):
-        return Decision(UNCHANGED)
+        check_rules(rules)
+        return _LEAVES
     try:
         values = next_values(metadata_json, runtime_key, inference_id, rules)
     except InvalidMetadata:
-        return Decision(BAD_METADATA)
+        return _SKIPS
     if values is None:
-        return Decision(UNCHANGED)
+        return _LEAVES
     changes = (change(runtime_key, values[0]), change(inference_id, values[1]))
     return Decision(WRITES, values, int(changes[0] == FILLED), int(changes[1] == FILLED), changes.count(TRIMMED))
+
+
+_LEAVES, _SKIPS = Decision(UNCHANGED), Decision(BAD_METADATA)
