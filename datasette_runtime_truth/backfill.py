@@ -27,11 +27,6 @@ class InvalidMetadata(ValueError):
     """turn_metadata_json is not JSON Go can decode, or its top level is not an object."""
 
 
-class Recovered(NamedTuple):
-    runtime_key: str
-    inference_id: str
-
-
 def parse_metadata(text: Union[str, bytes, None]) -> dict[str, Any]:
     """``turn_metadata_json`` decoded as the upstream decodes it: Go's ``encoding/json`` into a
     ``map[string]any``. Blank text (Go's TrimSpace), NULL and a top-level ``null`` count as ``{}``.
@@ -122,21 +117,15 @@ _RULE_FUNCTIONS = {
 }
 
 
+def check_rules(rules: str) -> str:
+    """``rules`` when it names a rule set, else ValueError saying which do."""
+    if rules not in _RULE_FUNCTIONS:
+        raise ValueError(f"unknown rules {rules!r}: expected one of {', '.join(RULES)}")
+    return rules
+
+
 def _rule_functions(rules):
-    try:
-        return _RULE_FUNCTIONS[rules]
-    except KeyError:
-        raise ValueError(f"unknown rules {rules!r}: expected one of {', '.join(RULES)}") from None
-
-
-def recover(metadata_json: Union[str, bytes, None], rules: str = "canonical") -> Recovered:
-    """Recover (runtime_key, inference_id) from one row's ``turn_metadata_json``.
-
-    Raises InvalidMetadata when the row must be skipped.
-    """
-    runtime_rule, inference_rule = _rule_functions(rules)
-    metadata = parse_metadata(metadata_json)
-    return Recovered(runtime_rule(metadata), inference_rule(metadata))
+    return _RULE_FUNCTIONS[check_rules(rules)]
 
 
 def as_text(value: Any) -> str:
@@ -154,11 +143,6 @@ def is_empty(value: Any) -> bool:
     or ``''``. Go scans an INTEGER ``0`` as the string ``"0"``, a value it keeps. The one
     decision of emptiness: the migration, its preview and the report's figures all ask it."""
     return as_text(value) == ""
-
-
-def is_candidate(runtime_key: Any, inference_id: Any) -> bool:
-    """Upstream looks only at rows where a column is exactly ``''`` (or NULL)."""
-    return is_empty(runtime_key) or is_empty(inference_id)
 
 
 FILLED, TRIMMED = "filled", "trimmed"
@@ -191,3 +175,39 @@ def next_values(metadata_json: Union[str, bytes, None], runtime_key: Optional[st
     if new_runtime == old_runtime and new_inference == old_inference:
         return None
     return new_runtime, new_inference
+
+
+WRITES, UNCHANGED, BAD_METADATA = "writes", "unchanged", "skipped: bad metadata"
+
+
+class Decision(NamedTuple):
+    """What the upstream's backfill does to one row: WRITES ``values`` (runtime_key,
+    inference_id), leaves it UNCHANGED, or skips it for BAD_METADATA; and what the write counts
+    as, per column filled and in all trimmed (see :func:`change`)."""
+
+    action: str
+    values: Optional[tuple[str, str]] = None
+    runtime_key_filled: int = 0
+    inference_id_filled: int = 0
+    values_trimmed: int = 0
+
+
+def decide(metadata_json: Union[str, bytes, None], runtime_key: Any, inference_id: Any,
+           rules: str = "canonical") -> Decision:
+    """The upstream's backfill on one row, the one decision the migration, its preview and the
+    report's figures all take. Only a row missing a value is looked at (the Python half of
+    ``TurnsShape.missing_a_value``); its values are :func:`next_values`."""
+    if not (is_empty(runtime_key) or is_empty(inference_id)):
+        check_rules(rules)
+        return _LEAVES
+    try:
+        values = next_values(metadata_json, runtime_key, inference_id, rules)
+    except InvalidMetadata:
+        return _SKIPS
+    if values is None:
+        return _LEAVES
+    changes = (change(runtime_key, values[0]), change(inference_id, values[1]))
+    return Decision(WRITES, values, int(changes[0] == FILLED), int(changes[1] == FILLED), changes.count(TRIMMED))
+
+
+_LEAVES, _SKIPS = Decision(UNCHANGED), Decision(BAD_METADATA)

@@ -73,7 +73,7 @@ def backfill_scan(conn: sqlite3.Connection, shape: schema.TurnsShape, rules: str
     """Missing values, bad metadata, and rows a migrate run would still fill, in one scan.
 
     Like the migration, only rows still missing a value are read, and each is decided by
-    ``backfill.next_values``, the migration's own rule: bad metadata on a row whose values are both
+    ``backfill.decide``, the migration's own decision: bad metadata on a row whose values are both
     set harms nothing, and such rows are most of a migrated store."""
     found = BackfillFigures()
     rows = conn.execute(
@@ -83,15 +83,11 @@ def backfill_scan(conn: sqlite3.Connection, shape: schema.TurnsShape, rules: str
     for old_runtime, old_inference, metadata_json in rows:
         found.missing_runtime_key += backfill.is_empty(old_runtime)
         found.missing_inference_id += backfill.is_empty(old_inference)
-        try:
-            new = backfill.next_values(metadata_json, old_runtime, old_inference, rules)
-        except backfill.InvalidMetadata:
-            found.bad_metadata += 1
-            continue
-        if new is not None:
-            found.fill_rows += 1
-            found.fill_runtime_key += backfill.change(old_runtime, new[0]) == backfill.FILLED
-            found.fill_inference_id += backfill.change(old_inference, new[1]) == backfill.FILLED
+        decision = backfill.decide(metadata_json, old_runtime, old_inference, rules)
+        found.bad_metadata += decision.action == backfill.BAD_METADATA
+        found.fill_rows += decision.action == backfill.WRITES
+        found.fill_runtime_key += decision.runtime_key_filled
+        found.fill_inference_id += decision.inference_id_filled
     return found
 
 

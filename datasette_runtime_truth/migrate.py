@@ -148,8 +148,7 @@ class Migration:
 
     def __init__(self, database, rules="canonical", batch_size=DEFAULT_BATCH_SIZE, dry_run=False,
                  now_ms=None, progress=None):
-        if rules not in backfill.RULES:
-            raise ValueError(f"unknown rules {rules!r}: expected one of {', '.join(backfill.RULES)}")
+        backfill.check_rules(rules)
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
         self.report = Report(database=database, rules=rules, dry_run=dry_run)
@@ -272,43 +271,38 @@ class Migration:
         ).fetchall()
 
     def _decide(self, row):
-        """What upstream writes to one candidate row: new values, UNCHANGED, or BAD_METADATA."""
+        """backfill.decide on one candidate row, as read by :meth:`_candidates`."""
         _, metadata_json, old_runtime, old_inference = row
-        try:
-            new = backfill.next_values(metadata_json, old_runtime, old_inference, self.report.rules)
-        except backfill.InvalidMetadata:
-            return BAD_METADATA
-        return UNCHANGED if new is None else new
+        return backfill.decide(metadata_json, old_runtime, old_inference, self.report.rules)
 
     def _backfill(self, conn, window):
-        report = self.report
         decided = self._decided
         if self.own_connection and _data_version(conn) == self._data_version:
             candidates = decided  # nothing has been committed since the read step
         else:
             candidates = self._candidates(conn, window)
-        updates = []
+        updates, decisions = [], []
         for row in candidates:
             rowid, _, old_runtime, old_inference = row
-            new = decided[row] if row in decided else self._decide(row)
-            if new is BAD_METADATA or new is UNCHANGED:
-                report.skipped_bad_metadata += new is BAD_METADATA
+            decision = decided[row] if row in decided else self._decide(row)
+            if decision.values is None:
+                self.report.skipped_bad_metadata += decision.action == backfill.BAD_METADATA
                 self._count_missing(old_runtime, old_inference)
                 continue
-            updates.append((new[0], new[1], rowid, old_runtime, old_inference))
-        written = [True] * len(updates) if report.dry_run else self._write(conn, updates)
-        for (new_runtime, new_inference, _, old_runtime, old_inference), done in zip(updates, written):
-            if not done:
+            updates.append((*decision.values, rowid, old_runtime, old_inference))
+            decisions.append(decision)
+        written = [True] * len(updates) if self.report.dry_run else self._write(conn, updates)
+        for (_, _, _, old_runtime, old_inference), decision, done in zip(updates, decisions, written):
+            if done:
+                self._count_written(decision)
+            else:
                 self._count_missing(old_runtime, old_inference)
-                continue
-            self._count_missing(new_runtime, new_inference)
-            for old, new, filled in ((old_runtime, new_runtime, "runtime_key_filled"),
-                                     (old_inference, new_inference, "inference_id_filled")):
-                change = backfill.change(old, new)
-                if change == backfill.FILLED:
-                    setattr(report, filled, getattr(report, filled) + 1)
-                elif change == backfill.TRIMMED:
-                    report.values_trimmed += 1
+
+    def _count_written(self, decision):
+        self._count_missing(*decision.values)
+        self.report.runtime_key_filled += decision.runtime_key_filled
+        self.report.inference_id_filled += decision.inference_id_filled
+        self.report.values_trimmed += decision.values_trimmed
 
     def _count_missing(self, runtime_key, inference_id):
         self.report.missing_runtime_key += backfill.is_empty(runtime_key)
@@ -363,8 +357,6 @@ class Migration:
 # Both columns, and only while the row still holds the values the decision was made from.
 UPDATE_SQL = """UPDATE turns SET runtime_key = ?, inference_id = ?
                 WHERE rowid = ? AND runtime_key IS ? AND inference_id IS ?"""
-BAD_METADATA = "bad metadata"
-UNCHANGED = "unchanged"
 
 
 def _data_version(conn):

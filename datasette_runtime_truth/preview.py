@@ -2,7 +2,7 @@
 
 Works on any turns.db, migrated or not: the candidates are the migration's own (``runtime_key``
 or ``inference_id`` empty; on a pre-cutover store, where both columns are missing, every row),
-and each row's outcome is ``backfill.next_values`` with the configured rules, exactly the
+and each row's outcome is ``backfill.decide`` with the configured rules, exactly the
 migration's decision. Read in primary-key order with keyset paging, a page at a time, so the
 Python work per request is bounded.
 """
@@ -11,7 +11,6 @@ from dataclasses import dataclass
 
 from . import backfill, schema
 
-WRITES, UNCHANGED, SKIPPED = "writes", "unchanged", "skipped: bad metadata"
 DEFAULT_PAGE = 50
 MAX_PAGE = 1000
 COLUMNS = ("conv_id", "session_id", "turn_id", "updated_at_ms", "runtime_key", "inference_id",
@@ -36,10 +35,11 @@ def page_size(text, cap=MAX_PAGE):
 # ``only``: which of the rows a migrate run looks at a page lists, each the rows one figure of
 # the report counts (backfill_scan's own tests, on the migration's own decision).
 ONLY = {
-    "runtime_key": ("rows without runtime_key", lambda row: row["runtime_key"] == ""),
-    "inference_id": ("rows without inference_id", lambda row: row["inference_id"] == ""),
-    "bad_metadata": ("rows with invalid or non-object metadata", lambda row: row["action"] == SKIPPED),
-    "writes": ("rows a migrate run would write", lambda row: row["action"] == WRITES),
+    "runtime_key": ("rows without runtime_key", lambda row: backfill.is_empty(row["runtime_key"])),
+    "inference_id": ("rows without inference_id", lambda row: backfill.is_empty(row["inference_id"])),
+    "bad_metadata": ("rows with invalid or non-object metadata",
+                     lambda row: row["action"] == backfill.BAD_METADATA),
+    "writes": ("rows a migrate run would write", lambda row: row["action"] == backfill.WRITES),
 }
 SCAN_BUDGET = 5000  # candidate rows one filtered page reads at most; its next link continues
 
@@ -48,8 +48,7 @@ def read_page(conn, rules="canonical", after=None, limit=DEFAULT_PAGE, only=None
     """One page of candidate rows after the ``(conv_id, session_id, turn_id)`` key ``after``;
     with ``only`` (a key of ONLY), just those rows, reading at most SCAN_BUDGET candidates: a
     page may then hold fewer than ``limit`` rows, and its next key continues the scan."""
-    if rules not in backfill.RULES:
-        raise ValueError(f"unknown rules {rules!r}: expected one of {', '.join(backfill.RULES)}")
+    backfill.check_rules(rules)
     keep = ONLY[only][1] if only else None
     shape = schema.TurnsShape.read(conn)
     batch = limit + 1 if keep is None else max(limit + 1, 500)
@@ -92,17 +91,14 @@ def _candidates(conn, shape, after, limit):
 
 
 def _decide(row, rules):
+    """One candidate row as the preview shows it: its values, backfill.decide's action and the
+    values the row holds after it."""
     conv_id, session_id, turn_id, updated, runtime_key, inference_id, metadata = row
-    try:
-        new = backfill.next_values(metadata, runtime_key, inference_id, rules)
-    except backfill.InvalidMetadata:
-        action, new = SKIPPED, None
-    else:
-        action = UNCHANGED if new is None else WRITES
+    decision = backfill.decide(metadata, runtime_key, inference_id, rules)
     runtime_key = "" if runtime_key is None else runtime_key
     inference_id = "" if inference_id is None else inference_id
-    new_runtime, new_inference = new if new is not None else (runtime_key, inference_id)
+    new_runtime, new_inference = decision.values or (runtime_key, inference_id)
     return {"conv_id": conv_id, "session_id": session_id, "turn_id": turn_id,
             "updated_at_ms": updated, "runtime_key": runtime_key,
-            "inference_id": inference_id, "action": action,
+            "inference_id": inference_id, "action": decision.action,
             "new_runtime_key": new_runtime, "new_inference_id": new_inference}

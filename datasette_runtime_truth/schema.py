@@ -4,7 +4,7 @@ The DDL is the upstream pinocchio web-chat turn store's, copied exactly: names, 
 index column lists (``DESC`` included) are part of the contract.
 """
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 import sqlite3
 from typing import Optional
 
@@ -181,9 +181,6 @@ class TurnsShape:
             tables=tables,
             prefix=prefix,
         )
-
-    def aliased(self, prefix: str) -> "TurnsShape":
-        return replace(self, prefix=prefix)
 
     @property
     def has_turns(self) -> bool:

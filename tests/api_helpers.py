@@ -4,13 +4,11 @@ import hashlib
 import json
 import sqlite3
 
-from datasette.version import __version__
 from datasette_test import Datasette
 
 from builders import create_store, insert_turn
+from conftest import line_config
 from datasette_runtime_truth import schema
-
-ON_065 = __version__.startswith("0.")
 
 USER = ("b-user", "user", "user", {"text": "hello"})
 ANSWER = ("b-answer", "llm_text", "assistant", {"text": "hi there"})
@@ -90,12 +88,10 @@ def build_timeline_db(path):
 
 
 def datasette(paths, **kwargs):
-    """A Datasette over ``paths``; ``allow`` blocks given as ``databases=`` go to metadata on 0.65
-    and to config on 1.0, where each line reads them."""
+    """A Datasette over ``paths``; ``databases=`` settings go where the installed line reads them."""
     databases = kwargs.pop("databases", None)
     if databases:
-        key = "metadata" if ON_065 else "config"
-        kwargs[key] = {**kwargs.get(key, {}), "databases": databases}
+        kwargs.update(line_config({"databases": databases}))
     return Datasette([str(path) for path in paths], **kwargs)
 
 

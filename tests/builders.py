@@ -1,6 +1,8 @@
 """Build small turns.db files with the upstream DDL for tests."""
 
+import dataclasses
 import json
+import os
 import shutil
 import sqlite3
 
@@ -102,11 +104,35 @@ def dump(path):
         conn.close()
 
 
-def cut_over_and_not(folder):
-    """Two sample stores in ``folder``, as ``datasette turns timeline legacy`` names them: ``turns``
-    (migrated) with its ``timeline``, and ``legacy`` (pre-cutover). {name: path}"""
-    migrated = build_sample(folder / "migrated", turns=300, seed=3)
+def cut_over_and_not(folder, samples):
+    """Two copies of the sample in ``folder``, as ``datasette turns timeline legacy`` names them:
+    ``turns`` (migrated) with its ``timeline``, and ``legacy`` (pre-cutover). {name: path}"""
+    migrated = samples.copy(folder / "migrated")
     migrate_path(migrated.turns_path)
-    legacy = build_sample(folder / "legacy", turns=150, seed=4)
+    legacy = samples.copy(folder / "legacy")
     shutil.copy(legacy.turns_path, folder / "legacy.db")
     return {"turns": migrated.turns_path, "timeline": migrated.timeline_path, "legacy": str(folder / "legacy.db")}
+
+
+# `make demo` writes seed 1; the generator draws conversations in order, so the first few hundred
+# turns of seed 1, and the ids the README uses, are the same at 600 turns.
+DEMO = {"turns": 600, "seed": 1}
+
+
+class Samples:
+    """Sample stores built once each, one per (turns, seed, shape), handed out as copies a test
+    may change: the seeded generator is deterministic, so every copy is the same data."""
+
+    def __init__(self, mktemp):
+        self._mktemp = mktemp
+        self._built = {}
+
+    def copy(self, into, turns=300, seed=3, shape="pre-cutover"):
+        """A SampleSummary of a copy, in folder ``into``, of that sample."""
+        key = (turns, seed, shape)
+        if key not in self._built:
+            self._built[key] = build_sample(self._mktemp("sample"), turns=turns, seed=seed, shape=shape)
+        built = self._built[key]
+        os.makedirs(into, exist_ok=True)
+        return dataclasses.replace(built, turns_path=shutil.copy(built.turns_path, into),
+                                   timeline_path=shutil.copy(built.timeline_path, into))

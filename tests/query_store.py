@@ -9,13 +9,13 @@ from datasette.plugins import pm
 from datasette_test import Datasette
 
 from builders import create_store, insert_turn
+from conftest import ON_065, line_config
 from datasette_runtime_truth import bundle
 
 DAY = 86_400_000
 CUTOVER = 1_773_964_800_000  # 2026-03-20T00:00:00Z
 BEFORE = CUTOVER - DAY  # 2026-03-19
 ROOT = Path(__file__).resolve().parents[1]
-IS_1_0 = hasattr(Datasette, "add_query")
 MODES = ("plugin", "bundle")
 
 # (conv_id, session_id, turn_id, updated_at_ms, runtime_key, inference_id)
@@ -53,11 +53,8 @@ def without_plugin():
 
 def bundle_options():
     """Datasette() arguments for the generated bundle: metadata.yml on 0.65, datasette.yaml on 1.0."""
-    if IS_1_0:
-        return {"config": yaml.safe_load((ROOT / "datasette.yaml").read_text()),
-                "template_dir": str(ROOT / "templates")}
-    return {"metadata": yaml.safe_load((ROOT / "metadata.yml").read_text()),
-            "template_dir": str(ROOT / "templates")}
+    settings = yaml.safe_load((ROOT / ("metadata.yml" if ON_065 else "datasette.yaml")).read_text())
+    return {**line_config(settings), "template_dir": str(ROOT / "templates")}
 
 
 @contextlib.asynccontextmanager

@@ -22,11 +22,6 @@ def conv(conv_id, session_id, runtime, last_activity_ms, has_timeline_source):
     }
 
 
-@pytest.fixture
-def paths(tmp_path):
-    return build_turns_db(tmp_path / "turns.db"), build_timeline_db(tmp_path / "timeline.db")
-
-
 @pytest.mark.asyncio
 @pytest.mark.parametrize("prefix", ["", "/-/runtime-truth/turns"])
 async def test_list_from_the_timeline_store(paths, prefix):

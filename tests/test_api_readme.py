@@ -1,7 +1,6 @@
 """The README's curl session against `make demo`, run as written against the same sample data.
 
-`make demo` writes seed 1 with 20,000 turns; the sample generator draws conversations in order, so
-the first few hundred turns of seed 1, and the ids the README uses, are the same at 400 turns.
+`make demo` writes seed 1 with 20,000 turns; builders.DEMO is its first 600.
 """
 
 import json
@@ -12,7 +11,8 @@ import shlex
 import pytest
 
 from api_helpers import datasette
-from datasette_runtime_truth import migrate, sample
+from builders import DEMO
+from datasette_runtime_truth import migrate
 
 README = pathlib.Path(__file__).parent.parent / "README.md"
 SERVER = "http://127.0.0.1:8001"
@@ -35,9 +35,8 @@ def curl_urls():
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory):
-    directory = tmp_path_factory.mktemp("demo")
-    summary = sample.build(directory, turns=400, seed=1)
+def demo(tmp_path_factory, samples):
+    summary = samples.copy(tmp_path_factory.mktemp("demo"), **DEMO)
     migrate.migrate_path(summary.turns_path)
     return summary.turns_path, summary.timeline_path
 

@@ -1,6 +1,5 @@
 """Permissions, CORS, methods, and no 5xx for any input."""
 
-import asyncio
 import json
 import sqlite3
 import urllib.parse
@@ -9,7 +8,8 @@ from datasette_test import actor_cookie
 from hypothesis import HealthCheck, given, settings, strategies as st
 import pytest
 
-from api_helpers import ON_065, build_timeline_db, build_turns_db, datasette, get_json
+from api_helpers import build_timeline_db, build_turns_db, datasette, get_json
+from conftest import line_config
 from datasette_runtime_truth import schema
 
 ROUTES = [
@@ -19,11 +19,6 @@ ROUTES = [
     "/api/debug/turn/conv-1/session-1/turn-1",
 ]
 BOTH_LINES = [prefix + route for prefix in ("", "/-/runtime-truth/turns") for route in ROUTES]
-
-
-@pytest.fixture
-def paths(tmp_path):
-    return build_turns_db(tmp_path / "turns.db"), build_timeline_db(tmp_path / "timeline.db")
 
 
 @pytest.mark.asyncio
@@ -49,7 +44,7 @@ async def test_allow_block_on_the_timeline_store_guards_conversations(paths):
 
 @pytest.mark.asyncio
 async def test_instance_wide_deny(paths):
-    ds = datasette(paths, **{"metadata" if ON_065 else "config": {"allow": False}})
+    ds = datasette(paths, **line_config({"allow": False}))
     assert (await ds.client.get("/api/debug/turns?conv_id=conv-1")).status_code == 403
 
 
@@ -136,23 +131,17 @@ def urls(draw):
     return f"{path}?{draw(QUERY)}"
 
 
-_loop = asyncio.new_event_loop()
-_state = {}
+@pytest.fixture(scope="module")
+def fuzzed(tmp_path_factory):
+    directory = tmp_path_factory.mktemp("fuzz")
+    return datasette([build_turns_db(directory / "turns.db"), build_timeline_db(directory / "timeline.db")])
 
 
-def _fuzz_datasette(tmp_path_factory):
-    if "ds" not in _state:
-        directory = tmp_path_factory.mktemp("fuzz")
-        _state["ds"] = datasette([build_turns_db(directory / "turns.db"),
-                                  build_timeline_db(directory / "timeline.db")])
-    return _state["ds"]
-
-
+@pytest.mark.asyncio
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(url=urls())
-def test_any_input_gets_a_2xx_or_4xx_json_answer(tmp_path_factory, url):
-    ds = _fuzz_datasette(tmp_path_factory)
-    response = _loop.run_until_complete(ds.client.get(url))
+async def test_any_input_gets_a_2xx_or_4xx_json_answer(fuzzed, url):
+    response = await fuzzed.client.get(url)
     assert 200 <= response.status_code < 500, (url, response.status_code, response.text)
     body = json.loads(response.text)
     if response.status_code >= 400:

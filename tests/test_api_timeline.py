@@ -12,7 +12,8 @@ from urllib.parse import quote
 from datasette_test import actor_cookie
 import pytest
 
-from api_helpers import ON_065, build_timeline_db, build_turns_db, datasette, get_json
+from api_helpers import build_timeline_db, build_turns_db, datasette, get_json
+from conftest import ON_065, line_config
 from browser import datasette_server
 from datasette_runtime_truth import schema
 
@@ -197,7 +198,7 @@ def as_root(ds):
 
 @pytest.mark.asyncio
 async def test_instance_wide_deny(golden_db):
-    ds = datasette([golden_db], **{"metadata" if ON_065 else "config": {"allow": ROOT}})
+    ds = datasette([golden_db], **line_config({"allow": ROOT}))
     assert await get_json(ds, "/api/timeline?conv_id=conv-1") == (403, {
         "ok": False, "error": "forbidden: you may not view the timeline database", "status": 403})
     assert (await ds.client.get("/api/timeline?conv_id=conv-1", cookies=as_root(ds))).status_code == 200

@@ -3,27 +3,36 @@ import json
 import pytest
 
 from datasette_runtime_truth.backfill import (
+    BAD_METADATA,
+    UNCHANGED,
+    WRITES,
+    Decision,
     InvalidMetadata,
-    Recovered,
+    decide,
     next_values,
     parse_metadata,
-    recover,
     value_to_string,
 )
 
 BOTH = ("canonical", "legacy")
 
 
+def recover(metadata, rules="canonical"):
+    """(runtime_key, inference_id) the backfill gives a row that has neither; raises
+    InvalidMetadata for a row it skips."""
+    return next_values(metadata, "", "", rules) or ("", "")
+
+
 # The upstream test cases, verbatim.
 @pytest.mark.parametrize("rules", BOTH)
 def test_upstream_canonical_map_under_both_rules(rules):
     metadata = '{"geppetto.runtime@v1":{"runtime_key":"planner"},"geppetto.inference_id@v1":"inf-42"}'
-    assert recover(metadata, rules) == Recovered("planner", "inf-42")
+    assert recover(metadata, rules) == ("planner", "inf-42")
 
 
 @pytest.mark.parametrize("rules, expected", [
-    ("legacy", Recovered("planner", "inf-42")),
-    ("canonical", Recovered("", "inf-42")),
+    ("legacy", ("planner", "inf-42")),
+    ("canonical", ("", "inf-42")),
 ])
 def test_upstream_plain_string_runtime(rules, expected):
     metadata = '{"geppetto.runtime@v1":"planner","geppetto.inference_id@v1":"inf-42"}'
@@ -32,7 +41,7 @@ def test_upstream_plain_string_runtime(rules, expected):
 
 @pytest.mark.parametrize("rules", BOTH)
 def test_upstream_empty_object(rules):
-    assert recover("{}", rules) == Recovered("", "")
+    assert decide("{}", "", "", rules) == Decision(UNCHANGED)
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -120,8 +129,8 @@ def test_non_object_json_is_rejected(text, rules):
     ({"geppetto.runtime@v1": {"runtime_key": "planner", "key": "other"}}, "planner", "planner"),
 ])
 def test_runtime_key_rules(metadata, canonical, legacy):
-    assert recover(_json(metadata), "canonical").runtime_key == canonical
-    assert recover(_json(metadata), "legacy").runtime_key == legacy
+    assert recover(_json(metadata), "canonical")[0] == canonical
+    assert recover(_json(metadata), "legacy")[0] == legacy
 
 
 @pytest.mark.parametrize("metadata, canonical, legacy", [
@@ -139,17 +148,18 @@ def test_runtime_key_rules(metadata, canonical, legacy):
     ({"inferenceId": "inf-8"}, "", ""),
 ])
 def test_inference_id_rules(metadata, canonical, legacy):
-    assert recover(_json(metadata), "canonical").inference_id == canonical
-    assert recover(_json(metadata), "legacy").inference_id == legacy
+    assert recover(_json(metadata), "canonical")[1] == canonical
+    assert recover(_json(metadata), "legacy")[1] == legacy
 
 
 def test_duplicate_keys_last_one_wins():
-    assert recover('{"inference_id": "a", "inference_id": "b"}').inference_id == "b"
+    assert recover('{"inference_id": "a", "inference_id": "b"}')[1] == "b"
 
 
-def test_unknown_rules():
+@pytest.mark.parametrize("existing", [("", ""), ("k", "i")])
+def test_unknown_rules(existing):
     with pytest.raises(ValueError, match="unknown rules 'newest'"):
-        recover("{}", "newest")
+        decide("{}", *existing, "newest")
 
 
 @pytest.mark.parametrize("existing, expected", [
@@ -166,6 +176,30 @@ def test_next_values_trims_and_refills_a_row_it_writes(existing, expected):
 @pytest.mark.parametrize("existing", [("  k  ", ""), ("   ", ""), ("", "")])
 def test_next_values_leaves_a_row_that_gains_nothing(existing):
     assert next_values("{}", *existing) is None
+
+
+METADATA = '{"geppetto.runtime@v1":{"runtime_key":"planner"},"geppetto.inference_id@v1":"inf-42"}'
+
+
+@pytest.mark.parametrize("existing, expected", [
+    ((None, ""), Decision(WRITES, ("planner", "inf-42"), 1, 1, 0)),
+    (("   ", ""), Decision(WRITES, ("planner", "inf-42"), 1, 1, 0)),
+    (("  k  ", ""), Decision(WRITES, ("k", "inf-42"), 0, 1, 1)),
+    ((" k", b""), Decision(WRITES, ("k", "inf-42"), 0, 1, 1)),
+    ((0, None), Decision(WRITES, ("0", "inf-42"), 0, 1, 0)),
+    (("k", "i"), Decision(UNCHANGED)),
+    ((" k ", " i "), Decision(UNCHANGED)),
+])
+def test_decide_says_what_a_row_gets_and_what_it_counts_as(existing, expected):
+    assert decide(METADATA, *existing) == expected
+
+
+@pytest.mark.parametrize("existing, expected", [
+    (("", ""), Decision(BAD_METADATA)),
+    (("k", "i"), Decision(UNCHANGED)),
+])
+def test_decide_skips_bad_metadata_only_on_a_row_it_looks_at(existing, expected):
+    assert decide("not json", *existing) == expected
 
 
 def _json(value):

@@ -5,7 +5,7 @@ import subprocess
 import sys
 
 from browser import chromium, datasette_server
-from datasette_runtime_truth.sample import build as build_sample
+from conftest import ON_065
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1100, "height": 900}
@@ -21,8 +21,8 @@ def overflows(page):
     return page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
 
 
-def test_report_and_timeline_in_chromium(tmp_path):
-    sample = build_sample(tmp_path / "data", turns=400, seed=11)
+def test_report_and_timeline_in_chromium(tmp_path, samples):
+    sample = samples.copy(tmp_path / "data")
     log = tmp_path / "datasette.log"
     with chromium() as browser:
         with datasette_server(sample.turns_path, sample.timeline_path, log_path=log) as base:
@@ -56,7 +56,7 @@ def test_report_and_timeline_in_chromium(tmp_path):
             day_turns = page.eval_on_selector_all(
                 "svg.rt-coverage g.rt-day", "els => els.map(e => Number(e.dataset.turns))"
             )
-            assert sum(day_turns) == 400
+            assert sum(day_turns) == 300
             assert int(chart.get_attribute("data-days")) == len(day_turns)
             page.screenshot(path=str(tmp_path / "report.png"), full_page=True)
 
@@ -97,13 +97,13 @@ LABELS_MATCH = """() => {
 }"""
 
 
-def test_incident_pages_in_chromium(tmp_path):
+def test_incident_pages_in_chromium(tmp_path, samples):
     """Issue 11 at 390 px and at desktop width: before the migration no report link is dead; the
     preview's values are what migrate writes; after it, every pointer mismatch is reachable, times
     read as UTC dates, the history page's phone labels match their cells, and a runtime_key has
     one colour in two charts."""
     import sqlite3
-    sample = build_sample(tmp_path / "data", turns=400, seed=11)
+    sample = samples.copy(tmp_path / "data")
     log = tmp_path / "datasette.log"
     with chromium() as browser:
         with datasette_server(sample.turns_path, sample.timeline_path, log_path=log) as base:
@@ -123,7 +123,7 @@ def test_incident_pages_in_chromium(tmp_path):
                 preview += page.eval_on_selector_all("table.rt-table tbody tr", """els => els.map(tr =>
                     Object.fromEntries([...tr.querySelectorAll('td')].map(td => [td.dataset.label, td.innerText.trim()])))""")
                 url = page.get_attribute("a.rt-next", "href") if page.locator("a.rt-next").count() else None
-            assert len(preview) == 400
+            assert len(preview) == 300
             assert not overflows(page)
 
         migrate(sample.turns_path)
@@ -179,8 +179,7 @@ def test_incident_pages_in_chromium(tmp_path):
 
         # The no-plugin bundle's history page labels its cells right too.
         root = __import__("pathlib").Path(__file__).parent.parent
-        from datasette.version import __version__
-        config = ["-m", root / "metadata.yml"] if __version__.startswith("0.") else ["-c", root / "datasette.yaml"]
+        config = ["-m", root / "metadata.yml"] if ON_065 else ["-c", root / "datasette.yaml"]
         with datasette_server(sample.turns_path, *config, "--template-dir", root / "templates",
                               "--setting", "default_allow_sql", "on", log_path=log,
                               env_no_plugin=True) as base:

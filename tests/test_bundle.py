@@ -9,7 +9,8 @@ from datasette.cli import cli
 import pytest
 import yaml
 
-from datasette_runtime_truth import bundle, migrate, queries, sample
+from builders import DEMO
+from datasette_runtime_truth import bundle, migrate, queries
 from query_store import MODES, ROOT, serving
 
 README_LINK = re.compile(r"http://127\.0\.0\.1:8001(/turns/[^\s|`)]+)")
@@ -64,12 +65,11 @@ def test_readme_lists_page_json_and_csv_for_every_query():
 
 
 @pytest.fixture(scope="module")
-def demo_store(tmp_path_factory):
-    """The demo's data: seed 1, migrated. Its first conversations are the same at any size."""
-    directory = tmp_path_factory.mktemp("demo")
-    sample.build(str(directory), turns=300, seed=1)
-    migrate.migrate_path(str(directory / "turns.db"))
-    return directory / "turns.db"
+def demo_store(tmp_path_factory, samples):
+    """The demo's data, migrated."""
+    demo = samples.copy(tmp_path_factory.mktemp("demo"), **DEMO)
+    migrate.migrate_path(demo.turns_path)
+    return demo.turns_path
 
 
 @pytest.mark.asyncio

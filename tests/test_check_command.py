@@ -9,15 +9,13 @@ from datasette.cli import cli
 from datasette_test import Datasette
 
 from builders import create_store, dump, insert_turn
-from datasette_runtime_truth.sample import build as build_sample
 
 
 def run(*args):
     return CliRunner().invoke(cli, ["runtime-truth", "check", *map(str, args)])
 
 
-def test_sample_exits_1_before_migration_and_0_after(tmp_path):
-    sample = build_sample(tmp_path, turns=200, seed=5)
+def test_sample_exits_1_before_migration_and_0_after(sample):
     before = dump(sample.turns_path)
     result = run(sample.turns_path)
     assert result.exit_code == 1, result.output
@@ -60,10 +58,9 @@ def test_json_is_the_same_report(tmp_path):
 
 
 @pytest.mark.asyncio
-async def test_json_database_objects_are_the_report_json_s(tmp_path):
+async def test_json_database_objects_are_the_report_json_s(sample):
     """``check --json`` and /-/runtime-truth.json give the same database object for the same
     store, but for when and how it was opened."""
-    sample = build_sample(tmp_path, turns=200, seed=5)
     assert CliRunner().invoke(cli, ["runtime-truth", "migrate", sample.turns_path]).exit_code == 0
     result = run(sample.turns_path, "--timeline", sample.timeline_path, "--json")
     assert result.exit_code == 0
@@ -85,10 +82,10 @@ async def test_json_database_objects_are_the_report_json_s(tmp_path):
     assert switched["items"][0]["history_url"].startswith("/turns/runtime_history?conv_id=")
 
 
-def test_several_paths_one_line_each_and_the_worst_exit(tmp_path):
-    passing = build_sample(tmp_path / "a", turns=50, seed=1)
+def test_several_paths_one_line_each_and_the_worst_exit(tmp_path, samples):
+    passing = samples.copy(tmp_path / "a")
     assert CliRunner().invoke(cli, ["runtime-truth", "migrate", passing.turns_path]).exit_code == 0
-    failing = build_sample(tmp_path / "b", turns=50, seed=2)
+    failing = samples.copy(tmp_path / "b")
     result = run(passing.turns_path, failing.turns_path)
     assert result.exit_code == 1
     assert result.output.splitlines() == [
@@ -101,9 +98,9 @@ def test_several_paths_one_line_each_and_the_worst_exit(tmp_path):
     assert run(passing.turns_path, passing.turns_path).exit_code == 0
 
 
-def test_several_paths_as_json_name_them_as_datasette_does(tmp_path):
-    first = build_sample(tmp_path / "a", turns=50, seed=1)
-    second = build_sample(tmp_path / "b", turns=50, seed=2)
+def test_several_paths_as_json_name_them_as_datasette_does(tmp_path, samples):
+    first = samples.copy(tmp_path / "a")
+    second = samples.copy(tmp_path / "b")
     result = CliRunner().invoke(cli, [
         "runtime-truth", "check", first.turns_path, str(tmp_path / "missing.db"), second.turns_path, "--json"])
     assert result.exit_code == 2

@@ -27,13 +27,8 @@ def test_the_golden_file_is_there():
 @pytest.mark.parametrize("rules", RULES)
 @pytest.mark.parametrize("case", CASES, ids=[case["id"] for case in CASES])
 def test_rules_on_each_case(case, rules):
-    runtime_key, inference_id = case["runtime_key_before"], case["inference_id_before"]
-    try:
-        new = backfill.next_values(case["turn_metadata_json"], runtime_key, inference_id, rules)
-    except backfill.InvalidMetadata:
-        new = None
-    if backfill.is_candidate(runtime_key, inference_id) and new:
-        runtime_key, inference_id = new
+    before = (case["runtime_key_before"], case["inference_id_before"])
+    runtime_key, inference_id = backfill.decide(case["turn_metadata_json"], *before, rules).values or before
     assert {"runtime_key": runtime_key, "inference_id": inference_id} == case[rules]
 
 

@@ -3,7 +3,6 @@ misspelt, a configured database without a turns table, a database replaced at ru
 that refuses updates, odd list parameters, an INTEGER ``0`` runtime_key, a busy timeout past
 SQLite's int, a bundle over an operator's files, CORS on every JSON answer."""
 
-import asyncio
 import json
 import os
 import sqlite3
@@ -100,12 +99,13 @@ async def test_a_configured_unrelated_turns_table_is_reported_not_altered(tmp_pa
     assert dump(game) == before
 
 
-def test_a_migration_inside_datasette_refuses_an_unrelated_turns_table(tmp_path):
+@pytest.mark.asyncio
+async def test_a_migration_inside_datasette_refuses_an_unrelated_turns_table(tmp_path):
     game = game_db(tmp_path / "game.db")
     before = dump(game)
     ds = Datasette([str(game)])
     with pytest.raises(migrate.NotATurnsDatabase) as error:
-        asyncio.run(migrate.migrate_database(ds.databases["game"]))
+        await migrate.migrate_database(ds.databases["game"])
     assert str(error.value) == "game: not a turns.db (its turns table has no conv_id, session_id, turn_id columns)"
     assert dump(game) == before
 

@@ -8,16 +8,11 @@ import sqlite3
 from datasette_test import Datasette, actor_cookie
 import pytest
 
-from api_helpers import ON_065, build_timeline_db, build_turns_db, datasette, get_json
+from api_helpers import build_turns_db, datasette, get_json
 from builders import create_store, dump, insert_turn
 
 CANONICAL = {"geppetto.runtime@v1": {"runtime_key": "planner"}, "geppetto.inference_id@v1": "inf-42"}
 MIGRATE_ON_STARTUP = {"datasette-runtime-truth": {"migrate_on_startup": True}}
-
-
-@pytest.fixture
-def paths(tmp_path):
-    return build_turns_db(tmp_path / "turns.db"), build_timeline_db(tmp_path / "timeline.db")
 
 
 # --- finding 6: migrate_on_startup with a busy lock --------------------------------------------

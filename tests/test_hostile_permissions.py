@@ -4,7 +4,8 @@ page, route and query of the plugin (issue 13, findings 1 and 3), on both Datase
 from datasette_test import actor_cookie
 import pytest
 
-from api_helpers import ON_065, build_timeline_db, build_turns_db, datasette, get_json
+from api_helpers import build_turns_db, datasette, get_json
+from conftest import ON_065
 
 ROOT = {"id": "root"}
 OPERATOR_SQL = "select turn_id, conv_id from turns where conv_id = :conv_id order by turn_id desc"
@@ -12,11 +13,6 @@ OPERATOR_SQL = "select turn_id, conv_id from turns where conv_id = :conv_id orde
 
 def cookies(ds, actor):
     return {"ds_actor": actor_cookie(ds, actor)}
-
-
-@pytest.fixture
-def paths(tmp_path):
-    return build_turns_db(tmp_path / "turns.db"), build_timeline_db(tmp_path / "timeline.db")
 
 
 # --- finding 1: the operator's canned-query config wins -----------------------------------------

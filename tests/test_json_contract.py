@@ -26,8 +26,8 @@ def problems(definition, answer):
 
 
 @pytest.fixture(scope="module")
-def stores(tmp_path_factory):
-    return cut_over_and_not(tmp_path_factory.mktemp("contract"))
+def stores(tmp_path_factory, samples):
+    return cut_over_and_not(tmp_path_factory.mktemp("contract"), samples)
 
 
 def run(*args):

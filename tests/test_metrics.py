@@ -2,7 +2,7 @@
 the JSON report's; OpenMetrics on request; the report's permissions; CORS with --cors."""
 
 import pytest
-from api_helpers import ON_065
+from conftest import line_config
 from datasette_test import Datasette, actor_cookie
 from metrics_helpers import VERSION, expected_from_json, values, without_age
 from prometheus_client.exposition import choose_encoder
@@ -10,12 +10,6 @@ from prometheus_client.openmetrics.parser import text_string_to_metric_families 
 from prometheus_client.parser import text_string_to_metric_families
 
 from datasette_runtime_truth.migrate import migrate_path
-from datasette_runtime_truth.sample import build as build_sample
-
-
-@pytest.fixture(scope="module")
-def sample(tmp_path_factory):
-    return build_sample(tmp_path_factory.mktemp("metrics"), turns=300, seed=3)
 
 
 @pytest.mark.asyncio
@@ -40,8 +34,8 @@ async def test_every_number_equals_the_json_report(sample):
 
 
 @pytest.mark.asyncio
-async def test_pointer_mismatches_after_the_migration(tmp_path):
-    migrated = build_sample(tmp_path, turns=300, seed=3)
+async def test_pointer_mismatches_after_the_migration(sample):
+    migrated = sample
     migrate_path(migrated.turns_path)
     ds = Datasette([migrated.turns_path, migrated.timeline_path])
     data = (await ds.client.get("/-/runtime-truth.json")).json()
@@ -67,7 +61,7 @@ async def test_openmetrics_when_the_scraper_asks(sample):
 async def test_same_permissions_as_the_report(sample):
     settings = {"databases": {"turns": {"allow": {"id": "admin"}}}}
     ds = Datasette([sample.turns_path, sample.timeline_path],
-                   **({"metadata": settings} if ON_065 else {"config": settings}))
+                   **line_config(settings))
     anonymous = await ds.client.get("/-/runtime-truth/metrics")
     assert anonymous.status_code == 403
     admin = await ds.client.get("/-/runtime-truth/metrics", cookies={"ds_actor": actor_cookie(ds, {"id": "admin"})})

@@ -5,6 +5,7 @@ import sqlite3
 import pytest
 
 from builders import create_store, dump, index_sql, insert_turn, table_info, turns_rows
+from datasette_runtime_truth import backfill
 from datasette_runtime_truth.migrate import Migration, migrate_path, run_in_transaction
 
 CANONICAL = {"geppetto.runtime@v1": {"runtime_key": "planner"}, "geppetto.inference_id@v1": "inf-42"}
@@ -369,39 +370,32 @@ def test_a_null_legacy_created_at_ms_is_left_and_the_migration_completes(tmp_pat
     assert report.indexes_created[-1] == "turns_by_conv_inference_updated"
 
 
-def test_sample_store_values_match_the_rules_row_by_row(tmp_path):
-    from datasette_runtime_truth import backfill, sample
-
-    sample.build(tmp_path, turns=600, seed=7)
-    path = tmp_path / "turns.db"
+def test_sample_store_values_match_the_rules_row_by_row(sample):
+    path = sample.turns_path
     report = migrate_path(path)
     filled = skipped = 0
     for metadata, runtime_key, inference_id in turns_rows(path, "turn_metadata_json, runtime_key, inference_id"):
-        try:
-            expected = backfill.recover(metadata)
-        except backfill.InvalidMetadata:
+        decision = backfill.decide(metadata, "", "")
+        if decision.action == backfill.BAD_METADATA:
             skipped += 1
             assert (runtime_key, inference_id) == ("", "")
             continue
-        assert (runtime_key, inference_id) == (expected.runtime_key, expected.inference_id)
+        assert (runtime_key, inference_id) == (decision.values or ("", ""))
         filled += bool(runtime_key)
     assert report.runtime_key_filled == filled
     assert report.skipped_bad_metadata == skipped
-    assert report.rows_scanned == 600
+    assert report.rows_scanned == 300
 
 
-def test_partial_sample_keeps_existing_values(tmp_path):
-    from datasette_runtime_truth import sample
-
-    sample.build(tmp_path, turns=600, seed=3, shape="partial")
-    path = tmp_path / "turns.db"
+def test_partial_sample_keeps_existing_values(tmp_path, samples):
+    path = samples.copy(tmp_path, shape="partial").turns_path
     set_before = turns_rows(path, "turn_id, runtime_key, inference_id")
     set_before = {row[0]: row for row in set_before if row[1] or row[2]}
     assert any(row[1] == "ops-restored" for row in set_before.values())
     report = migrate_path(path)
     after = {row[0]: row for row in turns_rows(path, "turn_id, runtime_key, inference_id")}
-    for turn_id, (_, runtime_key, inference_id) in set_before.items():
-        assert after[turn_id][1] == (runtime_key or after[turn_id][1])
-        assert after[turn_id][2] == (inference_id or after[turn_id][2])
+    kept = {(turn_id, column): value for turn_id, row in set_before.items()
+            for column, value in enumerate(row[1:], start=1) if value}
+    assert {(turn_id, column): after[turn_id][column] for turn_id, column in kept} == kept
     assert report.columns_added == []
     assert report.indexes_created == ["turns_by_conv_runtime_updated", "turns_by_conv_inference_updated"]

@@ -16,7 +16,8 @@ import urllib.request
 import pytest
 from datasette_test import Datasette
 
-from api_helpers import ON_065, build_turns_db
+from api_helpers import build_turns_db
+from conftest import ON_065
 from browser import free_port
 from builders import create_store
 from datasette_runtime_truth import links

@@ -23,8 +23,8 @@ WAIT_S = 90  # the longest any wait below may take before the test fails
 
 
 @pytest.fixture(scope="module")
-def stores(tmp_path_factory):
-    return list(cut_over_and_not(tmp_path_factory.mktemp("scraped")).values())
+def stores(tmp_path_factory, samples):
+    return list(cut_over_and_not(tmp_path_factory.mktemp("scraped"), samples).values())
 
 
 def config(target):

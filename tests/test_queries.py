@@ -5,13 +5,9 @@ import sqlite3
 
 import pytest
 
+from conftest import ON_065
 from datasette_runtime_truth import queries, schema
 from query_store import BEFORE, CUTOVER, MODES, build_store, serving
-
-
-@pytest.fixture
-def store(tmp_path):
-    return build_store(tmp_path / "turns.db")
 
 
 async def rows(ds, path):
@@ -35,8 +31,8 @@ CONV_1_HISTORY = [
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("mode", MODES)
-async def test_every_query_answers(store, mode):
-    async with serving(store, mode) as ds:
+async def test_every_query_answers(history_store, mode):
+    async with serving(history_store, mode) as ds:
         schema_rows = await rows(ds, "/turns/turns_schema.json?_shape=array")
         assert [row["name"] for row in schema_rows] == [
             "conv_id", "session_id", "turn_id", "turn_created_at_ms", "turn_metadata_json",
@@ -83,8 +79,8 @@ async def test_every_query_answers(store, mode):
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("mode", MODES)
-async def test_csv_gives_the_same_rows(store, mode):
-    async with serving(store, mode) as ds:
+async def test_csv_gives_the_same_rows(history_store, mode):
+    async with serving(history_store, mode) as ds:
         response = await ds.client.get("/turns/runtime_history.csv?conv_id=conv-1")
         assert response.status_code == 200
         assert response.text.splitlines() == [
@@ -110,8 +106,8 @@ async def test_csv_gives_the_same_rows(store, mode):
     "/turns/inference_lookup.json?inference_id=%25&_shape=array",
     "/turns/inference_lookup.json?inference_id=%27%20OR%20%27%27%3D%27&_shape=array",
 ])
-async def test_missing_or_hostile_parameter_gives_no_rows(store, mode, path):
-    async with serving(store, mode) as ds:
+async def test_missing_or_hostile_parameter_gives_no_rows(history_store, mode, path):
+    async with serving(history_store, mode) as ds:
         assert await rows(ds, path) == []
         assert await rows(ds, "/turns/missing_backfill_count.json?_shape=array") == [
             {"missing_runtime_or_inference": 2}]
@@ -155,28 +151,28 @@ def query_plan(path, name, params):
 UPSTREAM_CONV_INDEXES = [index.name for index in schema.INDEXES if index.name.startswith("turns_by_conv")]
 
 
-def test_runtime_history_searches_an_upstream_index(store):
+def test_runtime_history_searches_an_upstream_index(history_store):
     # The conversation is read twice (its turns, and its known runtimes for the switch rule),
     # each time through an upstream index.
-    plan = query_plan(store, "runtime_history", {"conv_id": "conv-1"})
+    plan = query_plan(history_store, "runtime_history", {"conv_id": "conv-1"})
     searches = [line for line in plan if re.fullmatch(r"SEARCH turns USING (COVERING )?INDEX (\w+) \(conv_id=\?\)", line)]
     assert len(searches) == 2, plan
     assert all(line.split(" INDEX ")[1].split(" ")[0] in UPSTREAM_CONV_INDEXES for line in searches)
     assert not [line for line in plan if line.startswith("SCAN turns")]
 
 
-def test_inference_lookup_searches_the_inference_index(store):
-    plan = query_plan(store, "inference_lookup", {"inference_id": "inf-3"})
+def test_inference_lookup_searches_the_inference_index(history_store):
+    plan = query_plan(history_store, "inference_lookup", {"inference_id": "inf-3"})
     assert "SEARCH turns USING INDEX turns_by_conv_inference_updated (conv_id=? AND inference_id=?)" in plan
     assert not [line for line in plan if line.startswith("SCAN turns")], plan
 
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("mode", MODES)
-async def test_queries_run_where_arbitrary_sql_is_not_allowed(store, mode):
-    async with serving(store, mode, settings={"default_allow_sql": False}) as ds:
-        assert (await ds.client.get("/turns/-/query?sql=select+1" if hasattr(ds, "add_query")
-                                    else "/turns?sql=select+1")).status_code == 403
+async def test_queries_run_where_arbitrary_sql_is_not_allowed(history_store, mode):
+    async with serving(history_store, mode, settings={"default_allow_sql": False}) as ds:
+        assert (await ds.client.get("/turns?sql=select+1" if ON_065
+                                    else "/turns/-/query?sql=select+1")).status_code == 403
         assert await rows(ds, "/turns/runtime_history.json?conv_id=conv-1&_shape=array") == CONV_1_HISTORY
 
 

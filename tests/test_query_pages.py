@@ -5,6 +5,7 @@ import re
 
 import pytest
 
+from conftest import ON_065
 from datasette_runtime_truth import queries
 from query_store import CUTOVER, MODES, build_store, serving
 
@@ -13,11 +14,8 @@ PAGES = {
     "missing_backfill_count": "", "missing_backfill_rows": "", "runtime_switches": "",
     "inference_lookup": "?inference_id=inf-3", "backfill_coverage": "",
 }
-
-
-@pytest.fixture
-def store(tmp_path):
-    return build_store(tmp_path / "turns.db")
+# On an unmigrated store their SQL fails: Datasette 0.65 answers that with a 400, 1.0 with a 200.
+NEEDS_THE_COLUMNS = set(PAGES) - {"turns_schema", "turns_runtime_indexes"}
 
 
 @pytest.fixture
@@ -39,8 +37,8 @@ def history_rows(page):
 @pytest.mark.asyncio
 @pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("name", list(PAGES))
-async def test_each_page_says_what_the_check_means(store, mode, name):
-    async with serving(store, mode) as ds:
+async def test_each_page_says_what_the_check_means(history_store, mode, name):
+    async with serving(history_store, mode) as ds:
         response = await ds.client.get(f"/turns/{name}{PAGES[name]}")
         assert response.status_code == 200
         assert '<p class="runtime-truth-meaning">' in response.text
@@ -50,8 +48,8 @@ async def test_each_page_says_what_the_check_means(store, mode, name):
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("mode", MODES)
-async def test_runtime_history_marks_switches_and_unknown_runtimes(store, mode):
-    async with serving(store, mode) as ds:
+async def test_runtime_history_marks_switches_and_unknown_runtimes(history_store, mode):
+    async with serving(history_store, mode) as ds:
         page = (await ds.client.get("/turns/runtime_history?conv_id=conv-1")).text
     unknown = '<em class="runtime-unknown">unknown (pre-cutover)</em>'
     # The debug JSON is served by the plugin: without it the page links to nothing dead.
@@ -73,8 +71,8 @@ async def test_runtime_history_marks_switches_and_unknown_runtimes(store, mode):
 
 
 @pytest.mark.asyncio
-async def test_runtime_history_debug_links_encode_each_id(store):
-    async with serving(store, "plugin") as ds:
+async def test_runtime_history_debug_links_encode_each_id(history_store):
+    async with serving(history_store, "plugin") as ds:
         page = (await ds.client.get("/turns/runtime_history?conv_id=conv%2F3+%26+co")).text
     assert [(row[0], row[3]) for row in history_rows(page)] == [
         ("t 1", "/api/debug/turn/conv%2F3%20%26%20co/s%2F4/t%201"),
@@ -84,8 +82,8 @@ async def test_runtime_history_debug_links_encode_each_id(store):
 
 @pytest.mark.asyncio
 @pytest.mark.parametrize("mode", MODES)
-async def test_runtime_history_without_conv_id_asks_for_one(store, mode):
-    async with serving(store, mode) as ds:
+async def test_runtime_history_without_conv_id_asks_for_one(history_store, mode):
+    async with serving(history_store, mode) as ds:
         response = await ds.client.get("/turns/runtime_history")
     assert response.status_code == 200
     assert '<p class="zero-results">Enter a conv_id.</p>' in response.text
@@ -93,7 +91,7 @@ async def test_runtime_history_without_conv_id_asks_for_one(store, mode):
 
 
 @pytest.mark.asyncio
-async def test_timeline_partial_renders_above_the_table_with_the_turns(store, tmp_path):
+async def test_timeline_partial_renders_above_the_table_with_the_turns(history_store, tmp_path):
     partials = tmp_path / "partials"
     partials.mkdir()
     (partials / "_runtime_truth_timeline.html").write_text(
@@ -101,7 +99,7 @@ async def test_timeline_partial_renders_above_the_table_with_the_turns(store, tm
         '{{ turn.turn_id }}:{{ turn.runtime_key or "?" }}:{{ turn.inference_id or "?" }}:'
         '{{ turn.updated_at_ms + 1 }}:{{ turn.runtime_changed }};{% endfor %}</div>'
     )
-    async with serving(store, "plugin", template_dir=str(partials)) as ds:
+    async with serving(history_store, "plugin", template_dir=str(partials)) as ds:
         page = (await ds.client.get("/turns/runtime_history?conv_id=conv-1")).text
     timeline = re.search(r'<div id="timeline">(.*?)</div>', page).group(1)
     assert timeline == (
@@ -121,7 +119,7 @@ async def test_timeline_partial_renders_above_the_table_with_the_turns(store, tm
 async def test_unmigrated_database_page_names_the_migrate_command(old_store, mode, name):
     async with serving(old_store, mode) as ds:
         response = await ds.client.get(f"/turns/{name}{PAGES[name]}")
-    assert response.status_code in (200, 400)
+    assert response.status_code == (400 if ON_065 and name in NEEDS_THE_COLUMNS else 200)
     assert '<p class="message-error runtime-truth-not-migrated">' in response.text
     hint = {
         "plugin": f"Run <code>datasette runtime-truth migrate {old_store}</code>, then reload",
@@ -131,8 +129,8 @@ async def test_unmigrated_database_page_names_the_migrate_command(old_store, mod
 
 
 @pytest.mark.asyncio
-async def test_cells_link_ids_to_their_queries(store):
-    async with serving(store, "plugin") as ds:
+async def test_cells_link_ids_to_their_queries(history_store):
+    async with serving(history_store, "plugin") as ds:
         lookup = (await ds.client.get("/turns/inference_lookup?inference_id=inf-7")).text
         switches = (await ds.client.get("/turns/runtime_switches")).text
         table = (await ds.client.get("/turns/turns?conv_id=conv-1&_sort=turn_id")).text
@@ -146,16 +144,16 @@ async def test_cells_link_ids_to_their_queries(store):
 
 
 @pytest.mark.asyncio
-async def test_without_the_plugin_cells_stay_plain(store):
-    async with serving(store, "bundle") as ds:
+async def test_without_the_plugin_cells_stay_plain(history_store):
+    async with serving(history_store, "bundle") as ds:
         lookup = (await ds.client.get("/turns/inference_lookup?inference_id=inf-3")).text
     assert "runtime_history?conv_id" not in lookup
     assert '<td class="col-conv_id">conv-1</td>' in lookup
 
 
 @pytest.mark.asyncio
-async def test_database_actions_lead_to_the_report_and_the_queries(store):
-    async with serving(store, "plugin") as ds:
+async def test_database_actions_lead_to_the_report_and_the_queries(history_store):
+    async with serving(history_store, "plugin") as ds:
         page = (await ds.client.get("/turns")).text
     assert re.search(r'<a href="/-/runtime-truth"[^>]*>\s*Runtime truth: cutover report\s*</a>', page)
     for query in queries.QUERIES:
@@ -164,8 +162,8 @@ async def test_database_actions_lead_to_the_report_and_the_queries(store):
 
 
 @pytest.mark.asyncio
-async def test_runtime_history_page_draws_the_conversation_timeline(store):
-    async with serving(store, "plugin") as ds:
+async def test_runtime_history_page_draws_the_conversation_timeline(history_store):
+    async with serving(history_store, "plugin") as ds:
         page = (await ds.client.get("/turns/runtime_history?conv_id=conv-1")).text
     svg = re.search(r'<svg class="rt-timeline"[^>]*>', page).group(0)
     assert 'data-turns="4"' in svg

@@ -9,7 +9,6 @@ import pytest
 from builders import create_store, insert_turn
 from datasette_runtime_truth import figures, report, schema
 from datasette_runtime_truth import timeline as timeline_store
-from datasette_runtime_truth.sample import build as build_sample
 from datasette_runtime_truth.migrate import migrate_path
 
 CANONICAL = {"geppetto.runtime@v1": {"runtime_key": "planner"}, "geppetto.inference_id@v1": "inf-1"}
@@ -259,8 +258,8 @@ def test_conversation_history_is_in_history_order(tmp_path):
 
 
 @pytest.mark.parametrize("shape", ["pre-cutover", "partial"])
-def test_sample_store_fails_before_migration_and_passes_after(tmp_path, shape):
-    summary = build_sample(tmp_path, turns=300, seed=7, shape=shape)
+def test_sample_store_fails_before_migration_and_passes_after(tmp_path, samples, shape):
+    summary = samples.copy(tmp_path, shape=shape)
     conn = sqlite3.connect(f"file:{summary.turns_path}?mode=ro", uri=True)
     before = build(conn, path=summary.turns_path)
     conn.close()

@@ -5,25 +5,19 @@ import re
 import sqlite3
 
 import pytest
-from api_helpers import ON_065
+from conftest import line_config
 from datasette_test import Datasette, actor_cookie
 
 from builders import create_store, insert_turn
 from datasette_runtime_truth import schema
 from datasette_runtime_truth.migrate import migrate_path
-from datasette_runtime_truth.sample import build as build_sample
 
 
 
 def private(database, actor_id="admin"):
     """Datasette kwargs that let only ``actor_id`` view ``database``, on either line."""
     settings = {"databases": {database: {"allow": {"id": actor_id}}}}
-    return {"metadata": settings} if ON_065 else {"config": settings}
-
-
-@pytest.fixture
-def sample(tmp_path):
-    return build_sample(tmp_path, turns=300, seed=3)
+    return line_config(settings)
 
 
 def checks(data, database="turns"):

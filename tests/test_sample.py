@@ -10,23 +10,22 @@ from datasette_runtime_truth import backfill, sample, schema
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 
 
-def build(tmp_path, name="a", **kwargs):
-    directory = tmp_path / name
-    summary = sample.build(directory, **{"turns": 1500, "seed": 11, **kwargs})
-    return summary, sqlite3.connect(directory / "turns.db"), sqlite3.connect(directory / "timeline.db")
+def opened(samples, tmp_path, **kwargs):
+    """A copy of a 1,500-turn sample (seed 11), and its two databases opened."""
+    summary = samples.copy(tmp_path, **{"turns": 1500, "seed": 11, **kwargs})
+    return summary, sqlite3.connect(summary.turns_path), sqlite3.connect(summary.timeline_path)
 
 
 def test_same_seed_same_rows_and_another_seed_other_rows(tmp_path):
-    build(tmp_path, "a")
-    build(tmp_path, "b")
-    build(tmp_path, "c", seed=12)
+    for name, seed in (("a", 11), ("b", 11), ("c", 12)):
+        sample.build(tmp_path / name, turns=1500, seed=seed)
     assert dump(tmp_path / "a" / "turns.db") == dump(tmp_path / "b" / "turns.db")
     assert dump(tmp_path / "a" / "timeline.db") == dump(tmp_path / "b" / "timeline.db")
     assert dump(tmp_path / "a" / "turns.db") != dump(tmp_path / "c" / "turns.db")
 
 
-def test_pre_cutover_shape_uses_the_upstream_ddl(tmp_path):
-    summary, turns, timeline = build(tmp_path)
+def test_pre_cutover_shape_uses_the_upstream_ddl(tmp_path, samples):
+    summary, turns, timeline = opened(samples, tmp_path)
     expected = sqlite3.connect(":memory:")
     schema.create_turns_db(expected, "pre-cutover")
     sql = "SELECT type, name, sql FROM sqlite_master WHERE sql IS NOT NULL ORDER BY name"
@@ -40,8 +39,8 @@ def test_pre_cutover_shape_uses_the_upstream_ddl(tmp_path):
     assert timeline.execute(sql).fetchall() == expected_timeline.execute(sql).fetchall()
 
 
-def test_counts_match_the_summary(tmp_path):
-    summary, turns, timeline = build(tmp_path)
+def test_counts_match_the_summary(tmp_path, samples):
+    summary, turns, timeline = opened(samples, tmp_path)
     assert turns.execute("SELECT count(*) FROM turns").fetchone() == (summary.turns,) == (1500,)
     assert turns.execute("SELECT count(DISTINCT conv_id) FROM turns").fetchone() == (summary.conversations,)
     assert timeline.execute("SELECT count(*) FROM timeline_conversations").fetchone() == (summary.conversations,)
@@ -53,8 +52,8 @@ def test_counts_match_the_summary(tmp_path):
     assert 2.5 < summary.snapshots / summary.turns < 3.5
 
 
-def test_ids_are_uuid4_and_phases_are_upstream_ones(tmp_path):
-    _, turns, _ = build(tmp_path)
+def test_ids_are_uuid4_and_phases_are_upstream_ones(tmp_path, samples):
+    _, turns, _ = opened(samples, tmp_path)
     for conv_id, session_id, turn_id in turns.execute("SELECT conv_id, session_id, turn_id FROM turns"):
         assert UUID4.match(conv_id) and UUID4.match(session_id) and UUID4.match(turn_id)
     phases = {row[0] for row in turns.execute("SELECT DISTINCT phase FROM turn_block_membership")}
@@ -66,8 +65,8 @@ def test_ids_are_uuid4_and_phases_are_upstream_ones(tmp_path):
     assert ordinals_ok == (0,)
 
 
-def test_every_metadata_form_appears(tmp_path):
-    _, turns, _ = build(tmp_path, turns=4000)
+def test_every_metadata_form_appears(tmp_path, samples):
+    _, turns, _ = opened(samples, tmp_path, turns=4000)
     forms = set()
     for (text,) in turns.execute("SELECT turn_metadata_json FROM turns"):
         forms.add(_form(text))
@@ -98,15 +97,12 @@ def _form(text):
     return "bare_inference" if "inference_id" in meta else "missing"
 
 
-def test_runtime_switches_and_the_pointer_is_the_latest_runtime(tmp_path):
-    _, turns, timeline = build(tmp_path)
+def test_runtime_switches_and_the_pointer_is_the_latest_runtime(tmp_path, samples):
+    _, turns, timeline = opened(samples, tmp_path)
     runtimes = {}  # conv_id -> [(updated_at_ms, runtime recovered from canonical metadata)]
     for conv_id, updated, metadata in turns.execute(
             "SELECT conv_id, updated_at_ms, turn_metadata_json FROM turns ORDER BY conv_id, updated_at_ms"):
-        try:
-            runtime = backfill.recover(metadata).runtime_key
-        except backfill.InvalidMetadata:
-            runtime = ""
+        runtime = (backfill.decide(metadata, "", "").values or ("", ""))[0]
         runtimes.setdefault(conv_id, []).append((updated, runtime))
     switched = [c for c, seq in runtimes.items() if len({r for _, r in seq if r and not r.isdigit()}) > 1]
     assert len(switched) > 10
@@ -120,8 +116,8 @@ def test_runtime_switches_and_the_pointer_is_the_latest_runtime(tmp_path):
     assert checked > 50
 
 
-def test_partial_shape_carries_values(tmp_path):
-    summary, turns, _ = build(tmp_path, shape="partial")
+def test_partial_shape_carries_values(tmp_path, samples):
+    summary, turns, _ = opened(samples, tmp_path, shape="partial")
     names = [row[1] for row in table_info(summary.turns_path)]
     assert names[-2:] == ["runtime_key", "inference_id"]
     carried = turns.execute(
@@ -132,8 +128,8 @@ def test_partial_shape_carries_values(tmp_path):
     assert turns.execute("SELECT count(*) FROM turns WHERE runtime_key = 'ops-restored'").fetchone()[0] > 0
 
 
-def test_the_timeline_store_holds_each_timeline_as_the_upstream_projection_wrote_it(tmp_path):
-    _, turns, timeline = build(tmp_path)
+def test_the_timeline_store_holds_each_timeline_as_the_upstream_projection_wrote_it(tmp_path, samples):
+    _, turns, timeline = opened(samples, tmp_path)
     with_timeline = {row[0] for row in timeline.execute("SELECT conv_id FROM timeline_conversations WHERE has_timeline")}
     versions = dict(timeline.execute("SELECT conv_id, version FROM timeline_versions"))
     assert set(versions) == with_timeline
