@@ -66,15 +66,7 @@ def measure_kind(client, conn, shape, kind, ids):
     measured = {"requests": len(ids), "route_ms": summary(route_ms), "own_sql_ms": summary(own_ms),
                 "find_ms": summary(find_ms), "scan_ms": summary(scan_ms), "statuses": statuses,
                 "missed": missed}
-    if kind == "turn_id":
-        measured["key_scan_ms"] = summary([_timed(lambda: conn.execute(KEY_SCAN_SQL, (token,)).fetchall())
-                                           for token in ids[:SCANS]])
     return measured
-
-
-# The alternative the turn_id walk was chosen over: a scan of the primary key's entries alone
-# (no turn row read, but a full scan of an index: "SCAN turns USING COVERING INDEX").
-KEY_SCAN_SQL = "SELECT count(*) FROM turns INDEXED BY sqlite_autoindex_turns_1 WHERE turn_id = ?"
 
 
 def _timed(call):
@@ -98,8 +90,6 @@ def lookup_section(measured, fixed, picked):
                  f"its own SQL {routes._pct(m['own_sql_ms'])} (median / p95, {m['requests']} ids); "
                  f"full scan {m['scan_ms']['median']:.1f} ms (median of {m['scan_ms']['count']}); "
                  f"route / (all its SQL + fixed cost) {ratio:.2f}x; full scan / its own SQL {speedup:,.1f}x")
-        if "key_scan_ms" in m:
-            value += f"; a scan of the primary key's entries instead {m['key_scan_ms']['median']:.1f} ms"
         if not ok:
             value += f"; statuses {m['statuses']}, {m['missed']} ids not found"
         section.rows.append(Row(kind, value,
@@ -113,10 +103,9 @@ def lookup_section(measured, fixed, picked):
         "lookup alone (`search.lookup_sql`), run directly through sqlite3.",
         f"Fixed cost: the median of `/-/versions.json` on the same server, {fixed['median']:.1f} ms.",
         "Full scan: `SELECT count(*) FROM turns NOT INDEXED WHERE <column> = ?`, every turn row read, "
-        "warm (the file is in the page cache after the walk): what a lookup costs without the "
-        "upstream's indexes.",
-        "A `turn_id` has no index of its own: its lookup walks the conversations (one seek each) "
-        "and reads the primary key's entries in each, so it grows with the store like a scan, "
-        "but reads no turn row (the primary key's entries alone are also given as scanned whole).",
+        "warm (the file is in the page cache): what a lookup costs without the upstream's indexes.",
+        "A `turn_id` or an `inference_id` has no index of its own: its lookup reads the entries of "
+        "the primary key or of `turns_by_conv_inference_updated` whole, in order, and only a "
+        "match's row, so it grows with the store like a scan but reads no other turn row.",
     ]
     return section

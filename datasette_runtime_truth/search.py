@@ -2,10 +2,11 @@
 ``session_id`` names, found through the upstream's own indexes (nothing is added to the schema).
 
 ``tokens`` takes the ids out of what was pasted (an id, a debug URL, a log line); ``find`` looks
-each one up as every kind of id on one connection, in a worker thread. Every lookup is an index
-search: a ``conv_id`` the primary key, a ``session_id`` ``turns_by_session``, an ``inference_id``
-``turns_by_conv_inference_updated`` in each conversation (the conversations walked one index seek
-at a time), and a ``turn_id`` the primary key's entries in each conversation, walked the same way.
+each one up as every kind of id on one connection, in a worker thread. No lookup reads the turn
+rows wholesale: a ``conv_id`` is a search of the primary key, a ``session_id`` of
+``turns_by_session``; an ``inference_id`` is read from the entries of
+``turns_by_conv_inference_updated`` and a ``turn_id`` from the primary key's, whole (neither has an
+index of its own, and the upstream's schema gets none), and only a match's row is read.
 """
 
 from dataclasses import dataclass, field
@@ -101,37 +102,21 @@ WHERE t.session_id = :id
 LIMIT :limit
 """
 
-# Every conversation, in key order, one index seek per step: a skip-scan no index is added for.
-CONVERSATIONS = """WITH RECURSIVE conversations(conv_id) AS (
-  SELECT min(conv_id) FROM turns
-  UNION ALL
-  SELECT (SELECT min(conv_id) FROM turns WHERE conv_id > conversations.conv_id)
-  FROM conversations
-  WHERE conversations.conv_id IS NOT NULL
-)"""
-
-# Each conversation, then the inference index in it.
-BY_INFERENCE_ID = CONVERSATIONS + """
+# An id with no index of its own is found by reading the entries of an index that holds it, never
+# the turn rows: at 1M turns the primary key's entries (conv_id, session_id, turn_id) are ~2% of
+# the file, and reading them in order beats a seek per conversation (BENCHMARKS.md, "Lookup by
+# any id"). Only a match's row is then read, by its rowid.
+BY_INFERENCE_ID = """
 SELECT {columns}
-FROM conversations
-CROSS JOIN turns AS t ON t.conv_id = conversations.conv_id AND t.inference_id = :id
+FROM turns AS t
+WHERE t.rowid IN (SELECT rowid FROM turns WHERE inference_id = :id)
 LIMIT :limit
 """
 
-# Each conversation; in each, the primary key's own entries (conv_id, session_id, turn_id) give
-# the turn's full key without reading a row; only a match is then read. Walking the distinct
-# (conv_id, session_id) pairs instead costs twice as much on the sample: a seek costs more than
-# the few entries a conversation holds.
-BY_TURN_ID = CONVERSATIONS + """,
-matches AS (
-  SELECT k.conv_id, k.session_id, k.turn_id
-  FROM conversations
-  CROSS JOIN turns AS k ON k.conv_id = conversations.conv_id AND k.turn_id = :id
-)
+BY_TURN_ID = """
 SELECT {columns}
-FROM matches
-CROSS JOIN turns AS t
-  ON t.conv_id = matches.conv_id AND t.session_id = matches.session_id AND t.turn_id = matches.turn_id
+FROM turns AS t
+WHERE t.rowid IN (SELECT rowid FROM turns WHERE turn_id = :id)
 LIMIT :limit
 """
 
