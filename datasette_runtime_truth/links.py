@@ -205,10 +205,6 @@ class SentResponse(Response):
         # Called when sending ends, or when the response is dropped unsent (a cancelled request).
         self.release = weakref.finalize(self, release) if release is not None else None
 
-    def without_body(self):
-        """For HEAD: the headers only."""
-        self.body, self.rest = b"", None
-
     async def asgi_send(self, send):
         rest = self.rest
 

@@ -10,14 +10,11 @@ import csv
 import io
 from urllib.parse import urlencode
 
-from datasette.database import QueryInterrupted
-from datasette.utils.asgi import BadRequest, Base400, Forbidden, NotFound, Response
+from datasette.utils.asgi import BadRequest, Forbidden, NotFound, Response
 from markupsafe import escape
 
 from . import (charts, config, figures, links, metrics, permissions, preview, queries, report,
-               reportcache, search, startup, timeline, times)
-from .api import time_limit_message
-from .cors import add_cors
+               reportcache, search, startup, timeline, times, web)
 
 PREFIX = links.PREFIX
 SHOWN_TIMELINES = 5  # switched conversations drawn inline on the report
@@ -26,42 +23,16 @@ DB = rf"^{PREFIX}/(?P<database>[^/]+)"
 
 def routes():
     return [
-        (rf"^{PREFIX}$", _get_only(report_page)),
-        (rf"^{PREFIX}\.json$", _get_only(report_json)),
-        (rf"^{PREFIX}/metrics$", _get_only(metrics_view)),
-        (rf"^{PREFIX}/search(?P<format>\.json)?$", _get_only(search_page)),
-        (rf"{DB}/search(?P<format>\.json)?$", _get_only(search_page)),
-        (rf"{DB}/conversation$", _get_only(conversation_page)),
-        (rf"{DB}/preview(?P<format>\.json|\.csv)?$", _get_only(preview_page)),
-        (rf"{DB}/pointers(?P<format>\.json)?$", _get_only(pointers_page)),
-        (rf"{DB}/switches(?P<format>\.json)?$", _get_only(switches_page)),
+        (rf"^{PREFIX}$", web.page(report_page)),
+        (rf"^{PREFIX}\.json$", web.page(report_json)),
+        (rf"^{PREFIX}/metrics$", web.page(metrics_view)),
+        (rf"^{PREFIX}/search(?P<format>\.json)?$", web.page(search_page)),
+        (rf"{DB}/search(?P<format>\.json)?$", web.page(search_page)),
+        (rf"{DB}/conversation$", web.page(conversation_page)),
+        (rf"{DB}/preview(?P<format>\.json|\.csv)?$", web.page(preview_page)),
+        (rf"{DB}/pointers(?P<format>\.json)?$", web.page(pointers_page)),
+        (rf"{DB}/switches(?P<format>\.json)?$", web.page(switches_page)),
     ]
-
-
-class TooSlow(Base400):
-    """A query ran past ``sql_time_limit_ms``: rendered by Datasette, HTML or JSON, as a 503."""
-
-    status = 503
-
-
-def _get_only(view):
-    """``view`` for GET (and HEAD, answered without a body); 405 for any other method, as
-    Datasette's own pages answer. Every answer carries the CORS headers under ``--cors``."""
-
-    async def answer(datasette, request):
-        if request.method not in ("GET", "HEAD"):
-            response = Response.text("Method not allowed", status=405, headers={"Allow": "GET, HEAD"})
-        else:
-            try:
-                response = await view(datasette, request)
-            except QueryInterrupted:
-                raise TooSlow(time_limit_message(datasette)) from None
-        if request.method == "HEAD":
-            response.body = b""
-        return add_cors(datasette, response)
-
-    answer.__name__ = view.__name__
-    return answer
 
 
 async def visible_turns_databases(datasette, actor):
