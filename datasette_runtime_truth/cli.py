@@ -2,6 +2,7 @@
 
 from concurrent.futures import ThreadPoolExecutor
 import contextlib
+import dataclasses
 import json
 import os
 import pathlib
@@ -13,8 +14,7 @@ import click
 from . import metrics
 from . import migrate as migration
 from . import report as cutover
-from . import pages as report_pages
-from . import backfill, sample, timeline
+from . import backfill, reportview, sample, timeline
 
 
 class CommandError(click.ClickException):
@@ -156,7 +156,7 @@ def check(paths, timeline_path, rules, as_json):
         for error in outcomes:
             if isinstance(error, CommandError):
                 click.echo(f"Error: {error.message}", err=True)
-        click.echo(json.dumps(report_pages.report_body(served, reports)))
+        click.echo(json.dumps(reportview.report_body(served, reports)))
     elif len(outcomes) == 1 and isinstance(outcomes[0], CommandError):
         raise outcomes[0]
     elif len(outcomes) == 1:
@@ -190,8 +190,7 @@ def _check_one(path, name, rules, pointers, timeline_name):
                                pointers=pointers, timeline=timeline_name)
     finally:
         conn.close()
-    result.computed_at = cutover.iso_utc(started)
-    return result
+    return dataclasses.replace(result, computed_at_ms=int(started * 1000))
 
 
 def _exit_code(outcome):

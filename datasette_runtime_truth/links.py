@@ -67,6 +67,17 @@ def timeline_url(datasette, database, conv_id):
     return plugin_url(datasette, database, "conversation", conv_id=conv_id)
 
 
+def history_url(datasette, database, conv_id, migrated=True):
+    """The conversation's runtime_history query, or None before the migration (it cannot run)."""
+    return query_url(datasette, database, "runtime_history", conv_id=conv_id) if migrated else None
+
+
+def conversation_links(datasette, database, conv_id, migrated=True):
+    """A listed conversation's ``history_url`` (history_url) and ``timeline_url`` (its page)."""
+    return {"history_url": history_url(datasette, database, conv_id, migrated),
+            "timeline_url": timeline_url(datasette, database, conv_id)}
+
+
 def timeline_json_url(datasette, database, conv_id):
     """The upstream's ``/api/timeline`` snapshot of a conversation, for the store paired with
     ``database``."""

@@ -5,8 +5,8 @@ it, the timeline store's pointers) and hand it to :mod:`report`, the same code t
 command runs. Every database the actor may not view is left out.
 """
 
-import copy
 import csv
+from dataclasses import replace
 import io
 from urllib.parse import urlencode
 
@@ -14,11 +14,12 @@ from datasette.utils.asgi import BadRequest, Forbidden, NotFound, Response
 from markupsafe import escape
 
 from . import (charts, config, figures, links, metrics, permissions, preview, queries, report,
-               reportcache, search, startup, timeline, times, web)
+               reportcache, reportview, schema, search, timeline, times, web)
 
 PREFIX = links.PREFIX
 SHOWN_TIMELINES = 5  # switched conversations drawn inline on the report
 DB = rf"^{PREFIX}/(?P<database>[^/]+)"
+NOT_MIGRATED = "This store has no runtime_key column yet: run the migration first."
 
 
 def routes():
@@ -62,9 +63,8 @@ async def build_reports(datasette, actor, refresh=False):
     for db in visible:
         source = reportcache.Source(db, timeline_db, timeline_name, rules)
         entry = await cache.get(source, max_age, refresh=refresh)
-        db_report = copy.deepcopy(entry.report)
-        db_report.computed_at = report.iso_utc(entry.computed_at)
-        db_report.outdated = entry.outdated
+        db_report = replace(entry.report, computed_at_ms=int(entry.computed_at * 1000),
+                            outdated=entry.outdated)
         reports.append(report.without_pointers(db_report) if hide_pointers else db_report)
     return reports
 
@@ -73,88 +73,13 @@ def _refresh(request):
     return request.args.get("refresh") not in (None, "", "0")
 
 
-_query_url = links.query_url
-timeline_url = links.timeline_url
-
-
-def _migrated(db_report):
-    return not db_report.problem and db_report.check("columns").value == len(queries.MIGRATED_COLUMNS)
-
-
-def _preview_url(datasette, db_report):
-    """The migration preview, or None where there is no turns table to preview."""
-    return None if db_report.problem else links.plugin_url(datasette, db_report.database, "preview")
-
-
-async def _has_runtime_columns(db):
-    """Whether the store is migrated far enough for the runtime-truth queries to run."""
-    return queries.BY_NAME["runtime_history"].runs_on(await db.table_columns("turns"))
-
-
-def _history_url(datasette, database, conv_id, migrated):
-    """The conversation's runtime_history query, or None before the migration (it cannot run)."""
-    return _query_url(datasette, database, "runtime_history", conv_id=conv_id) if migrated else None
-
-
-def _links(datasette, db_report):
-    """Each check's rows link (the rows its figure counts: for the backfill figures, the
-    migration preview filtered to them; a query that cannot run yet is replaced by a note), its
-    complete list, and each listed conversation's history and timeline."""
-    migrated = _migrated(db_report)
-    name = db_report.database
-    for check in db_report.checks:
-        query = queries.BY_NAME.get(check.query)
-        check.note = None
-        check.link_label = check.query
-        if check.id in links.FIGURE_ROWS:
-            check.url = datasette.urls.path(links.figure_rows_path(name, check.id))
-            check.link_label = "rows"
-        elif query is None:
-            check.url = None
-        elif migrated or not query.needs:
-            check.url = _query_url(datasette, name, check.query)
-        else:
-            check.url = None
-            check.note = f"{check.query} runs once the store is migrated"
-        check.all_url = None
-        if check.id == "pointer" and check.value is not None:
-            check.url = check.all_url = links.plugin_url(datasette, name, "pointers")
-            check.link_label = "all mismatches"
-        if check.id == "runtime_switches" and migrated:
-            check.all_url = links.plugin_url(datasette, name, "switches")
-        for item in check.items:
-            item["history_url"] = _query_url(datasette, name, "runtime_history", conv_id=item["conv_id"])
-            item["timeline_url"] = timeline_url(datasette, name, item["conv_id"])
-
-
-def report_body(datasette, reports):
-    """The report JSON (``/-/runtime-truth.json``, ``check --json``): the format version, the
-    overall status, and one object per database with its links as ``datasette`` serves them."""
-    databases = []
-    for db_report in reports:
-        _links(datasette, db_report)
-        data = db_report.as_dict()
-        for check, check_data in zip(db_report.checks, data["checks"]):
-            check_data["url"] = check.url
-            check_data["all_url"] = check.all_url
-        data["coverage_url"] = _coverage_url(datasette, db_report)
-        data["preview_url"] = _preview_url(datasette, db_report)
-        data["startup_migration_error"] = startup.migration_not_run(datasette, db_report.database)
-        databases.append(data)
-    return {"format_version": report.FORMAT_VERSION, "status": report.overall_status(reports),
-            "databases": databases}
-
-
-def _coverage_url(datasette, db_report):
-    """The backfill_coverage query, or None while it cannot run (a store not migrated)."""
-    if not _migrated(db_report):
-        return None
-    return _query_url(datasette, db_report.database, "backfill_coverage")
+async def _is_migrated(db):
+    return schema.is_migrated(await db.table_columns("turns"))
 
 
 async def report_json(datasette, request):
     reports = await build_reports(datasette, request.actor, refresh=_refresh(request))
-    return links.json_response(report_body(datasette, reports))
+    return links.json_response(reportview.report_body(datasette, reports))
 
 
 async def metrics_view(datasette, request):
@@ -167,23 +92,10 @@ async def report_page(datasette, request):
     reports = await build_reports(datasette, request.actor, refresh=_refresh(request))
     sections = []
     for db_report in reports:
-        _links(datasette, db_report)
-        db = datasette.databases[db_report.database]
-        switched = [] if db_report.problem else db_report.check("runtime_switches").items[:SHOWN_TIMELINES]
-        histories = [await db.execute_fn(lambda conn, c=item["conv_id"]: figures.conversation_history(conn, c))
-                     for item in switched]
-        colours = charts.assign_colours(row["runtime_key"] for rows in histories for row in rows)
-        timelines = [{**item, "svg": charts.timeline_svg(rows, colours)}
-                     for item, rows in zip(switched, histories)]
-        sections.append({
-            "report": db_report,
-            "coverage_svg": charts.coverage_svg(db_report.coverage),
-            "coverage_url": _coverage_url(datasette, db_report),
-            "preview_url": _preview_url(datasette, db_report),
-            "migrated": _migrated(db_report),
-            "timelines": timelines,
-            "startup_migration_error": startup.migration_not_run(datasette, db_report.database),
-        })
+        view = reportview.database_view(datasette, db_report)
+        sections.append({"view": view, "report": db_report,
+                         "coverage_svg": charts.coverage_svg(db_report.coverage),
+                         "timelines": await _switched_timelines(datasette, view)})
     return Response.html(await datasette.render_template(
         "runtime_truth.html",
         {"status": report.overall_status(reports), "sections": sections,
@@ -191,6 +103,18 @@ async def report_page(datasette, request):
          "rt_crumbs": [("home", datasette.urls.instance()), ("runtime truth report", None)]},
         request=request,
     ))
+
+
+async def _switched_timelines(datasette, view):
+    """The first switched conversations' runtime timelines, drawn in one set of colours."""
+    if view.report.problem:
+        return []
+    switched = next(check for check in view.checks if check.check.id == "runtime_switches").items
+    db = datasette.databases[view.report.database]
+    histories = [await db.execute_fn(lambda conn, c=item["conv_id"]: figures.conversation_history(conn, c))
+                 for item in switched[:SHOWN_TIMELINES]]
+    colours = charts.assign_colours(row["runtime_key"] for rows in histories for row in rows)
+    return [{**item, "svg": charts.timeline_svg(rows, colours)} for item, rows in zip(switched, histories)]
 
 
 async def _turns_db(datasette, request):
@@ -237,7 +161,7 @@ async def conversation_page(datasette, request):
             "ways_back": [("search for it as any id", search_url),
                           ("the runtime truth report", datasette.urls.path(PREFIX)),
                           (f"the {name} database", datasette.urls.database(name))]}, status=404)
-    migrated = await _has_runtime_columns(db)
+    migrated = await _is_migrated(db)
     switches = queries.switch_positions([row["runtime_key"] for row in rows])
     previous = {index: _last_known(rows, index) for index in switches}
     for index, row in enumerate(rows):
@@ -251,7 +175,7 @@ async def conversation_page(datasette, request):
         "rt_colours": charts.assign_colours(row["runtime_key"] for row in rows),
         "preview_url": links.plugin_url(datasette, name, "preview"),
         "timeline_json_url": None if pointer is None else links.timeline_json_url(datasette, name, conv_id),
-        "history_url": _history_url(datasette, name, conv_id, migrated),
+        "history_url": links.history_url(datasette, name, conv_id, migrated),
         "report_url": datasette.urls.path(PREFIX)})
 
 
@@ -321,7 +245,7 @@ async def preview_page(datasette, request):
         return Response(out.getvalue(), content_type="text/csv; charset=utf-8")
     title = "Migration preview" + (f": {preview.ONLY[only][0]}" if only else "")
     return await _list(datasette, request, db.name, title, page.rows,
-                       preview.COLUMNS, next_url, migrated=await _has_runtime_columns(db), about=(
+                       preview.COLUMNS, next_url, migrated=await _is_migrated(db), about=(
         (f"Only the {preview.ONLY[only][0]} (<a href=\"{escape(request.path)}\">every row</a>). "
          if only else "") +
         f"For each row a migrate run looks at (runtime_key or inference_id empty), what it would "
@@ -333,12 +257,11 @@ async def preview_page(datasette, request):
 async def pointers_page(datasette, request):
     db = await _turns_db(datasette, request)
     timeline_db = await _timeline_db(datasette, request.actor)
-    columns = await db.table_columns("turns")
     rows, next_url, problem = [], None, None
     if timeline_db is None:
         problem = "No timeline store to compare with (or you may not view its timeline_conversations)."
-    elif "runtime_key" not in columns:
-        problem = "This store has no runtime_key column yet: run the migration first."
+    elif not await _is_migrated(db):
+        problem = NOT_MIGRATED
     else:
         pointers = await timeline_db.execute_fn(timeline.read_pointers)
         differ, _, _ = await db.execute_fn(lambda conn: figures.pointer_mismatches(conn, pointers))
@@ -371,8 +294,8 @@ async def switches_page(datasette, request):
     columns = ("conv_id", "runtime_keys", "switches", "runtime_order", "first_switch_turn_id",
                "first_switch_at_ms")
     rows, next_url, problem = [], None, None
-    if "runtime_key" not in await db.table_columns("turns"):
-        problem = "This store has no runtime_key column yet: run the migration first."
+    if not await _is_migrated(db):
+        problem = NOT_MIGRATED
     else:
         limit = preview.page_size(request.args.get("limit"), datasette.setting("max_returned_rows"))
         after = _after(request, ("after_switches", "after_conv"))
@@ -403,8 +326,7 @@ async def _list(datasette, request, database, title, rows, columns, next_url, ab
     conversation links to its timeline page only (its runtime_history query cannot run yet)."""
     for row in rows:
         if "conv_id" in row:
-            row["history_url"] = _history_url(datasette, database, row["conv_id"], migrated)
-            row["timeline_url"] = timeline_url(datasette, database, row["conv_id"])
+            row.update(links.conversation_links(datasette, database, row["conv_id"], migrated))
     if request.url_vars.get("format") == ".json":
         base = request.path.rsplit(".json", 1)[0]
         return links.json_response({"database": database, "rows": rows, "problem": problem,
@@ -443,7 +365,7 @@ async def search_page(datasette, request):
         snapshots = await permissions.can_view_table(datasette, request.actor, db.name,
                                                      "turn_block_membership")
         found = await db.execute_fn(lambda conn: search.find(conn, parsed, snapshots))
-        migrated = await _has_runtime_columns(db)
+        migrated = await _is_migrated(db)
         searched.append({"database": db.name, "kinds": list(found.kinds), "note": _search_note(found)})
         turns += [_search_links(datasette, db.name, turn, migrated) for turn in found.turns]
         more += [_more_link(datasette, db.name, kind, id_) for kind, id_ in found.more]
@@ -473,8 +395,7 @@ def _search_links(datasette, database, turn, migrated):
     turn.setdefault("snapshots", None)
     return {"database": database, **turn,
             "updated_at": times.iso(turn["updated_at_ms"]),
-            "history_url": _history_url(datasette, database, turn["conv_id"], migrated),
-            "timeline_url": timeline_url(datasette, database, turn["conv_id"]),
+            **links.conversation_links(datasette, database, turn["conv_id"], migrated),
             "debug_url": links.debug_turn_url(datasette, turn["conv_id"], turn["session_id"],
                                               turn["turn_id"], database=database)}
 
@@ -483,7 +404,7 @@ def _more_link(datasette, database, kind, id_):
     """An id that named more turns than one lookup lists, and where all of them are."""
     url, label = None, None
     if kind == "conv_id":
-        url, label = _query_url(datasette, database, "runtime_history", conv_id=id_), "its runtime history"
+        url, label = links.history_url(datasette, database, id_), "its runtime history"
     elif kind == "session_id":
         url, label = links.debug_turns_url(datasette, database, session_id=id_), "the session's debug turns list"
     return {"database": database, "kind": kind, "id": id_, "url": url, "link_label": label}

@@ -6,13 +6,12 @@ here writes. A check *fails* only when something a migration would fix is not do
 migration can recover (rows whose metadata never named a runtime) is information.
 """
 
-from dataclasses import asdict, dataclass, field
-import datetime
+from dataclasses import asdict, dataclass, field, replace
 import os
 import sqlite3
 from typing import Any, Optional
 
-from . import backfill, figures, schema
+from . import backfill, figures, schema, times
 
 PASS, FAIL, INFO = "pass", "fail", "info"
 PASSES, FAILS, EMPTY = "passes", "fails", "no turns database"
@@ -53,9 +52,10 @@ class DatabaseReport:
     checks: list
     coverage: list  # one dict per UTC day, named as backfill_coverage names its columns
     timeline: Optional[str] = None  # the timeline store compared against, if any
-    computed_at: Optional[str] = None  # when the figures were computed (ISO 8601, UTC)
+    computed_at_ms: Optional[int] = None  # when the figures were computed (epoch milliseconds)
     problem: Optional[str] = None  # why there is nothing to check (schema.turns_problem), if so
     outdated: bool = False  # the store has committed since: a recomputation is due or running
+    migrated: bool = False  # both runtime columns are there (schema.is_migrated)
 
     @property
     def status(self) -> str:
@@ -71,7 +71,10 @@ class DatabaseReport:
         return next(check for check in self.checks if check.id == check_id)
 
     def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """The report JSON's fields: ``computed_at`` as ISO 8601 UTC."""
+        data = {("computed_at" if key == "computed_at_ms" else key): value
+                for key, value in asdict(self).items() if key != "migrated"}
+        data["computed_at"] = times.iso(self.computed_at_ms)
         data["status"] = self.status
         return data
 
@@ -153,7 +156,7 @@ def judge(found: figures.Figures, database: str, path: Optional[str] = None, rul
     ]
     return DatabaseReport(
         database=database, path=path, rules=rules, turns=found.turns, checks=checks,
-        coverage=found.coverage, timeline=timeline,
+        coverage=found.coverage, timeline=timeline, migrated=schema.is_migrated(found.shape.columns),
     )
 
 
@@ -254,17 +257,10 @@ POINTER_TITLE = "Conversation pointer vs newest turn"
 
 
 def without_pointers(db_report: "DatabaseReport") -> "DatabaseReport":
-    """The report as for an actor who may not view the timeline store: no pointer figures."""
-    db_report.checks = [Check("pointer", POINTER_TITLE, INFO, "no timeline store to compare with", None)
-                        if check.id == "pointer" else check for check in db_report.checks]
-    db_report.timeline = None
-    return db_report
-
-
-def iso_utc(epoch_s: float) -> str:
-    """``2026-11-27T07:40:00.123Z``"""
-    moment = datetime.datetime.fromtimestamp(epoch_s, datetime.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """A copy of the report as for an actor who may not view the timeline store: no pointer figures."""
+    checks = [Check("pointer", POINTER_TITLE, INFO, "no timeline store to compare with", None)
+              if check.id == "pointer" else check for check in db_report.checks]
+    return replace(db_report, checks=checks, timeline=None)
 
 
 def _pointer_check(pointers, compared_with_a_store, timeline):

@@ -251,6 +251,12 @@ def _definition(column):
     return " ".join(parts)
 
 
+def is_migrated(columns) -> bool:
+    """Whether a turns table with ``columns`` has both runtime columns: the one test of "is this
+    store migrated" (the queries that need them can run, the report links them)."""
+    return all(name in columns for name in RUNTIME_COLUMNS)
+
+
 def turns_problem(columns) -> Optional[str]:
     """Why a database whose ``turns`` table has ``columns`` (none when there is no such table) is
     not a turns.db, in words; None when it is. The one test of what a turns table is: a game's
