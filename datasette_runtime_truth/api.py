@@ -225,11 +225,10 @@ async def _database_in_url(datasette, request, store):
     segment = request.url_vars.get("database")
     if segment is None:
         return None
-    name = config.database_route(segment)
-    for db in datasette.databases.values():
-        if name in (db.name, getattr(db, "route", db.name)) and not db.name.startswith("_"):
-            if store is None or db.name == store.name or await config.is_turns_database(datasette, db.name):
-                return db
+    name, db = web.database_named(datasette, segment)
+    if db is not None and not db.name.startswith("_") and (
+            store is None or db.name == store.name or await config.is_turns_database(datasette, db.name)):
+        return db
     raise ApiError(404, f"not a turns database or timeline store: {name}")
 
 
@@ -284,11 +283,10 @@ async def _turns_database(datasette, actor, route_name):
     except ValueError as error:
         raise ApiError(404, f"turn store not enabled: {error}") from None
     if route_name is not None:
-        name = config.database_route(route_name)
-        for db in candidates:
-            if name in (db.name, getattr(db, "route", db.name)):
-                return db
-        raise ApiError(404, f"not a turns database: {name}")
+        name, db = web.database_named(datasette, route_name)
+        if db not in candidates:
+            raise ApiError(404, f"not a turns database: {name}")
+        return db
     names = config.configured_names(datasette)
     if names:
         return datasette.databases[names[0]]

@@ -50,13 +50,8 @@ async def build_reports(datasette, actor, refresh=False):
     visible = await visible_turns_databases(datasette, actor)
     if databases and not visible:
         raise Forbidden("You may not view any turns database")
-    try:
-        timeline_db = await timeline.database(datasette)
-        timeline_name = timeline_db.name if timeline_db is not None else None
-    except ValueError:
-        timeline_db, timeline_name = None, config.setting(datasette, "timeline_database")
-    hide_pointers = timeline_db is not None and not await permissions.can_view_table(
-        datasette, actor, timeline_db.name, "timeline_conversations")
+    timeline_db, timeline_name = await _timeline_store(datasette)
+    hide_pointers = timeline_db is not None and not await _may_view_pointers(datasette, actor, timeline_db)
     rules, max_age = config.setting(datasette, "rules"), config.setting(datasette, "report_max_age")
     cache = reportcache.for_datasette(datasette)
     reports = []
@@ -119,8 +114,7 @@ async def _switched_timelines(datasette, view):
 
 async def _turns_db(datasette, request):
     """The turns database named in the URL, once the actor may view it and its turns."""
-    route = config.database_route(request.url_vars["database"])
-    db = next((db for db in datasette.databases.values() if route in (db.route, db.name)), None)
+    route, db = web.database_named(datasette, request.url_vars["database"])
     if db is None:
         raise NotFound(f"Database not found: {route}")
     await permissions.ensure_view_database(datasette, request.actor, db.name)
@@ -183,14 +177,24 @@ def _last_known(rows, index):
     return next(row["runtime_key"] for row in reversed(rows[:index]) if row["runtime_key"])
 
 
-async def _timeline_db(datasette, actor):
-    """The timeline store, when attached and the actor may view its conversations; else None."""
+async def _timeline_store(datasette):
+    """``(store, name)``: the timeline store (timeline.database) and its name; the configured
+    name and no store when that one is not attached; (None, None) when there is none."""
     try:
         timeline_db = await timeline.database(datasette)
     except ValueError:
-        return None
-    if timeline_db is None or not await permissions.can_view_table(
-            datasette, actor, timeline_db.name, "timeline_conversations"):
+        return None, config.setting(datasette, "timeline_database")
+    return timeline_db, None if timeline_db is None else timeline_db.name
+
+
+async def _may_view_pointers(datasette, actor, timeline_db):
+    return await permissions.can_view_table(datasette, actor, timeline_db.name, timeline.TABLE)
+
+
+async def _timeline_db(datasette, actor):
+    """The timeline store, when attached and the actor may view its conversations; else None."""
+    timeline_db, _ = await _timeline_store(datasette)
+    if timeline_db is None or not await _may_view_pointers(datasette, actor, timeline_db):
         return None
     return timeline_db
 

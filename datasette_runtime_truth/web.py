@@ -9,7 +9,7 @@ as the upstream's JSON, the pages' through Datasette's own HTML or JSON error pa
 from typing import Any
 
 from datasette.database import QueryInterrupted
-from datasette.utils import add_cors_headers
+from datasette.utils import add_cors_headers, tilde_decode
 from datasette.utils.asgi import Base400, Response
 
 
@@ -19,6 +19,25 @@ def add_cors(datasette, response):
     if datasette.cors:
         add_cors_headers(response.headers)
     return response
+
+
+def database_route(segment):
+    """The database route a URL path segment names, decoded as Datasette decodes it: tilde-encoding
+    (``my~20turns``), and a percent-encoded segment (``my%20turns``) read as Datasette's 404
+    handler reads it, ``%`` as ``~`` and ``~`` as ``~7E``, before its redirect."""
+    if "%" in segment:
+        segment = segment.replace("~", "~7E").replace("%", "~")
+    return tilde_decode(segment)
+
+
+def database_named(datasette, segment):
+    """``(name, database)``: the name a URL's ``{database}`` segment gives, and the attached
+    database of that name or route (None when there is none). Each route then says which
+    databases it serves, and its own 404 for the rest."""
+    name = database_route(segment)
+    found = next((db for db in datasette.databases.values()
+                  if name in (db.name, getattr(db, "route", db.name))), None)
+    return name, found
 
 
 class View:
