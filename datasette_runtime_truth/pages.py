@@ -11,7 +11,6 @@ import io
 from urllib.parse import urlencode
 
 from datasette.utils.asgi import BadRequest, Forbidden, NotFound, Response
-from markupsafe import escape
 
 from . import (charts, config, figures, links, metrics, permissions, preview, queries, report,
                reportcache, reportview, schema, search, timeline, times, web)
@@ -131,7 +130,6 @@ def _crumbs(datasette, database, *more):
 
 
 async def _page(datasette, request, template, context, status=200):
-    context = {**context, "rt_time": times.html}
     return Response.html(await datasette.render_template(template, context, request=request),
                          status=status)
 
@@ -231,7 +229,7 @@ async def preview_page(datasette, request):
             return links.json_response({"database": db.name, "rows": [], "next": None, "problem": problem},
                                        status=400)
         return await _list(datasette, request, db.name, "Migration preview", [], preview.COLUMNS,
-                           None, problem=problem, status=400)
+                           None, "preview", about={"rules": rules}, problem=problem, status=400)
     page = await db.execute_fn(lambda conn: preview.read_page(conn, rules, after, limit, only))
     next_url = None
     if page.next_after:
@@ -248,14 +246,10 @@ async def preview_page(datasette, request):
         writer.writerows(page.rows)
         return Response(out.getvalue(), content_type="text/csv; charset=utf-8")
     title = "Migration preview" + (f": {preview.ONLY[only][0]}" if only else "")
-    return await _list(datasette, request, db.name, title, page.rows,
-                       preview.COLUMNS, next_url, migrated=await _is_migrated(db), about=(
-        (f"Only the {preview.ONLY[only][0]} (<a href=\"{escape(request.path)}\">every row</a>). "
-         if only else "") +
-        f"For each row a migrate run looks at (runtime_key or inference_id empty), what it would "
-        f"write with the {rules} rules: <em>writes</em> shows the new values, <em>unchanged</em> "
-        f"rows keep theirs (their metadata gives nothing), <em>skipped: bad metadata</em> rows are "
-        f"not valid JSON objects. Nothing is written by this page."), csv=True)
+    return await _list(datasette, request, db.name, title, page.rows, preview.COLUMNS, next_url,
+                       "preview", migrated=await _is_migrated(db), csv=True, about={
+                           "rules": rules, "only_label": preview.ONLY[only][0] if only else None,
+                           "every_row_url": request.path})
 
 
 async def pointers_page(datasette, request):
@@ -276,11 +270,8 @@ async def pointers_page(datasette, request):
         if len(remaining) > limit:
             next_url = _next_url(request, after_conv=rows[-1]["conv_id"])
     return await _list(datasette, request, db.name, "Conversation pointer vs newest turn", rows,
-                       ("conv_id", "pointer", "newest_runtime_key"), next_url, problem=problem,
-                       about="Conversations whose pointer in the timeline store "
-                             "(<code>resolved_runtime_key</code>) differs from the runtime_key of "
-                             "their newest turn, in conv_id order. Information only: the pointer "
-                             "is never turn history.")
+                       ("conv_id", "pointer", "newest_runtime_key"), next_url, "pointers",
+                       problem=problem)
 
 
 SWITCHES_PAGE_SQL = f"""
@@ -311,9 +302,7 @@ async def switches_page(datasette, request):
             next_url = _next_url(request, after_switches=rows[-1]["switches"],
                                  after_conv=rows[-1]["conv_id"])
     return await _list(datasette, request, db.name, "Conversations that switched runtime", rows,
-                       columns, next_url, problem=problem,
-                       about="Every conversation whose known runtime_key changes between turns "
-                             "(the <code>runtime_switches</code> query's rows), most switches first.")
+                       columns, next_url, "switches", problem=problem)
 
 
 def _switches_count(text):
@@ -324,10 +313,11 @@ def _switches_count(text):
     return value
 
 
-async def _list(datasette, request, database, title, rows, columns, next_url, about="",
+async def _list(datasette, request, database, title, rows, columns, next_url, list_kind, about=None,
                 problem=None, csv=False, migrated=True, status=200):
-    """A paged list as a page, or as JSON for the ``.json`` URL. Before the migration a
-    conversation links to its timeline page only (its runtime_history query cannot run yet)."""
+    """A paged list as a page (``list_kind`` picks its explanation, given ``about``), or as JSON
+    for the ``.json`` URL. Before the migration a conversation links to its timeline page only
+    (its runtime_history query cannot run yet)."""
     for row in rows:
         if "conv_id" in row:
             row.update(links.conversation_links(datasette, database, row["conv_id"], migrated))
@@ -337,7 +327,7 @@ async def _list(datasette, request, database, title, rows, columns, next_url, ab
                               "next": next_url and next_url.replace(base + "?", base + ".json?", 1)})
     path, qs = request.path, ("?" + request.query_string if request.query_string else "")
     return await _page(datasette, request, "runtime_truth_list.html", {
-        "title": title, "about": about, "database": database, "rows": rows, "columns": columns,
+        **(about or {}), "title": title, "list_kind": list_kind, "database": database, "rows": rows, "columns": columns,
         "next_url": next_url, "problem": problem,
         "rt_crumbs": _crumbs(datasette, database, (title, None)),
         "json_url": path + ".json" + qs, "csv_url": path + ".csv" + qs if csv else None},
@@ -443,6 +433,7 @@ def template_vars(datasette):
         "runtime_truth_time": times.html,
         "runtime_truth_query_page": query_page,
         "runtime_truth_search_url": datasette.urls.path(f"{PREFIX}/search"),
+        "runtime_truth_css_url": datasette.urls.static_plugins(config.PLUGIN, "runtime-truth.css"),
         "runtime_truth_debug_url": lambda conv_id, session_id, turn_id: links.debug_turn_url(
             datasette, conv_id, session_id, turn_id),
     }
