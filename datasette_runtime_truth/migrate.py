@@ -104,44 +104,6 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "changed": self.changed}
 
-    def text(self) -> str:
-        """The report as the CLI prints it."""
-        rules = f"with the {self.rules} rules"
-        if self.dry_run:
-            outcome = "a real run would change:" if self.changed else "a real run would change nothing"
-            headline = f"dry run {rules}, nothing written; {outcome}"
-        else:
-            headline = f"migrated {rules}" if self.changed else f"already migrated {rules}; nothing changed"
-        verb = "to add" if self.dry_run else "added"
-        rows = [
-            (f"columns {verb}", ", ".join(self.columns_added) or "none"),
-            (f"indexes {'to create' if self.dry_run else 'created'}", ", ".join(self.indexes_created) or "none"),
-            ("rows scanned", self.rows_scanned),
-            ("runtime_key filled", self.runtime_key_filled),
-            ("inference_id filled", self.inference_id_filled),
-        ]
-        if self.values_trimmed:
-            rows.append(("values trimmed", self.values_trimmed))
-        if self.turn_created_at_ms_copied:
-            rows.append(("turn_created_at_ms copied", self.turn_created_at_ms_copied))
-        if self.updated_at_ms_filled:
-            rows.append(("updated_at_ms filled", self.updated_at_ms_filled))
-        rows += [
-            ("still missing runtime_key", self.missing_runtime_key),
-            ("still missing inference_id", self.missing_inference_id),
-            ("skipped, bad metadata", self.skipped_bad_metadata),
-        ]
-        if self.skipped_unwritable:
-            rows.append(("skipped, cannot write", f"{self.skipped_unwritable:,} ({self.unwritable_error})"))
-        if self.journal_mode:
-            rows.append(("journal mode", self.journal_mode))
-        width = max(len(label) for label, _ in rows)
-        lines = [f"{self.database}: {headline}"]
-        for label, value in rows:
-            shown = f"{value:,}" if isinstance(value, int) else value
-            lines.append(f"  {label + ':':<{width + 1}} {shown}")
-        return "\n".join(lines)
-
 
 class Migration:
     """The steps that migrate one turns database; state is carried from step to step."""

@@ -78,35 +78,6 @@ class DatabaseReport:
         data["status"] = self.status
         return data
 
-    def headline(self) -> str:
-        """``turns.db: FAILS (3 of 9 checks fail)``, or why there is nothing to check."""
-        if self.problem:
-            return f"{self.path or self.database}: {self.status} ({self.problem})"
-        failed = len(self.failures)
-        verdict = (f"FAILS ({failed} of {len(self.checks)} checks fail)" if failed
-                   else f"PASSES (all {len(self.checks)} checks pass or are information)")
-        return f"{self.path or self.database}: {verdict}"
-
-    def summary(self) -> str:
-        """The headline and the failing checks' ids: ``check``'s one line for a file among several."""
-        failing = ", ".join(check.id for check in self.failures)
-        return self.headline() + (f": {failing}" if failing else "")
-
-    def text(self) -> str:
-        """The report as ``datasette runtime-truth check`` prints it."""
-        if self.problem:
-            return self.headline()
-        lines = [self.headline()]
-        width = max(len(check.title) for check in self.checks)
-        for check in self.checks:
-            see = f"  [{check.query}]" if check.query else ""
-            lines.append(f"  {check.status:<4}  {check.title:<{width}}  {check.figure}{see}")
-            for item in check.items[:5]:
-                lines.append(f"{'':<{width + 10}}  - {_describe_item(item)}")
-            if len(check.items) > 5:
-                lines.append(f"{'':<{width + 10}}  - ... ({check.value:,} in all)")
-        return "\n".join(lines)
-
 
 def overall_status(reports: list["DatabaseReport"]) -> str:
     """Fails when one database fails; passes when one passes and none fails; else no turns
@@ -115,13 +86,6 @@ def overall_status(reports: list["DatabaseReport"]) -> str:
     if FAILS in statuses:
         return FAILS
     return PASSES if PASSES in statuses else EMPTY
-
-
-def _describe_item(item):
-    if "switches" in item:
-        return f"{item['conv_id']}: {item['switches']} switch{'es' if item['switches'] != 1 else ''}"
-    return (f"{item['conv_id']}: pointer {item['pointer']!r}, "
-            f"newest turn's runtime_key {item['newest_runtime_key']!r}")
 
 
 def build(conn: sqlite3.Connection, database: str, path: Optional[str] = None, rules: str = "canonical",
