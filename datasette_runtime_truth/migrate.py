@@ -24,7 +24,6 @@ import os
 import sqlite3
 import time
 from typing import Any, Callable, Iterator, Optional, Union
-import urllib.parse
 
 from . import backfill, schema, sqlitefile
 
@@ -385,8 +384,8 @@ def open_turns_db(path: Union[str, os.PathLike], dry_run: bool = False,
     if not dry_run and _read_only(path):
         raise MigrationError(f"{path}: file is read-only; nothing was changed")
     _check_not_truncated(path, busy_timeout_ms)
-    uri = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode={'ro' if dry_run else 'rw'}"
-    conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout_ms / 1000, isolation_level=None)
+    conn = sqlite3.connect(sqlitefile.uri(path, "ro" if dry_run else "rw"), uri=True,
+                           timeout=busy_timeout_ms / 1000, isolation_level=None)
     try:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         problem = schema.turns_problem(schema.turns_columns(conn))

@@ -7,10 +7,8 @@ switch: it is never turn history, and nothing here writes.
 """
 
 from dataclasses import dataclass
-import os
 import re
 import sqlite3
-import urllib.parse
 
 from . import config, golang, sqlitefile
 
@@ -83,9 +81,8 @@ def read_pointers_from_file(path, immutable=False):
     kind = sqlitefile.special_kind(path)
     if kind:
         raise NotATimelineStore(f"{path} is {kind}, not a timeline.db")
-    mode = "ro&immutable=1" if immutable else "ro"
     try:
-        conn = sqlite3.connect(f"file:{urllib.parse.quote(os.path.abspath(path))}?mode={mode}", uri=True)
+        conn = sqlite3.connect(sqlitefile.read_only_uri(path, immutable), uri=True)
         try:
             if not is_timeline_store(conn):
                 raise NotATimelineStore(f"{path} has no {TABLE} table")
