@@ -16,7 +16,7 @@ from datasette.utils import tilde_encode
 from datasette.utils.asgi import Response
 from markupsafe import Markup
 
-from . import config, permissions, queries, times
+from . import config, permissions, queries, store, times
 
 PREFIX = "/-/runtime-truth"
 
@@ -236,9 +236,7 @@ class SentResponse(Response):
 
 
 def _blob_as_text(value):
+    """``json.dumps``' default: a BLOB as store.text gives it; anything else is not JSON."""
     if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            return value.hex()
+        return store.text(value)
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")
