@@ -14,7 +14,7 @@ import click
 from . import metrics
 from . import migrate as migration
 from . import report as cutover
-from . import backfill, reportview, sample, timeline
+from . import backfill, config, reportview, sample, timeline
 
 
 class CommandError(click.ClickException):
@@ -87,7 +87,7 @@ def bundle(directory, check, force):
 @runtime_truth.command()
 @click.argument("path", type=click.Path(path_type=str))
 @click.option("--dry-run", is_flag=True, help="Write nothing; report what a real run would change.")
-@click.option("--rules", type=click.Choice(backfill.RULES), default="canonical",
+@click.option("--rules", type=click.Choice(backfill.RULES), default=config.DEFAULT_RULES,
               show_default=True, help="Which upstream backfill rules to apply.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=migration.DEFAULT_BATCH_SIZE,
               show_default=True, help="Rows per write transaction.")
@@ -136,7 +136,7 @@ CHECK_WORKERS = 8  # files checked at once: SQLite reads release the GIL, the ba
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--timeline", "timeline_path", type=click.Path(exists=True, dir_okay=False),
               help="A timeline.db whose conversation pointers to compare with each newest turn.")
-@click.option("--rules", type=click.Choice(backfill.RULES), default="canonical",
+@click.option("--rules", type=click.Choice(backfill.RULES), default=config.DEFAULT_RULES,
               show_default=True, help="The backfill rules a migrate run would use.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the report JSON of /-/runtime-truth.json: one object, a database per PATH.")

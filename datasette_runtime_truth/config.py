@@ -126,6 +126,7 @@ SETTINGS = (
             DEFAULT_PAYLOAD_PROCESS_CHARS),
 )
 BY_NAME = {entry.name: entry for entry in SETTINGS}
+DEFAULT_RULES = BY_NAME["rules"].default  # the commands' --rules and every function's default too
 
 
 def read_settings(raw: Any) -> dict[str, Any]:

@@ -25,7 +25,7 @@ import sqlite3
 import time
 from typing import Any, Callable, Iterator, Optional, Union
 
-from . import backfill, schema, sqlitefile
+from . import backfill, config, schema, sqlitefile
 
 DEFAULT_BATCH_SIZE = 2000
 DEFAULT_BUSY_TIMEOUT_MS = 5000
@@ -107,7 +107,7 @@ class Report:
 class Migration:
     """The steps that migrate one turns database; state is carried from step to step."""
 
-    def __init__(self, database, rules="canonical", batch_size=DEFAULT_BATCH_SIZE, dry_run=False,
+    def __init__(self, database, rules=config.DEFAULT_RULES, batch_size=DEFAULT_BATCH_SIZE, dry_run=False,
                  now_ms=None, progress=None):
         if rules not in backfill.RULES:
             raise ValueError(f"unknown rules {rules!r}: expected one of {', '.join(backfill.RULES)}")
@@ -435,7 +435,7 @@ def _check_not_truncated(path, busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS):
         raise MigrationError(f"{path}: {problem}")
 
 
-def migrate_path(path: Union[str, os.PathLike], rules: str = "canonical", batch_size: int = DEFAULT_BATCH_SIZE,
+def migrate_path(path: Union[str, os.PathLike], rules: str = config.DEFAULT_RULES, batch_size: int = DEFAULT_BATCH_SIZE,
                  dry_run: bool = False, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
                  progress: Optional[Callable[[int], None]] = None,
                  on_start: Optional[Callable[[int], None]] = None) -> Report:
@@ -493,7 +493,7 @@ async def _outside_transaction(db: Any, fn: Callable[[sqlite3.Connection], Any])
     return await db.execute_write_fn(fn)
 
 
-async def migrate_database(db: Any, rules: str = "canonical", batch_size: int = DEFAULT_BATCH_SIZE) -> Report:
+async def migrate_database(db: Any, rules: str = config.DEFAULT_RULES, batch_size: int = DEFAULT_BATCH_SIZE) -> Report:
     """Migrate a Datasette Database through ``execute_write_fn``, one step per write task."""
     migration = Migration(db.name, rules, batch_size)
     migration.report.journal_mode = await _outside_transaction(db, switch_to_wal)

@@ -11,7 +11,7 @@ import os
 import sqlite3
 from typing import Any, Optional
 
-from . import backfill, figures, schema, times
+from . import backfill, config, figures, schema, times
 
 PASS, FAIL, INFO = "pass", "fail", "info"
 PASSES, FAILS, EMPTY = "passes", "fails", "no turns database"
@@ -88,7 +88,7 @@ def overall_status(reports: list["DatabaseReport"]) -> str:
     return PASSES if PASSES in statuses else EMPTY
 
 
-def build(conn: sqlite3.Connection, database: str, path: Optional[str] = None, rules: str = "canonical",
+def build(conn: sqlite3.Connection, database: str, path: Optional[str] = None, rules: str = config.DEFAULT_RULES,
           opened: str = "mutable", pointers: Optional[dict[str, str]] = None,
           timeline: Optional[str] = None) -> "DatabaseReport":
     """Read the figures of the turns.db behind ``conn`` and judge them: a DatabaseReport.
@@ -107,7 +107,7 @@ def build(conn: sqlite3.Connection, database: str, path: Optional[str] = None, r
     return judge(figures.read(conn, rules, path, pointers), database, path, rules, opened, timeline)
 
 
-def judge(found: figures.Figures, database: str, path: Optional[str] = None, rules: str = "canonical",
+def judge(found: figures.Figures, database: str, path: Optional[str] = None, rules: str = config.DEFAULT_RULES,
           opened: str = "mutable", timeline: Optional[str] = None) -> "DatabaseReport":
     """The checks over ``found`` (a figures.Figures): pure, no I/O."""
     checks = [
@@ -163,7 +163,7 @@ def _backfill_checks(found, turns, rules, path):
     missing_runtime, missing_inference, bad = found.missing_runtime_key, found.missing_inference_id, found.bad_metadata
     if fill_rows:
         command = f"datasette runtime-truth migrate {path or 'turns.db'}"
-        if rules != "canonical":
+        if rules != config.DEFAULT_RULES:
             command += f" --rules {rules}"
         fill = Check(
             "would_fill", "Rows a migrate run would still fill", FAIL,
@@ -189,7 +189,7 @@ def _backfill_checks(found, turns, rules, path):
     ]
 
 
-def _missing_check(check_id, title, missing, recoverable, turns, rules="canonical"):
+def _missing_check(check_id, title, missing, recoverable, turns, rules=config.DEFAULT_RULES):
     figure = f"{missing:,} of {turns:,} rows ({_percent(missing, turns)})"
     if recoverable:
         figure += f": {recoverable:,} recoverable by a migrate run, {missing - recoverable:,} not"
