@@ -5,8 +5,8 @@ import sqlite3
 import pytest
 
 from builders import create_store, dump, index_sql, insert_turn, table_info, turns_rows
-from datasette_runtime_truth.cli import migration_text
 from datasette_runtime_truth.migrate import Migration, migrate_path, run_in_transaction
+from datasette_runtime_truth.cli import migration_text  # what `migrate` prints
 
 CANONICAL = {"geppetto.runtime@v1": {"runtime_key": "planner"}, "geppetto.inference_id@v1": "inf-42"}
 LEGACY_STRING = {"geppetto.runtime@v1": "planner", "geppetto.inference_id@v1": "inf-42"}
