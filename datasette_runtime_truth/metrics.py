@@ -13,7 +13,7 @@ import time
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.exposition import choose_encoder
 
-from . import report
+from . import config, report
 
 # name -> help; every metric but the info is a gauge with a ``database`` label.
 METRICS = {
@@ -36,12 +36,12 @@ LABELS = {
     "runtime_truth_missing_rows": ["database", "column", "recoverable"],
     "runtime_truth_check_passing": ["database", "check"],
 }
-INFO_HELP = "The datasette-runtime-truth plugin serving these figures."
+INFO_HELP = f"The {config.PLUGIN} plugin serving these figures."
 ALERT_RULES = importlib.resources.files(__package__) / "prometheus" / "runtime-truth.rules.yml"
 
 
 def version():
-    return importlib.metadata.version("datasette-runtime-truth")
+    return importlib.metadata.version(config.PLUGIN)
 
 
 def samples(db_report, now):

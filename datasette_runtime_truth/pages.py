@@ -286,8 +286,6 @@ LIMIT :limit
 
 async def switches_page(datasette, request):
     db = await _turns_db(datasette, request)
-    columns = ("conv_id", "runtime_keys", "switches", "runtime_order", "first_switch_turn_id",
-               "first_switch_at_ms")
     rows, next_url, problem = [], None, None
     if not await _is_migrated(db):
         problem = NOT_MIGRATED
@@ -302,7 +300,7 @@ async def switches_page(datasette, request):
             next_url = _next_url(request, after_switches=rows[-1]["switches"],
                                  after_conv=rows[-1]["conv_id"])
     return await _list(datasette, request, db.name, "Conversations that switched runtime", rows,
-                       columns, next_url, "switches", problem=problem)
+                       queries.RUNTIME_SWITCHES_COLUMNS, next_url, "switches", problem=problem)
 
 
 def _switches_count(text):
