@@ -16,18 +16,17 @@ import sqlite3
 import urllib.parse
 
 from datasette.database import QueryInterrupted
-from datasette.utils.asgi import Forbidden, Response
+from datasette.utils.asgi import Forbidden
 
-from . import config, golang, links, offload, permissions, protojson, schema, store, timeline
+from . import config, golang, links, offload, permissions, protojson, schema, store, timeline, web
 from . import payload as shapes
-from .cors import add_cors
 from .permissions import ensure_view_database, forbidden_tables
 
 DEFAULT_TURNS_LIMIT = 200
 CONVERSATIONS_LIMIT = 500
 TURN_PATH_ERROR = "expected /api/debug/turn/:convId/:sessionId/:turnId"
-READ_METHODS = ("GET", "HEAD")
-TIMELINE_METHODS = ("GET",)  # the upstream's timeline and events handlers refused HEAD too
+READ_METHODS = ("GET", "HEAD", "OPTIONS")
+TIMELINE_METHODS = ("GET", "OPTIONS")  # the upstream's timeline and events handlers refused HEAD too
 
 
 class ApiError(Exception):
@@ -65,50 +64,34 @@ def routes() -> list[tuple[str, Any]]:
         (r"/api/debug/events(?:/(?P<events_path>.*))?", events, TIMELINE_METHODS),
         (r"/api/(?:debug/)?timeline(?:/.*)?", timeline_snapshot, TIMELINE_METHODS),
     )
-    return [(f"^{prefix}{path}$", _json_view(handler, methods))
+    return [(f"^{prefix}{path}$", ApiView(handler, methods).as_route())
             for prefix in PREFIXES for path, handler, methods in endpoints]
 
 
-def _json_view(handler, methods):
-    allowed = ", ".join(methods + ("OPTIONS",))
+class ApiView(web.View):
+    """An API route: every answer JSON, errors as the upstream wrote them."""
 
-    async def view(datasette, request):
-        if request.method == "OPTIONS":
-            # A CORS preflight: Datasette's own views answer it "ok", with the CORS headers.
-            return add_cors(datasette, Response.text("ok", headers={"Allow": allowed}))
+    async def get(self, datasette, request):
         try:
-            if request.method not in methods:
-                raise ApiError(405, "method not allowed")
-            response = links.json_response(await _answer(handler, datasette, request))
+            return links.json_response(await _answer(self.handler, datasette, request))
         except ApiError as error:
-            response = links.json_response(shapes.error_body(error.message, error.status), status=error.status)
-            if error.status == 405:
-                response.headers["Allow"] = allowed
-        if request.method == "HEAD":
-            response.without_body()
-        elif response.rest is None:
-            # A known length spares a large answer the chunked encoding of a pure-Python server.
-            body = response.body
-            response.headers["content-length"] = str(len(body.encode() if isinstance(body, str) else body))
-        return add_cors(datasette, response)
+            return _error_response(error.message, error.status)
 
-    view.__name__ = handler.__name__
-    return view
+    def method_not_allowed(self):
+        return _error_response("method not allowed", 405)
+
+
+def _error_response(message, status):
+    return links.json_response(shapes.error_body(message, status), status=status)
 
 
 async def _answer(handler, datasette, request):
     try:
         return await handler(datasette, request)
     except QueryInterrupted:
-        raise ApiError(503, time_limit_message(datasette)) from None
+        raise ApiError(503, web.time_limit_message(datasette)) from None
     except sqlite3.DatabaseError as error:
         raise ApiError(500, f"database error: {error}") from None
-
-
-def time_limit_message(datasette):
-    """What a 503 says when a query ran past Datasette's ``sql_time_limit_ms``."""
-    return (f"the query took longer than sql_time_limit_ms ({datasette.sql_time_limit_ms} ms): "
-            "raise it with --setting sql_time_limit_ms N")
 
 
 # --- the endpoints ------------------------------------------------------------------------------
@@ -242,11 +225,10 @@ async def _database_in_url(datasette, request, store):
     segment = request.url_vars.get("database")
     if segment is None:
         return None
-    name = config.database_route(segment)
-    for db in datasette.databases.values():
-        if name in (db.name, getattr(db, "route", db.name)) and not db.name.startswith("_"):
-            if store is None or db.name == store.name or await config.is_turns_database(datasette, db.name):
-                return db
+    name, db = web.database_named(datasette, segment)
+    if db is not None and not db.name.startswith("_") and (
+            store is None or db.name == store.name or await config.is_turns_database(datasette, db.name)):
+        return db
     raise ApiError(404, f"not a turns database or timeline store: {name}")
 
 
@@ -301,11 +283,10 @@ async def _turns_database(datasette, actor, route_name):
     except ValueError as error:
         raise ApiError(404, f"turn store not enabled: {error}") from None
     if route_name is not None:
-        name = config.database_route(route_name)
-        for db in candidates:
-            if name in (db.name, getattr(db, "route", db.name)):
-                return db
-        raise ApiError(404, f"not a turns database: {name}")
+        name, db = web.database_named(datasette, route_name)
+        if db not in candidates:
+            raise ApiError(404, f"not a turns database: {name}")
+        return db
     names = config.configured_names(datasette)
     if names:
         return datasette.databases[names[0]]

@@ -2,6 +2,7 @@
 
 from concurrent.futures import ThreadPoolExecutor
 import contextlib
+import dataclasses
 import json
 import os
 import pathlib
@@ -13,8 +14,7 @@ import click
 from . import metrics
 from . import migrate as migration
 from . import report as cutover
-from . import pages as report_pages
-from . import backfill, sample, timeline
+from . import backfill, config, reportview, sample, timeline
 
 
 class CommandError(click.ClickException):
@@ -87,7 +87,7 @@ def bundle(directory, check, force):
 @runtime_truth.command()
 @click.argument("path", type=click.Path(path_type=str))
 @click.option("--dry-run", is_flag=True, help="Write nothing; report what a real run would change.")
-@click.option("--rules", type=click.Choice(backfill.RULES), default="canonical",
+@click.option("--rules", type=click.Choice(backfill.RULES), default=config.DEFAULT_RULES,
               show_default=True, help="Which upstream backfill rules to apply.")
 @click.option("--batch-size", type=click.IntRange(min=1), default=migration.DEFAULT_BATCH_SIZE,
               show_default=True, help="Rows per write transaction.")
@@ -120,7 +120,7 @@ def migrate(path, dry_run, rules, batch_size, busy_timeout_ms, as_json):
             )
         except migration.MigrationError as error:
             raise CommandError(str(error), error.exit_code) from None
-    click.echo(json.dumps(report.as_dict()) if as_json else report.text())
+    click.echo(json.dumps(report.as_dict()) if as_json else migration_text(report))
 
 
 @runtime_truth.command(name="alert-rules")
@@ -136,7 +136,7 @@ CHECK_WORKERS = 8  # files checked at once: SQLite reads release the GIL, the ba
 @click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=str))
 @click.option("--timeline", "timeline_path", type=click.Path(exists=True, dir_okay=False),
               help="A timeline.db whose conversation pointers to compare with each newest turn.")
-@click.option("--rules", type=click.Choice(backfill.RULES), default="canonical",
+@click.option("--rules", type=click.Choice(backfill.RULES), default=config.DEFAULT_RULES,
               show_default=True, help="The backfill rules a migrate run would use.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the report JSON of /-/runtime-truth.json: one object, a database per PATH.")
@@ -156,14 +156,14 @@ def check(paths, timeline_path, rules, as_json):
         for error in outcomes:
             if isinstance(error, CommandError):
                 click.echo(f"Error: {error.message}", err=True)
-        click.echo(json.dumps(report_pages.report_body(served, reports)))
+        click.echo(json.dumps(reportview.report_body(served, reports)))
     elif len(outcomes) == 1 and isinstance(outcomes[0], CommandError):
         raise outcomes[0]
     elif len(outcomes) == 1:
-        click.echo(outcomes[0].text())
+        click.echo(report_text(outcomes[0]))
     else:
         for outcome in outcomes:
-            click.echo(outcome.message if isinstance(outcome, CommandError) else outcome.summary())
+            click.echo(outcome.message if isinstance(outcome, CommandError) else summary(outcome))
     click.get_current_context().exit(max(map(_exit_code, outcomes)))
 
 
@@ -190,8 +190,7 @@ def _check_one(path, name, rules, pointers, timeline_name):
                                pointers=pointers, timeline=timeline_name)
     finally:
         conn.close()
-    result.computed_at = cutover.iso_utc(started)
-    return result
+    return dataclasses.replace(result, computed_at_ms=int(started * 1000))
 
 
 def _exit_code(outcome):
@@ -205,3 +204,87 @@ def _read_pointers(timeline_path):
         return timeline.read_pointers_from_file(timeline_path)
     except timeline.NotATimelineStore as error:
         raise click.BadParameter(str(error), param_hint="--timeline") from None
+
+
+# --- what the commands print --------------------------------------------------------------------
+
+def migration_text(result):
+    """A migrate run's report (a migrate.Report) as ``migrate`` prints it."""
+    rules = f"with the {result.rules} rules"
+    if result.dry_run:
+        outcome = "a real run would change:" if result.changed else "a real run would change nothing"
+        headline = f"dry run {rules}, nothing written; {outcome}"
+    else:
+        headline = f"migrated {rules}" if result.changed else f"already migrated {rules}; nothing changed"
+    lines = [f"{result.database}: {headline}"]
+    rows = _migration_rows(result)
+    width = max(len(label) for label, _ in rows)
+    for label, value in rows:
+        shown = f"{value:,}" if isinstance(value, int) else value
+        lines.append(f"  {label + ':':<{width + 1}} {shown}")
+    return "\n".join(lines)
+
+
+def _migration_rows(result):
+    """(label, value) of each figure ``migrate`` prints; the rare ones only when not zero."""
+    verb = "to add" if result.dry_run else "added"
+    rows = [
+        (f"columns {verb}", ", ".join(result.columns_added) or "none"),
+        (f"indexes {'to create' if result.dry_run else 'created'}", ", ".join(result.indexes_created) or "none"),
+        ("rows scanned", result.rows_scanned),
+        ("runtime_key filled", result.runtime_key_filled),
+        ("inference_id filled", result.inference_id_filled),
+    ]
+    rows += [(label, value) for label, value in (
+        ("values trimmed", result.values_trimmed),
+        ("turn_created_at_ms copied", result.turn_created_at_ms_copied),
+        ("updated_at_ms filled", result.updated_at_ms_filled)) if value]
+    rows += [
+        ("still missing runtime_key", result.missing_runtime_key),
+        ("still missing inference_id", result.missing_inference_id),
+        ("skipped, bad metadata", result.skipped_bad_metadata),
+    ]
+    if result.skipped_unwritable:
+        rows.append(("skipped, cannot write", f"{result.skipped_unwritable:,} ({result.unwritable_error})"))
+    if result.journal_mode:
+        rows.append(("journal mode", result.journal_mode))
+    return rows
+
+
+def headline(db_report):
+    """``turns.db: FAILS (3 of 9 checks fail)``, or why there is nothing to check."""
+    if db_report.problem:
+        return f"{db_report.path or db_report.database}: {db_report.status} ({db_report.problem})"
+    failed = len(db_report.failures)
+    verdict = (f"FAILS ({failed} of {len(db_report.checks)} checks fail)" if failed
+               else f"PASSES (all {len(db_report.checks)} checks pass or are information)")
+    return f"{db_report.path or db_report.database}: {verdict}"
+
+
+def summary(db_report):
+    """The headline and the failing checks' ids: ``check``'s one line for a file among several."""
+    failing = ", ".join(check.id for check in db_report.failures)
+    return headline(db_report) + (f": {failing}" if failing else "")
+
+
+def report_text(db_report):
+    """One database's cutover report as ``check`` prints it."""
+    if db_report.problem:
+        return headline(db_report)
+    lines = [headline(db_report)]
+    width = max(len(check.title) for check in db_report.checks)
+    for check in db_report.checks:
+        see = f"  [{check.query}]" if check.query else ""
+        lines.append(f"  {check.status:<4}  {check.title:<{width}}  {check.figure}{see}")
+        for item in check.items[:5]:
+            lines.append(f"{'':<{width + 10}}  - {_describe_item(item)}")
+        if len(check.items) > 5:
+            lines.append(f"{'':<{width + 10}}  - ... ({check.value:,} in all)")
+    return "\n".join(lines)
+
+
+def _describe_item(item):
+    if "switches" in item:
+        return f"{item['conv_id']}: {item['switches']} switch{'es' if item['switches'] != 1 else ''}"
+    return (f"{item['conv_id']}: pointer {item['pointer']!r}, "
+            f"newest turn's runtime_key {item['newest_runtime_key']!r}")

@@ -16,7 +16,7 @@ from typing import Any, Callable, Optional
 import weakref
 
 import click
-from datasette.utils import StartupError, tilde_decode
+from datasette.utils import StartupError
 
 from . import backfill, schema
 
@@ -126,6 +126,7 @@ SETTINGS = (
             DEFAULT_PAYLOAD_PROCESS_CHARS),
 )
 BY_NAME = {entry.name: entry for entry in SETTINGS}
+DEFAULT_RULES = BY_NAME["rules"].default  # the commands' --rules and every function's default too
 
 
 def read_settings(raw: Any) -> dict[str, Any]:
@@ -212,12 +213,3 @@ async def is_turns_database(datasette, name):
     if names is not None and name not in names:
         return False
     return await holds_turns(datasette.databases[name])
-
-
-def database_route(segment):
-    """The database route a URL path segment names, decoded as Datasette decodes it: tilde-encoding
-    (``my~20turns``), and a percent-encoded segment (``my%20turns``) read as Datasette's 404
-    handler reads it, ``%`` as ``~`` and ``~`` as ``~7E``, before its redirect."""
-    if "%" in segment:
-        segment = segment.replace("~", "~7E").replace("%", "~")
-    return tilde_decode(segment)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 import sqlite3
 from typing import Optional
 
-from . import backfill, queries, schema, sqlitefile
+from . import backfill, config, queries, schema, sqlitefile
 
 
 @dataclass
@@ -45,7 +45,7 @@ class Figures:
     coverage: list = field(default_factory=list)
 
 
-def read(conn: sqlite3.Connection, rules: str = "canonical", path: Optional[str] = None,
+def read(conn: sqlite3.Connection, rules: str = config.DEFAULT_RULES, path: Optional[str] = None,
          pointers: Optional[dict] = None) -> Figures:
     """Every figure of the turns.db behind ``conn``; ``pointers`` is the timeline store's
     {conv_id: runtime_key}, or None."""

@@ -16,7 +16,7 @@ from datasette.utils import tilde_encode
 from datasette.utils.asgi import Response
 from markupsafe import Markup
 
-from . import config, permissions, queries, times
+from . import config, permissions, queries, store, times
 
 PREFIX = "/-/runtime-truth"
 
@@ -65,6 +65,17 @@ def figure_rows_path(database, check_id):
 
 def timeline_url(datasette, database, conv_id):
     return plugin_url(datasette, database, "conversation", conv_id=conv_id)
+
+
+def history_url(datasette, database, conv_id, migrated=True):
+    """The conversation's runtime_history query, or None before the migration (it cannot run)."""
+    return query_url(datasette, database, "runtime_history", conv_id=conv_id) if migrated else None
+
+
+def conversation_links(datasette, database, conv_id, migrated=True):
+    """A listed conversation's ``history_url`` (history_url) and ``timeline_url`` (its page)."""
+    return {"history_url": history_url(datasette, database, conv_id, migrated),
+            "timeline_url": timeline_url(datasette, database, conv_id)}
 
 
 def timeline_json_url(datasette, database, conv_id):
@@ -205,10 +216,6 @@ class SentResponse(Response):
         # Called when sending ends, or when the response is dropped unsent (a cancelled request).
         self.release = weakref.finalize(self, release) if release is not None else None
 
-    def without_body(self):
-        """For HEAD: the headers only."""
-        self.body, self.rest = b"", None
-
     async def asgi_send(self, send):
         rest = self.rest
 
@@ -229,9 +236,7 @@ class SentResponse(Response):
 
 
 def _blob_as_text(value):
+    """``json.dumps``' default: a BLOB as store.text gives it; anything else is not JSON."""
     if isinstance(value, bytes):
-        try:
-            return value.decode("utf-8")
-        except UnicodeDecodeError:
-            return value.hex()
+        return store.text(value)
     raise TypeError(f"Object of type {type(value).__name__} is not JSON serializable")

@@ -6,7 +6,6 @@ the text format, or OpenMetrics when the scraper's ``Accept`` asks for it, negot
 same report cache.
 """
 
-import calendar
 import importlib.metadata
 import importlib.resources
 import time
@@ -14,7 +13,7 @@ import time
 from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
 from prometheus_client.exposition import choose_encoder
 
-from . import report
+from . import config, report
 
 # name -> help; every metric but the info is a gauge with a ``database`` label.
 METRICS = {
@@ -37,12 +36,12 @@ LABELS = {
     "runtime_truth_missing_rows": ["database", "column", "recoverable"],
     "runtime_truth_check_passing": ["database", "check"],
 }
-INFO_HELP = "The datasette-runtime-truth plugin serving these figures."
+INFO_HELP = f"The {config.PLUGIN} plugin serving these figures."
 ALERT_RULES = importlib.resources.files(__package__) / "prometheus" / "runtime-truth.rules.yml"
 
 
 def version():
-    return importlib.metadata.version("datasette-runtime-truth")
+    return importlib.metadata.version(config.PLUGIN)
 
 
 def samples(db_report, now):
@@ -65,16 +64,11 @@ def samples(db_report, now):
         yield "runtime_truth_pointer_mismatches", base, checks["pointer"].value
     for check in db_report.checks:
         yield "runtime_truth_check_passing", base + [check.id], int(check.status != report.FAIL)
-    if db_report.computed_at:
-        computed = epoch(db_report.computed_at)
+    if db_report.computed_at_ms:
+        computed = db_report.computed_at_ms / 1000
         yield "runtime_truth_computed_timestamp_seconds", base, computed
         yield "runtime_truth_report_age_seconds", base, max(0.0, now - computed)
     yield "runtime_truth_report_outdated", base, int(db_report.outdated)
-
-
-def epoch(iso):
-    """Unix seconds of ``2026-11-27T07:40:00.123Z``."""
-    return calendar.timegm(time.strptime(iso[:19], "%Y-%m-%dT%H:%M:%S")) + int(iso[20:23]) / 1000
 
 
 class ReportCollector:

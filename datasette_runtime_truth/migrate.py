@@ -24,9 +24,8 @@ import os
 import sqlite3
 import time
 from typing import Any, Callable, Iterator, Optional, Union
-import urllib.parse
 
-from . import backfill, schema, sqlitefile
+from . import backfill, config, schema, sqlitefile
 
 DEFAULT_BATCH_SIZE = 2000
 DEFAULT_BUSY_TIMEOUT_MS = 5000
@@ -104,49 +103,11 @@ class Report:
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "changed": self.changed}
 
-    def text(self) -> str:
-        """The report as the CLI prints it."""
-        rules = f"with the {self.rules} rules"
-        if self.dry_run:
-            outcome = "a real run would change:" if self.changed else "a real run would change nothing"
-            headline = f"dry run {rules}, nothing written; {outcome}"
-        else:
-            headline = f"migrated {rules}" if self.changed else f"already migrated {rules}; nothing changed"
-        verb = "to add" if self.dry_run else "added"
-        rows = [
-            (f"columns {verb}", ", ".join(self.columns_added) or "none"),
-            (f"indexes {'to create' if self.dry_run else 'created'}", ", ".join(self.indexes_created) or "none"),
-            ("rows scanned", self.rows_scanned),
-            ("runtime_key filled", self.runtime_key_filled),
-            ("inference_id filled", self.inference_id_filled),
-        ]
-        if self.values_trimmed:
-            rows.append(("values trimmed", self.values_trimmed))
-        if self.turn_created_at_ms_copied:
-            rows.append(("turn_created_at_ms copied", self.turn_created_at_ms_copied))
-        if self.updated_at_ms_filled:
-            rows.append(("updated_at_ms filled", self.updated_at_ms_filled))
-        rows += [
-            ("still missing runtime_key", self.missing_runtime_key),
-            ("still missing inference_id", self.missing_inference_id),
-            ("skipped, bad metadata", self.skipped_bad_metadata),
-        ]
-        if self.skipped_unwritable:
-            rows.append(("skipped, cannot write", f"{self.skipped_unwritable:,} ({self.unwritable_error})"))
-        if self.journal_mode:
-            rows.append(("journal mode", self.journal_mode))
-        width = max(len(label) for label, _ in rows)
-        lines = [f"{self.database}: {headline}"]
-        for label, value in rows:
-            shown = f"{value:,}" if isinstance(value, int) else value
-            lines.append(f"  {label + ':':<{width + 1}} {shown}")
-        return "\n".join(lines)
-
 
 class Migration:
     """The steps that migrate one turns database; state is carried from step to step."""
 
-    def __init__(self, database, rules="canonical", batch_size=DEFAULT_BATCH_SIZE, dry_run=False,
+    def __init__(self, database, rules=config.DEFAULT_RULES, batch_size=DEFAULT_BATCH_SIZE, dry_run=False,
                  now_ms=None, progress=None):
         backfill.check_rules(rules)
         if batch_size < 1:
@@ -415,8 +376,8 @@ def open_turns_db(path: Union[str, os.PathLike], dry_run: bool = False,
     if not dry_run and _read_only(path):
         raise MigrationError(f"{path}: file is read-only; nothing was changed")
     _check_not_truncated(path, busy_timeout_ms)
-    uri = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode={'ro' if dry_run else 'rw'}"
-    conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout_ms / 1000, isolation_level=None)
+    conn = sqlite3.connect(sqlitefile.uri(path, "ro" if dry_run else "rw"), uri=True,
+                           timeout=busy_timeout_ms / 1000, isolation_level=None)
     try:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
         problem = schema.turns_problem(schema.turns_columns(conn))
@@ -466,7 +427,7 @@ def _check_not_truncated(path, busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS):
         raise MigrationError(f"{path}: {problem}")
 
 
-def migrate_path(path: Union[str, os.PathLike], rules: str = "canonical", batch_size: int = DEFAULT_BATCH_SIZE,
+def migrate_path(path: Union[str, os.PathLike], rules: str = config.DEFAULT_RULES, batch_size: int = DEFAULT_BATCH_SIZE,
                  dry_run: bool = False, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS,
                  progress: Optional[Callable[[int], None]] = None,
                  on_start: Optional[Callable[[int], None]] = None) -> Report:
@@ -524,7 +485,7 @@ async def _outside_transaction(db: Any, fn: Callable[[sqlite3.Connection], Any])
     return await db.execute_write_fn(fn)
 
 
-async def migrate_database(db: Any, rules: str = "canonical", batch_size: int = DEFAULT_BATCH_SIZE) -> Report:
+async def migrate_database(db: Any, rules: str = config.DEFAULT_RULES, batch_size: int = DEFAULT_BATCH_SIZE) -> Report:
     """Migrate a Datasette Database through ``execute_write_fn``, one step per write task."""
     migration = Migration(db.name, rules, batch_size)
     migration.report.journal_mode = await _outside_transaction(db, switch_to_wal)

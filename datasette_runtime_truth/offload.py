@@ -12,7 +12,6 @@ body is sent, so at most that many big answers are in memory at once. Both paths
 
 import asyncio
 from dataclasses import dataclass, field
-import pathlib
 import pickle
 import sqlite3
 import struct
@@ -22,7 +21,7 @@ import threading
 from typing import Any, AsyncIterator, Callable, Iterator, Optional
 import weakref
 
-from . import config, links, payload, schema, store
+from . import config, links, payload, schema, sqlitefile, store
 
 EXIT_WAIT_S = 1.0  # how long a stopped worker's exit status is awaited, to name it
 
@@ -80,10 +79,9 @@ def read_uri(datasette: Any, db: Any) -> Optional[str]:
     can read."""
     if db.is_memory or getattr(db, "memory_name", None) or not db.path:
         return None
-    query = "mode=ro" + ("&nolock=1" if getattr(datasette, "nolock", False) else "")
     if not db.is_mutable:
-        query = "immutable=1"
-    return f"{pathlib.Path(db.path).resolve().as_uri()}?{query}"
+        return sqlitefile.read_only_uri(db.path, immutable=True)
+    return sqlitefile.uri(db.path, "ro", *(("nolock=1",) if getattr(datasette, "nolock", False) else ()))
 
 
 # --- the pool -----------------------------------------------------------------------------------

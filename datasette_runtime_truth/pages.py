@@ -5,63 +5,34 @@ it, the timeline store's pointers) and hand it to :mod:`report`, the same code t
 command runs. Every database the actor may not view is left out.
 """
 
-import copy
 import csv
+from dataclasses import replace
 import io
 from urllib.parse import urlencode
 
-from datasette.database import QueryInterrupted
-from datasette.utils.asgi import BadRequest, Base400, Forbidden, NotFound, Response
-from markupsafe import escape
+from datasette.utils.asgi import BadRequest, Forbidden, NotFound, Response
 
 from . import (charts, config, figures, links, metrics, permissions, preview, queries, report,
-               reportcache, search, startup, timeline, times)
-from .api import time_limit_message
-from .cors import add_cors
+               reportcache, reportview, schema, search, timeline, times, web)
 
 PREFIX = links.PREFIX
 SHOWN_TIMELINES = 5  # switched conversations drawn inline on the report
 DB = rf"^{PREFIX}/(?P<database>[^/]+)"
+NOT_MIGRATED = "This store has no runtime_key column yet: run the migration first."
 
 
 def routes():
     return [
-        (rf"^{PREFIX}$", _get_only(report_page)),
-        (rf"^{PREFIX}\.json$", _get_only(report_json)),
-        (rf"^{PREFIX}/metrics$", _get_only(metrics_view)),
-        (rf"^{PREFIX}/search(?P<format>\.json)?$", _get_only(search_page)),
-        (rf"{DB}/search(?P<format>\.json)?$", _get_only(search_page)),
-        (rf"{DB}/conversation$", _get_only(conversation_page)),
-        (rf"{DB}/preview(?P<format>\.json|\.csv)?$", _get_only(preview_page)),
-        (rf"{DB}/pointers(?P<format>\.json)?$", _get_only(pointers_page)),
-        (rf"{DB}/switches(?P<format>\.json)?$", _get_only(switches_page)),
+        (rf"^{PREFIX}$", web.page(report_page)),
+        (rf"^{PREFIX}\.json$", web.page(report_json)),
+        (rf"^{PREFIX}/metrics$", web.page(metrics_view)),
+        (rf"^{PREFIX}/search(?P<format>\.json)?$", web.page(search_page)),
+        (rf"{DB}/search(?P<format>\.json)?$", web.page(search_page)),
+        (rf"{DB}/conversation$", web.page(conversation_page)),
+        (rf"{DB}/preview(?P<format>\.json|\.csv)?$", web.page(preview_page)),
+        (rf"{DB}/pointers(?P<format>\.json)?$", web.page(pointers_page)),
+        (rf"{DB}/switches(?P<format>\.json)?$", web.page(switches_page)),
     ]
-
-
-class TooSlow(Base400):
-    """A query ran past ``sql_time_limit_ms``: rendered by Datasette, HTML or JSON, as a 503."""
-
-    status = 503
-
-
-def _get_only(view):
-    """``view`` for GET (and HEAD, answered without a body); 405 for any other method, as
-    Datasette's own pages answer. Every answer carries the CORS headers under ``--cors``."""
-
-    async def answer(datasette, request):
-        if request.method not in ("GET", "HEAD"):
-            response = Response.text("Method not allowed", status=405, headers={"Allow": "GET, HEAD"})
-        else:
-            try:
-                response = await view(datasette, request)
-            except QueryInterrupted:
-                raise TooSlow(time_limit_message(datasette)) from None
-        if request.method == "HEAD":
-            response.body = b""
-        return add_cors(datasette, response)
-
-    answer.__name__ = view.__name__
-    return answer
 
 
 async def visible_turns_databases(datasette, actor):
@@ -78,22 +49,16 @@ async def build_reports(datasette, actor, refresh=False):
     visible = await visible_turns_databases(datasette, actor)
     if databases and not visible:
         raise Forbidden("You may not view any turns database")
-    try:
-        timeline_db = await timeline.database(datasette)
-        timeline_name = timeline_db.name if timeline_db is not None else None
-    except ValueError:
-        timeline_db, timeline_name = None, config.setting(datasette, "timeline_database")
-    hide_pointers = timeline_db is not None and not await permissions.can_view_table(
-        datasette, actor, timeline_db.name, "timeline_conversations")
+    timeline_db, timeline_name = await _timeline_store(datasette)
+    hide_pointers = timeline_db is not None and not await _may_view_pointers(datasette, actor, timeline_db)
     rules, max_age = config.setting(datasette, "rules"), config.setting(datasette, "report_max_age")
     cache = reportcache.for_datasette(datasette)
     reports = []
     for db in visible:
         source = reportcache.Source(db, timeline_db, timeline_name, rules)
         entry = await cache.get(source, max_age, refresh=refresh)
-        db_report = copy.deepcopy(entry.report)
-        db_report.computed_at = report.iso_utc(entry.computed_at)
-        db_report.outdated = entry.outdated
+        db_report = replace(entry.report, computed_at_ms=int(entry.computed_at * 1000),
+                            outdated=entry.outdated)
         reports.append(report.without_pointers(db_report) if hide_pointers else db_report)
     return reports
 
@@ -102,88 +67,13 @@ def _refresh(request):
     return request.args.get("refresh") not in (None, "", "0")
 
 
-_query_url = links.query_url
-timeline_url = links.timeline_url
-
-
-def _migrated(db_report):
-    return not db_report.problem and db_report.check("columns").value == len(queries.MIGRATED_COLUMNS)
-
-
-def _preview_url(datasette, db_report):
-    """The migration preview, or None where there is no turns table to preview."""
-    return None if db_report.problem else links.plugin_url(datasette, db_report.database, "preview")
-
-
-async def _has_runtime_columns(db):
-    """Whether the store is migrated far enough for the runtime-truth queries to run."""
-    return queries.BY_NAME["runtime_history"].runs_on(await db.table_columns("turns"))
-
-
-def _history_url(datasette, database, conv_id, migrated):
-    """The conversation's runtime_history query, or None before the migration (it cannot run)."""
-    return _query_url(datasette, database, "runtime_history", conv_id=conv_id) if migrated else None
-
-
-def _links(datasette, db_report):
-    """Each check's rows link (the rows its figure counts: for the backfill figures, the
-    migration preview filtered to them; a query that cannot run yet is replaced by a note), its
-    complete list, and each listed conversation's history and timeline."""
-    migrated = _migrated(db_report)
-    name = db_report.database
-    for check in db_report.checks:
-        query = queries.BY_NAME.get(check.query)
-        check.note = None
-        check.link_label = check.query
-        if check.id in links.FIGURE_ROWS:
-            check.url = datasette.urls.path(links.figure_rows_path(name, check.id))
-            check.link_label = "rows"
-        elif query is None:
-            check.url = None
-        elif migrated or not query.needs:
-            check.url = _query_url(datasette, name, check.query)
-        else:
-            check.url = None
-            check.note = f"{check.query} runs once the store is migrated"
-        check.all_url = None
-        if check.id == "pointer" and check.value is not None:
-            check.url = check.all_url = links.plugin_url(datasette, name, "pointers")
-            check.link_label = "all mismatches"
-        if check.id == "runtime_switches" and migrated:
-            check.all_url = links.plugin_url(datasette, name, "switches")
-        for item in check.items:
-            item["history_url"] = _query_url(datasette, name, "runtime_history", conv_id=item["conv_id"])
-            item["timeline_url"] = timeline_url(datasette, name, item["conv_id"])
-
-
-def report_body(datasette, reports):
-    """The report JSON (``/-/runtime-truth.json``, ``check --json``): the format version, the
-    overall status, and one object per database with its links as ``datasette`` serves them."""
-    databases = []
-    for db_report in reports:
-        _links(datasette, db_report)
-        data = db_report.as_dict()
-        for check, check_data in zip(db_report.checks, data["checks"]):
-            check_data["url"] = check.url
-            check_data["all_url"] = check.all_url
-        data["coverage_url"] = _coverage_url(datasette, db_report)
-        data["preview_url"] = _preview_url(datasette, db_report)
-        data["startup_migration_error"] = startup.migration_not_run(datasette, db_report.database)
-        databases.append(data)
-    return {"format_version": report.FORMAT_VERSION, "status": report.overall_status(reports),
-            "databases": databases}
-
-
-def _coverage_url(datasette, db_report):
-    """The backfill_coverage query, or None while it cannot run (a store not migrated)."""
-    if not _migrated(db_report):
-        return None
-    return _query_url(datasette, db_report.database, "backfill_coverage")
+async def _is_migrated(db):
+    return schema.is_migrated(await db.table_columns("turns"))
 
 
 async def report_json(datasette, request):
     reports = await build_reports(datasette, request.actor, refresh=_refresh(request))
-    return links.json_response(report_body(datasette, reports))
+    return links.json_response(reportview.report_body(datasette, reports))
 
 
 async def metrics_view(datasette, request):
@@ -196,23 +86,10 @@ async def report_page(datasette, request):
     reports = await build_reports(datasette, request.actor, refresh=_refresh(request))
     sections = []
     for db_report in reports:
-        _links(datasette, db_report)
-        db = datasette.databases[db_report.database]
-        switched = [] if db_report.problem else db_report.check("runtime_switches").items[:SHOWN_TIMELINES]
-        histories = [await db.execute_fn(lambda conn, c=item["conv_id"]: figures.conversation_history(conn, c))
-                     for item in switched]
-        colours = charts.assign_colours(row["runtime_key"] for rows in histories for row in rows)
-        timelines = [{**item, "svg": charts.timeline_svg(rows, colours)}
-                     for item, rows in zip(switched, histories)]
-        sections.append({
-            "report": db_report,
-            "coverage_svg": charts.coverage_svg(db_report.coverage),
-            "coverage_url": _coverage_url(datasette, db_report),
-            "preview_url": _preview_url(datasette, db_report),
-            "migrated": _migrated(db_report),
-            "timelines": timelines,
-            "startup_migration_error": startup.migration_not_run(datasette, db_report.database),
-        })
+        view = reportview.database_view(datasette, db_report)
+        sections.append({"view": view, "report": db_report,
+                         "coverage_svg": charts.coverage_svg(db_report.coverage),
+                         "timelines": await _switched_timelines(datasette, view)})
     return Response.html(await datasette.render_template(
         "runtime_truth.html",
         {"status": report.overall_status(reports), "sections": sections,
@@ -222,10 +99,21 @@ async def report_page(datasette, request):
     ))
 
 
+async def _switched_timelines(datasette, view):
+    """The first switched conversations' runtime timelines, drawn in one set of colours."""
+    if view.report.problem:
+        return []
+    switched = next(check for check in view.checks if check.check.id == "runtime_switches").items
+    db = datasette.databases[view.report.database]
+    histories = [await db.execute_fn(lambda conn, c=item["conv_id"]: figures.conversation_history(conn, c))
+                 for item in switched[:SHOWN_TIMELINES]]
+    colours = charts.assign_colours(row["runtime_key"] for rows in histories for row in rows)
+    return [{**item, "svg": charts.timeline_svg(rows, colours)} for item, rows in zip(switched, histories)]
+
+
 async def _turns_db(datasette, request):
     """The turns database named in the URL, once the actor may view it and its turns."""
-    route = config.database_route(request.url_vars["database"])
-    db = next((db for db in datasette.databases.values() if route in (db.route, db.name)), None)
+    route, db = web.database_named(datasette, request.url_vars["database"])
     if db is None:
         raise NotFound(f"Database not found: {route}")
     await permissions.ensure_view_database(datasette, request.actor, db.name)
@@ -242,7 +130,6 @@ def _crumbs(datasette, database, *more):
 
 
 async def _page(datasette, request, template, context, status=200):
-    context = {**context, "rt_time": times.html}
     return Response.html(await datasette.render_template(template, context, request=request),
                          status=status)
 
@@ -266,7 +153,7 @@ async def conversation_page(datasette, request):
             "ways_back": [("search for it as any id", search_url),
                           ("the runtime truth report", datasette.urls.path(PREFIX)),
                           (f"the {name} database", datasette.urls.database(name))]}, status=404)
-    migrated = await _has_runtime_columns(db)
+    migrated = await _is_migrated(db)
     switches = queries.switch_positions([row["runtime_key"] for row in rows])
     previous = {index: _last_known(rows, index) for index in switches}
     for index, row in enumerate(rows):
@@ -280,7 +167,7 @@ async def conversation_page(datasette, request):
         "rt_colours": charts.assign_colours(row["runtime_key"] for row in rows),
         "preview_url": links.plugin_url(datasette, name, "preview"),
         "timeline_json_url": None if pointer is None else links.timeline_json_url(datasette, name, conv_id),
-        "history_url": _history_url(datasette, name, conv_id, migrated),
+        "history_url": links.history_url(datasette, name, conv_id, migrated),
         "report_url": datasette.urls.path(PREFIX)})
 
 
@@ -288,14 +175,24 @@ def _last_known(rows, index):
     return next(row["runtime_key"] for row in reversed(rows[:index]) if row["runtime_key"])
 
 
-async def _timeline_db(datasette, actor):
-    """The timeline store, when attached and the actor may view its conversations; else None."""
+async def _timeline_store(datasette):
+    """``(store, name)``: the timeline store (timeline.database) and its name; the configured
+    name and no store when that one is not attached; (None, None) when there is none."""
     try:
         timeline_db = await timeline.database(datasette)
     except ValueError:
-        return None
-    if timeline_db is None or not await permissions.can_view_table(
-            datasette, actor, timeline_db.name, "timeline_conversations"):
+        return None, config.setting(datasette, "timeline_database")
+    return timeline_db, None if timeline_db is None else timeline_db.name
+
+
+async def _may_view_pointers(datasette, actor, timeline_db):
+    return await permissions.can_view_table(datasette, actor, timeline_db.name, timeline.TABLE)
+
+
+async def _timeline_db(datasette, actor):
+    """The timeline store, when attached and the actor may view its conversations; else None."""
+    timeline_db, _ = await _timeline_store(datasette)
+    if timeline_db is None or not await _may_view_pointers(datasette, actor, timeline_db):
         return None
     return timeline_db
 
@@ -332,7 +229,7 @@ async def preview_page(datasette, request):
             return links.json_response({"database": db.name, "rows": [], "next": None, "problem": problem},
                                        status=400)
         return await _list(datasette, request, db.name, "Migration preview", [], preview.COLUMNS,
-                           None, problem=problem, status=400)
+                           None, "preview", about={"rules": rules}, problem=problem, status=400)
     page = await db.execute_fn(lambda conn: preview.read_page(conn, rules, after, limit, only))
     next_url = None
     if page.next_after:
@@ -349,25 +246,20 @@ async def preview_page(datasette, request):
         writer.writerows(page.rows)
         return Response(out.getvalue(), content_type="text/csv; charset=utf-8")
     title = "Migration preview" + (f": {preview.ONLY[only][0]}" if only else "")
-    return await _list(datasette, request, db.name, title, page.rows,
-                       preview.COLUMNS, next_url, migrated=await _has_runtime_columns(db), about=(
-        (f"Only the {preview.ONLY[only][0]} (<a href=\"{escape(request.path)}\">every row</a>). "
-         if only else "") +
-        f"For each row a migrate run looks at (runtime_key or inference_id empty), what it would "
-        f"write with the {rules} rules: <em>writes</em> shows the new values, <em>unchanged</em> "
-        f"rows keep theirs (their metadata gives nothing), <em>skipped: bad metadata</em> rows are "
-        f"not valid JSON objects. Nothing is written by this page."), csv=True)
+    return await _list(datasette, request, db.name, title, page.rows, preview.COLUMNS, next_url,
+                       "preview", migrated=await _is_migrated(db), csv=True, about={
+                           "rules": rules, "only_label": preview.ONLY[only][0] if only else None,
+                           "every_row_url": request.path})
 
 
 async def pointers_page(datasette, request):
     db = await _turns_db(datasette, request)
     timeline_db = await _timeline_db(datasette, request.actor)
-    columns = await db.table_columns("turns")
     rows, next_url, problem = [], None, None
     if timeline_db is None:
         problem = "No timeline store to compare with (or you may not view its timeline_conversations)."
-    elif "runtime_key" not in columns:
-        problem = "This store has no runtime_key column yet: run the migration first."
+    elif not await _is_migrated(db):
+        problem = NOT_MIGRATED
     else:
         pointers = await timeline_db.execute_fn(timeline.read_pointers)
         differ, _, _ = await db.execute_fn(lambda conn: figures.pointer_mismatches(conn, pointers))
@@ -378,11 +270,8 @@ async def pointers_page(datasette, request):
         if len(remaining) > limit:
             next_url = _next_url(request, after_conv=rows[-1]["conv_id"])
     return await _list(datasette, request, db.name, "Conversation pointer vs newest turn", rows,
-                       ("conv_id", "pointer", "newest_runtime_key"), next_url, problem=problem,
-                       about="Conversations whose pointer in the timeline store "
-                             "(<code>resolved_runtime_key</code>) differs from the runtime_key of "
-                             "their newest turn, in conv_id order. Information only: the pointer "
-                             "is never turn history.")
+                       ("conv_id", "pointer", "newest_runtime_key"), next_url, "pointers",
+                       problem=problem)
 
 
 SWITCHES_PAGE_SQL = f"""
@@ -397,11 +286,9 @@ LIMIT :limit
 
 async def switches_page(datasette, request):
     db = await _turns_db(datasette, request)
-    columns = ("conv_id", "runtime_keys", "switches", "runtime_order", "first_switch_turn_id",
-               "first_switch_at_ms")
     rows, next_url, problem = [], None, None
-    if "runtime_key" not in await db.table_columns("turns"):
-        problem = "This store has no runtime_key column yet: run the migration first."
+    if not await _is_migrated(db):
+        problem = NOT_MIGRATED
     else:
         limit = preview.page_size(request.args.get("limit"), datasette.setting("max_returned_rows"))
         after = _after(request, ("after_switches", "after_conv"))
@@ -413,9 +300,7 @@ async def switches_page(datasette, request):
             next_url = _next_url(request, after_switches=rows[-1]["switches"],
                                  after_conv=rows[-1]["conv_id"])
     return await _list(datasette, request, db.name, "Conversations that switched runtime", rows,
-                       columns, next_url, problem=problem,
-                       about="Every conversation whose known runtime_key changes between turns "
-                             "(the <code>runtime_switches</code> query's rows), most switches first.")
+                       queries.RUNTIME_SWITCHES_COLUMNS, next_url, "switches", problem=problem)
 
 
 def _switches_count(text):
@@ -426,21 +311,21 @@ def _switches_count(text):
     return value
 
 
-async def _list(datasette, request, database, title, rows, columns, next_url, about="",
+async def _list(datasette, request, database, title, rows, columns, next_url, list_kind, about=None,
                 problem=None, csv=False, migrated=True, status=200):
-    """A paged list as a page, or as JSON for the ``.json`` URL. Before the migration a
-    conversation links to its timeline page only (its runtime_history query cannot run yet)."""
+    """A paged list as a page (``list_kind`` picks its explanation, given ``about``), or as JSON
+    for the ``.json`` URL. Before the migration a conversation links to its timeline page only
+    (its runtime_history query cannot run yet)."""
     for row in rows:
         if "conv_id" in row:
-            row["history_url"] = _history_url(datasette, database, row["conv_id"], migrated)
-            row["timeline_url"] = timeline_url(datasette, database, row["conv_id"])
+            row.update(links.conversation_links(datasette, database, row["conv_id"], migrated))
     if request.url_vars.get("format") == ".json":
         base = request.path.rsplit(".json", 1)[0]
         return links.json_response({"database": database, "rows": rows, "problem": problem,
                               "next": next_url and next_url.replace(base + "?", base + ".json?", 1)})
     path, qs = request.path, ("?" + request.query_string if request.query_string else "")
     return await _page(datasette, request, "runtime_truth_list.html", {
-        "title": title, "about": about, "database": database, "rows": rows, "columns": columns,
+        **(about or {}), "title": title, "list_kind": list_kind, "database": database, "rows": rows, "columns": columns,
         "next_url": next_url, "problem": problem,
         "rt_crumbs": _crumbs(datasette, database, (title, None)),
         "json_url": path + ".json" + qs, "csv_url": path + ".csv" + qs if csv else None},
@@ -472,7 +357,7 @@ async def search_page(datasette, request):
         snapshots = await permissions.can_view_table(datasette, request.actor, db.name,
                                                      "turn_block_membership")
         found = await db.execute_fn(lambda conn: search.find(conn, parsed, snapshots))
-        migrated = await _has_runtime_columns(db)
+        migrated = await _is_migrated(db)
         searched.append({"database": db.name, "kinds": list(found.kinds), "note": _search_note(found)})
         turns += [_search_links(datasette, db.name, turn, migrated) for turn in found.turns]
         more += [_more_link(datasette, db.name, kind, id_) for kind, id_ in found.more]
@@ -502,8 +387,7 @@ def _search_links(datasette, database, turn, migrated):
     turn.setdefault("snapshots", None)
     return {"database": database, **turn,
             "updated_at": times.iso(turn["updated_at_ms"]),
-            "history_url": _history_url(datasette, database, turn["conv_id"], migrated),
-            "timeline_url": timeline_url(datasette, database, turn["conv_id"]),
+            **links.conversation_links(datasette, database, turn["conv_id"], migrated),
             "debug_url": links.debug_turn_url(datasette, turn["conv_id"], turn["session_id"],
                                               turn["turn_id"], database=database)}
 
@@ -512,7 +396,7 @@ def _more_link(datasette, database, kind, id_):
     """An id that named more turns than one lookup lists, and where all of them are."""
     url, label = None, None
     if kind == "conv_id":
-        url, label = _query_url(datasette, database, "runtime_history", conv_id=id_), "its runtime history"
+        url, label = links.history_url(datasette, database, id_), "its runtime history"
     elif kind == "session_id":
         url, label = links.debug_turns_url(datasette, database, session_id=id_), "the session's debug turns list"
     return {"database": database, "kind": kind, "id": id_, "url": url, "link_label": label}
@@ -547,6 +431,7 @@ def template_vars(datasette):
         "runtime_truth_time": times.html,
         "runtime_truth_query_page": query_page,
         "runtime_truth_search_url": datasette.urls.path(f"{PREFIX}/search"),
+        "runtime_truth_css_url": datasette.urls.static_plugins(config.PLUGIN, "runtime-truth.css"),
         "runtime_truth_debug_url": lambda conv_id, session_id, turn_id: links.debug_turn_url(
             datasette, conv_id, session_id, turn_id),
     }

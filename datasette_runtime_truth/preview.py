@@ -9,7 +9,7 @@ Python work per request is bounded.
 
 from dataclasses import dataclass
 
-from . import backfill, schema
+from . import backfill, config, schema
 
 DEFAULT_PAGE = 50
 MAX_PAGE = 1000
@@ -44,7 +44,7 @@ ONLY = {
 SCAN_BUDGET = 5000  # candidate rows one filtered page reads at most; its next link continues
 
 
-def read_page(conn, rules="canonical", after=None, limit=DEFAULT_PAGE, only=None):
+def read_page(conn, rules=config.DEFAULT_RULES, after=None, limit=DEFAULT_PAGE, only=None):
     """One page of candidate rows after the ``(conv_id, session_id, turn_id)`` key ``after``;
     with ``only`` (a key of ONLY), just those rows, reading at most SCAN_BUDGET candidates: a
     page may then hold fewer than ``limit`` rows, and its next key continues the scan."""

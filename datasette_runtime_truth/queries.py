@@ -15,7 +15,7 @@ import re
 
 from . import config, permissions
 
-SOURCE = "datasette-runtime-truth"
+SOURCE = config.PLUGIN  # marks the canned queries the plugin stores
 DEFAULT_PAGE = 50
 MAX_PAGE = 1000
 MIGRATED_COLUMNS = ("runtime_key", "inference_id")
@@ -87,6 +87,8 @@ class Query:
 
 
 # The switched conversations, unpaged: the report counts them and its list pages through them.
+RUNTIME_SWITCHES_COLUMNS = ("conv_id", "runtime_keys", "switches", "runtime_order", "first_switch_turn_id",
+                            "first_switch_at_ms")
 RUNTIME_SWITCHES_SQL = f"""WITH {SWITCH_RULE.format(conversation="")},
 changes AS (
   SELECT conv_id, turn_id, runtime_key, updated_at_ms,

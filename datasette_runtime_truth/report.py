@@ -6,13 +6,12 @@ here writes. A check *fails* only when something a migration would fix is not do
 migration can recover (rows whose metadata never named a runtime) is information.
 """
 
-from dataclasses import asdict, dataclass, field
-import datetime
+from dataclasses import asdict, dataclass, field, replace
 import os
 import sqlite3
 from typing import Any, Optional
 
-from . import backfill, figures, schema
+from . import backfill, config, figures, schema, times
 
 PASS, FAIL, INFO = "pass", "fail", "info"
 PASSES, FAILS, EMPTY = "passes", "fails", "no turns database"
@@ -53,9 +52,10 @@ class DatabaseReport:
     checks: list
     coverage: list  # one dict per UTC day, named as backfill_coverage names its columns
     timeline: Optional[str] = None  # the timeline store compared against, if any
-    computed_at: Optional[str] = None  # when the figures were computed (ISO 8601, UTC)
+    computed_at_ms: Optional[int] = None  # when the figures were computed (epoch milliseconds)
     problem: Optional[str] = None  # why there is nothing to check (schema.turns_problem), if so
     outdated: bool = False  # the store has committed since: a recomputation is due or running
+    migrated: bool = False  # both runtime columns are there (schema.is_migrated)
 
     @property
     def status(self) -> str:
@@ -71,38 +71,12 @@ class DatabaseReport:
         return next(check for check in self.checks if check.id == check_id)
 
     def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
+        """The report JSON's fields: ``computed_at`` as ISO 8601 UTC."""
+        data = {("computed_at" if key == "computed_at_ms" else key): value
+                for key, value in asdict(self).items() if key != "migrated"}
+        data["computed_at"] = times.iso(self.computed_at_ms)
         data["status"] = self.status
         return data
-
-    def headline(self) -> str:
-        """``turns.db: FAILS (3 of 9 checks fail)``, or why there is nothing to check."""
-        if self.problem:
-            return f"{self.path or self.database}: {self.status} ({self.problem})"
-        failed = len(self.failures)
-        verdict = (f"FAILS ({failed} of {len(self.checks)} checks fail)" if failed
-                   else f"PASSES (all {len(self.checks)} checks pass or are information)")
-        return f"{self.path or self.database}: {verdict}"
-
-    def summary(self) -> str:
-        """The headline and the failing checks' ids: ``check``'s one line for a file among several."""
-        failing = ", ".join(check.id for check in self.failures)
-        return self.headline() + (f": {failing}" if failing else "")
-
-    def text(self) -> str:
-        """The report as ``datasette runtime-truth check`` prints it."""
-        if self.problem:
-            return self.headline()
-        lines = [self.headline()]
-        width = max(len(check.title) for check in self.checks)
-        for check in self.checks:
-            see = f"  [{check.query}]" if check.query else ""
-            lines.append(f"  {check.status:<4}  {check.title:<{width}}  {check.figure}{see}")
-            for item in check.items[:5]:
-                lines.append(f"{'':<{width + 10}}  - {_describe_item(item)}")
-            if len(check.items) > 5:
-                lines.append(f"{'':<{width + 10}}  - ... ({check.value:,} in all)")
-        return "\n".join(lines)
 
 
 def overall_status(reports: list["DatabaseReport"]) -> str:
@@ -114,14 +88,7 @@ def overall_status(reports: list["DatabaseReport"]) -> str:
     return PASSES if PASSES in statuses else EMPTY
 
 
-def _describe_item(item):
-    if "switches" in item:
-        return f"{item['conv_id']}: {item['switches']} switch{'es' if item['switches'] != 1 else ''}"
-    return (f"{item['conv_id']}: pointer {item['pointer']!r}, "
-            f"newest turn's runtime_key {item['newest_runtime_key']!r}")
-
-
-def build(conn: sqlite3.Connection, database: str, path: Optional[str] = None, rules: str = "canonical",
+def build(conn: sqlite3.Connection, database: str, path: Optional[str] = None, rules: str = config.DEFAULT_RULES,
           opened: str = "mutable", pointers: Optional[dict[str, str]] = None,
           timeline: Optional[str] = None) -> "DatabaseReport":
     """Read the figures of the turns.db behind ``conn`` and judge them: a DatabaseReport.
@@ -140,7 +107,7 @@ def build(conn: sqlite3.Connection, database: str, path: Optional[str] = None, r
     return judge(figures.read(conn, rules, path, pointers), database, path, rules, opened, timeline)
 
 
-def judge(found: figures.Figures, database: str, path: Optional[str] = None, rules: str = "canonical",
+def judge(found: figures.Figures, database: str, path: Optional[str] = None, rules: str = config.DEFAULT_RULES,
           opened: str = "mutable", timeline: Optional[str] = None) -> "DatabaseReport":
     """The checks over ``found`` (a figures.Figures): pure, no I/O."""
     checks = [
@@ -153,7 +120,7 @@ def judge(found: figures.Figures, database: str, path: Optional[str] = None, rul
     ]
     return DatabaseReport(
         database=database, path=path, rules=rules, turns=found.turns, checks=checks,
-        coverage=found.coverage, timeline=timeline,
+        coverage=found.coverage, timeline=timeline, migrated=schema.is_migrated(found.shape.columns),
     )
 
 
@@ -196,7 +163,7 @@ def _backfill_checks(found, turns, rules, path):
     missing_runtime, missing_inference, bad = found.missing_runtime_key, found.missing_inference_id, found.bad_metadata
     if fill_rows:
         command = f"datasette runtime-truth migrate {path or 'turns.db'}"
-        if rules != "canonical":
+        if rules != config.DEFAULT_RULES:
             command += f" --rules {rules}"
         fill = Check(
             "would_fill", "Rows a migrate run would still fill", FAIL,
@@ -222,7 +189,7 @@ def _backfill_checks(found, turns, rules, path):
     ]
 
 
-def _missing_check(check_id, title, missing, recoverable, turns, rules="canonical"):
+def _missing_check(check_id, title, missing, recoverable, turns, rules=config.DEFAULT_RULES):
     figure = f"{missing:,} of {turns:,} rows ({_percent(missing, turns)})"
     if recoverable:
         figure += f": {recoverable:,} recoverable by a migrate run, {missing - recoverable:,} not"
@@ -254,17 +221,10 @@ POINTER_TITLE = "Conversation pointer vs newest turn"
 
 
 def without_pointers(db_report: "DatabaseReport") -> "DatabaseReport":
-    """The report as for an actor who may not view the timeline store: no pointer figures."""
-    db_report.checks = [Check("pointer", POINTER_TITLE, INFO, "no timeline store to compare with", None)
-                        if check.id == "pointer" else check for check in db_report.checks]
-    db_report.timeline = None
-    return db_report
-
-
-def iso_utc(epoch_s: float) -> str:
-    """``2026-11-27T07:40:00.123Z``"""
-    moment = datetime.datetime.fromtimestamp(epoch_s, datetime.timezone.utc)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    """A copy of the report as for an actor who may not view the timeline store: no pointer figures."""
+    checks = [Check("pointer", POINTER_TITLE, INFO, "no timeline store to compare with", None)
+              if check.id == "pointer" else check for check in db_report.checks]
+    return replace(db_report, checks=checks, timeline=None)
 
 
 def _pointer_check(pointers, compared_with_a_store, timeline):

@@ -16,14 +16,12 @@ import asyncio
 from contextlib import closing
 from dataclasses import dataclass, replace
 import logging
-import os
 import sqlite3
 import threading
 import time
-import urllib.parse
 import weakref
 
-from . import config, report
+from . import config, report, sqlitefile
 from . import timeline as timeline_store
 
 DEFAULT_MAX_AGE_S = config.BY_NAME["report_max_age"].default
@@ -68,7 +66,7 @@ class Versions:
         self.immutable = immutable
         self.lock = threading.Lock()
         self.conn = None if immutable else sqlite3.connect(
-            _uri(path, immutable=False), uri=True, check_same_thread=False
+            sqlitefile.uri(path), uri=True, check_same_thread=False
         )
 
     def read(self):
@@ -82,11 +80,6 @@ class Versions:
             if self.conn is not None:
                 self.conn.close()
                 self.conn = None
-
-
-def _uri(path, immutable):
-    mode = "ro&immutable=1" if immutable else "ro"
-    return f"file:{urllib.parse.quote(os.path.abspath(path))}?mode={mode}"
 
 
 class ReportCache:
@@ -208,7 +201,7 @@ async def _run(source):
         pointers = None
         if timeline is not None:
             pointers = timeline_store.read_pointers_from_file(timeline.path, immutable=not timeline.is_mutable)
-        with closing(sqlite3.connect(_uri(db.path, not db.is_mutable), uri=True)) as conn:
+        with closing(sqlite3.connect(sqlitefile.read_only_uri(db.path, not db.is_mutable), uri=True)) as conn:
             return build(conn, pointers)
 
     return await asyncio.to_thread(in_thread)

@@ -169,11 +169,10 @@ class TurnsShape:
 
     @classmethod
     def read(cls, conn: sqlite3.Connection, prefix: str = "") -> "TurnsShape":
-        database = sqlite_utils.Database(conn, recursive_triggers=False)
-        tables = frozenset(database.table_names())
+        tables = existing_tables(conn, ("turns",) + SNAPSHOT_TABLES)
         if "turns" not in tables:
             return cls(tables=tables, prefix=prefix)
-        turns = database.table("turns")
+        turns = sqlite_utils.Database(conn, recursive_triggers=False).table("turns")
         return cls(
             columns={column.name: _definition(column) for column in turns.columns},
             indexes={index.name: [(part.name, bool(part.desc)) for part in index.columns if part.key]
@@ -246,6 +245,22 @@ def _definition(column):
     if column.default_value is not None:
         parts.append(f"DEFAULT {column.default_value}")
     return " ".join(parts)
+
+
+def existing_tables(conn: sqlite3.Connection, names) -> frozenset[str]:
+    """Which of the tables ``names`` the database behind ``conn`` has: the one test of whether
+    a table exists (names compared as SQLite stores them)."""
+    sql = f"""
+    SELECT name FROM sqlite_master
+    WHERE type = 'table' AND name IN ({", ".join("?" for _ in names)})
+    """
+    return frozenset(row[0] for row in conn.execute(sql, tuple(names)))
+
+
+def is_migrated(columns) -> bool:
+    """Whether a turns table with ``columns`` has both runtime columns: the one test of "is this
+    store migrated" (the queries that need them can run, the report links them)."""
+    return all(name in columns for name in RUNTIME_COLUMNS)
 
 
 def turns_problem(columns) -> Optional[str]:

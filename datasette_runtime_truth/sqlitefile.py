@@ -72,16 +72,26 @@ def wal_has_content(path):
     return os.path.isfile(wal) and os.path.getsize(wal) > 0
 
 
+def uri(path, mode="ro", *options):
+    """The SQLite URI that opens the file at ``path`` in ``mode`` (``ro``, or ``rw`` for the
+    migration), with ``options`` such as ``immutable=1``: the one way every module opens a file."""
+    query = "&".join((f"mode={mode}",) + options)
+    return f"file:{urllib.parse.quote(os.path.abspath(path))}?{query}"
+
+
+def read_only_uri(path, immutable=False):
+    """``uri`` read-only; ``immutable``: as Datasette opens a file served with ``-i``."""
+    return uri(path, "ro", *(("immutable=1",) if immutable else ()))
+
+
 def unreadable(path, busy_timeout_s=5.0):
     """SQLite's own answer: None when a read-only connection reads the schema and
     ``PRAGMA quick_check`` says ok (a WAL file's committed pages included), else SQLite's words.
     Also None when SQLite cannot tell (the file is locked, or a hot journal needs a writer).
     An existing -shm index is opened read-only, so asking changes no byte beside the file."""
-    uri = f"file:{urllib.parse.quote(os.path.abspath(path))}?mode=ro"
-    if os.path.exists(f"{path}-shm"):
-        uri += "&readonly_shm=1"
+    options = ("readonly_shm=1",) if os.path.exists(f"{path}-shm") else ()
     try:
-        conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout_s)
+        conn = sqlite3.connect(uri(path, "ro", *options), uri=True, timeout=busy_timeout_s)
     except sqlite3.DatabaseError as error:
         return str(error)
     try:

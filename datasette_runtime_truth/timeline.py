@@ -7,12 +7,10 @@ switch: it is never turn history, and nothing here writes.
 """
 
 from dataclasses import dataclass
-import os
 import re
 import sqlite3
-import urllib.parse
 
-from . import config, golang, sqlitefile
+from . import config, golang, schema, sqlitefile
 
 TABLE = "timeline_conversations"
 DEFAULT_SNAPSHOT_LIMIT = 5000
@@ -33,10 +31,7 @@ ORDER BY created_at_ms ASC, entity_id ASC
 LIMIT :limit
 """
 SINCE_SQL = "AND version > :since_version"
-ENTITY_TABLES_SQL = """
-SELECT name FROM sqlite_master
-WHERE type = 'table' AND name IN ('timeline_entities', 'timeline_versions')
-"""
+ENTITY_TABLES = ("timeline_entities", "timeline_versions")
 
 CONVERSATIONS_SQL = """
 SELECT conv_id, session_id, {runtime_key} AS runtime_key, last_activity_ms,
@@ -62,15 +57,13 @@ async def database(datasette):
             raise ValueError(f"{config.PLUGIN}: timeline_database {name!r} is not attached")
         return datasette.databases[name]
     for db_name, db in datasette.databases.items():
-        if not db_name.startswith("_") and await db.table_exists(TABLE):
+        if not db_name.startswith("_") and await db.execute_fn(is_timeline_store):
             return db
     return None
 
 
 def is_timeline_store(conn):
-    return conn.execute(
-        "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", (TABLE,)
-    ).fetchone() is not None
+    return TABLE in schema.existing_tables(conn, (TABLE,))
 
 
 def read_pointers(conn):
@@ -83,9 +76,8 @@ def read_pointers_from_file(path, immutable=False):
     kind = sqlitefile.special_kind(path)
     if kind:
         raise NotATimelineStore(f"{path} is {kind}, not a timeline.db")
-    mode = "ro&immutable=1" if immutable else "ro"
     try:
-        conn = sqlite3.connect(f"file:{urllib.parse.quote(os.path.abspath(path))}?mode={mode}", uri=True)
+        conn = sqlite3.connect(sqlitefile.read_only_uri(path, immutable), uri=True)
         try:
             if not is_timeline_store(conn):
                 raise NotATimelineStore(f"{path} has no {TABLE} table")
@@ -156,7 +148,7 @@ def _entity_rows(conn, conv_id, since_version, limit):
 
 def entity_tables(conn):
     """Which of the entity tables the store has."""
-    return {row[0] for row in conn.execute(ENTITY_TABLES_SQL)}
+    return schema.existing_tables(conn, ENTITY_TABLES)
 
 
 _GO_INT = re.compile(rb"[+-]?[0-9]+")

@@ -7,6 +7,7 @@ import pytest
 from builders import create_store, dump, index_sql, insert_turn, table_info, turns_rows
 from datasette_runtime_truth import backfill
 from datasette_runtime_truth.migrate import Migration, migrate_path, run_in_transaction
+from datasette_runtime_truth.cli import migration_text  # what `migrate` prints
 
 CANONICAL = {"geppetto.runtime@v1": {"runtime_key": "planner"}, "geppetto.inference_id@v1": "inf-42"}
 LEGACY_STRING = {"geppetto.runtime@v1": "planner", "geppetto.inference_id@v1": "inf-42"}
@@ -122,7 +123,7 @@ def test_second_run_changes_nothing(pre_cutover):
     assert (report.columns_added, report.indexes_created) == ([], [])
     assert (report.runtime_key_filled, report.inference_id_filled) == (0, 0)
     assert (report.missing_runtime_key, report.missing_inference_id, report.skipped_bad_metadata) == (8, 5, 2)
-    assert report.text().splitlines()[0] == (
+    assert migration_text(report).splitlines()[0] == (
         f"{pre_cutover}: already migrated with the canonical rules; nothing changed"
     )
 
@@ -314,7 +315,7 @@ def test_switches_a_rollback_journal_store_to_wal_as_upstream_does(tmp_path):
     create_store(path, "pre-cutover", journal_mode="delete").close()
     report = migrate_path(path)
     assert report.journal_mode == "switched from delete to wal, as the upstream store does on open"
-    assert "journal mode: switched from delete to wal" in " ".join(report.text().split())
+    assert "journal mode: switched from delete to wal" in " ".join(migration_text(report).split())
     assert sqlite3.connect(path).execute("PRAGMA journal_mode").fetchone() == ("wal",)
 
 
@@ -350,7 +351,7 @@ def test_a_row_sqlite_refuses_is_counted_and_the_migration_completes(tmp_path):
                                 ("c", "s", "t3", "agent", "")]
     assert (report.skipped_unwritable, report.unwritable_error) == (1, "refused by a trigger")
     assert report.indexes_created == ["turns_by_conv_runtime_updated", "turns_by_conv_inference_updated"]
-    assert "skipped, cannot write: 1 (refused by a trigger)" in " ".join(report.text().split())
+    assert "skipped, cannot write: 1 (refused by a trigger)" in " ".join(migration_text(report).split())
     assert migrate_path(path).skipped_unwritable == 1  # a rerun completes the same way
 
 
