@@ -126,6 +126,9 @@ SETTINGS = (
             DEFAULT_PAYLOAD_PROCESS_CHARS),
 )
 BY_NAME = {entry.name: entry for entry in SETTINGS}
+# A page of the plugin's lists and paged canned queries: rows by default, and at most.
+DEFAULT_PAGE = 50
+MAX_PAGE = 1000
 DEFAULT_RULES = BY_NAME["rules"].default  # the commands' --rules and every function's default too
 
 

@@ -11,8 +11,6 @@ from dataclasses import dataclass
 
 from . import backfill, config, schema
 
-DEFAULT_PAGE = 50
-MAX_PAGE = 1000
 COLUMNS = ("conv_id", "session_id", "turn_id", "updated_at_ms", "runtime_key", "inference_id",
            "action", "new_runtime_key", "new_inference_id")
 
@@ -23,13 +21,13 @@ class Page:
     next_after: tuple  # (conv_id, session_id, turn_id) of the last row when there may be more
 
 
-def page_size(text, cap=MAX_PAGE):
+def page_size(text, cap=config.MAX_PAGE):
     """``limit`` as a page size: a positive whole number up to ``cap``, else the default."""
     try:
         size = int(text)
     except (TypeError, ValueError):
-        return min(DEFAULT_PAGE, cap)
-    return min(size, cap) if size > 0 else min(DEFAULT_PAGE, cap)
+        return min(config.DEFAULT_PAGE, cap)
+    return min(size, cap) if size > 0 else min(config.DEFAULT_PAGE, cap)
 
 
 # ``only``: which of the rows a migrate run looks at a page lists, each the rows one figure of
@@ -44,7 +42,7 @@ ONLY = {
 SCAN_BUDGET = 5000  # candidate rows one filtered page reads at most; its next link continues
 
 
-def read_page(conn, rules=config.DEFAULT_RULES, after=None, limit=DEFAULT_PAGE, only=None):
+def read_page(conn, rules=config.DEFAULT_RULES, after=None, limit=config.DEFAULT_PAGE, only=None):
     """One page of candidate rows after the ``(conv_id, session_id, turn_id)`` key ``after``;
     with ``only`` (a key of ONLY), just those rows, reading at most SCAN_BUDGET candidates: a
     page may then hold fewer than ``limit`` rows, and its next key continues the scan."""

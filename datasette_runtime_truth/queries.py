@@ -16,8 +16,6 @@ import re
 from . import config, permissions
 
 SOURCE = config.PLUGIN  # marks the canned queries the plugin stores
-DEFAULT_PAGE = 50
-MAX_PAGE = 1000
 MIGRATED_COLUMNS = ("runtime_key", "inference_id")
 
 # The one definition of a runtime switch: a turn with a non-empty runtime_key whose last known
@@ -113,8 +111,8 @@ ORDER BY first_switch_at_ms DESC, conv_id
 """
 
 PAGE_LIMIT = f"""LIMIT CASE WHEN CAST(:limit AS INTEGER) > 0
-           THEN min(CAST(:limit AS INTEGER), {MAX_PAGE})
-           ELSE {DEFAULT_PAGE} END"""
+           THEN min(CAST(:limit AS INTEGER), {config.MAX_PAGE})
+           ELSE {config.DEFAULT_PAGE} END"""
 
 QUERIES = (
     Query(
@@ -205,7 +203,7 @@ ORDER BY conv_id, session_id, turn_id
         params=("after_conv", "after_session", "after_turn", "limit"),
         keyset=(("after_conv", "conv_id"), ("after_session", "session_id"), ("after_turn", "turn_id")),
         meaning="The playbook's candidate rows for manual recovery, in primary-key order, "
-                f"{DEFAULT_PAGE} at a time (`limit` up to {MAX_PAGE}); the page links to the next "
+                f"{config.DEFAULT_PAGE} at a time (`limit` up to {config.MAX_PAGE}); the page links to the next "
                 "(the last row's ids as `after_conv`, `after_session`, `after_turn`).",
         good_answer="after a migrate run, every row listed here is one the run left as it was: "
                     "its metadata gives the configured rules nothing to recover, or is not valid "
@@ -230,7 +228,7 @@ ORDER BY first_switch_at_ms DESC, conv_id
         meaning="Conversations whose turns carry more than one non-empty `runtime_key`: how many "
                 "runtimes, how many switches, in what order, and the turn and time of the first "
                 "switch (turns with an unknown runtime are left out; newest first switch first), "
-                f"{DEFAULT_PAGE} at a time (`limit` up to {MAX_PAGE}); the page links to the next.",
+                f"{config.DEFAULT_PAGE} at a time (`limit` up to {config.MAX_PAGE}); the page links to the next.",
         good_answer="each switch shows in the conversation's runtime history as turns under "
                     "different runtimes; the conversation's current pointer "
                     "(`resolved_runtime_key`) is only the last runtime of `runtime_order`.",

@@ -97,8 +97,7 @@ def build(conn: sqlite3.Connection, database: str, path: Optional[str] = None, r
     ``pointers`` maps conv_id to the timeline store's ``runtime_key``, or is None when there is no
     timeline store.
     """
-    if rules not in backfill.RULES:
-        raise ValueError(f"unknown rules {rules!r}: expected one of {', '.join(backfill.RULES)}")
+    backfill.check_rules(rules)
     path = None if path is None else os.fspath(path)
     problem = schema.turns_problem(schema.turns_columns(conn))
     if problem:
