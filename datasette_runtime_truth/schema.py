@@ -6,7 +6,7 @@ index column lists (``DESC`` included) are part of the contract.
 
 from dataclasses import dataclass, field
 import sqlite3
-from typing import Optional
+from typing import Collection, Optional
 
 import sqlite_utils
 
@@ -239,7 +239,7 @@ class TurnsShape:
         return [index for index in INDEXES if index.name not in self.indexes]
 
 
-def _definition(column):
+def _definition(column: sqlite_utils.db.Column) -> str:
     parts = [column.type.upper()]
     if column.notnull:
         parts.append("NOT NULL")
@@ -248,7 +248,7 @@ def _definition(column):
     return " ".join(parts)
 
 
-def turns_problem(columns) -> Optional[str]:
+def turns_problem(columns: Collection[str]) -> Optional[str]:
     """Why a database whose ``turns`` table has ``columns`` (none when there is no such table) is
     not a turns.db, in words; None when it is. The one test of what a turns table is: a game's
     ``turns(id, player)`` is not one, and nothing of the plugin reads or alters it."""
