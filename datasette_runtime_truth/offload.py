@@ -19,7 +19,7 @@ import struct
 import subprocess
 import sys
 import threading
-from typing import Any, AsyncIterator, Callable, Iterator, Optional
+from typing import Any, AsyncIterator, Callable, Iterator, Optional, Union
 import weakref
 
 from . import config, links, payload, schema, store
@@ -207,7 +207,7 @@ class Sent:
 class Worker:
     """One ``python -m datasette_runtime_truth.worker`` process and its pipes (see worker.py)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "datasette_runtime_truth.worker"],
@@ -248,7 +248,7 @@ class Worker:
         return f"killed by signal {-code}" if code < 0 else f"exit status {code}"
 
     def stop(self) -> None:
-        for pipe in (self.process.stdin, self.process.stdout):
+        for pipe in filter(None, (self.process.stdin, self.process.stdout)):
             try:
                 pipe.close()
             except OSError:
@@ -265,7 +265,7 @@ class Worker:
 HEADER = struct.Struct(">?Q")
 
 
-def write_message(pipe: Any, data: bytes, ok: bool = True) -> None:
+def write_message(pipe: Any, data: Union[bytes, memoryview], ok: bool = True) -> None:
     pipe.write(HEADER.pack(ok, len(data)))
     pipe.write(data)
     pipe.flush()

@@ -7,10 +7,13 @@ the ids, ascending, so every list has one order.
 """
 
 import itertools
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from . import schema, timeline
 from .payload import PayloadBuilder, Snapshot
+
+if TYPE_CHECKING:
+    from datasette.database import Database
 
 
 
@@ -24,7 +27,7 @@ def text(value: Any) -> Any:
     return value
 
 
-async def _rows(db, sql, params):
+async def _rows(db: "Database", sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     """The rows of a read as dicts, with BLOBs turned into text (see text)."""
     results = await db.execute(sql, params)
     return [{key: text(row[key]) for key in row.keys()} for row in results.rows]
@@ -259,11 +262,11 @@ def encode_snapshots(conn: Any, shape: schema.TurnsShape, build: Callable[[Snaps
     return finish(items)
 
 
-def _snapshot_key(row):
+def _snapshot_key(row: dict[str, Any]) -> tuple[Any, ...]:
     return (row["conv_id"], row["session_id"], row["turn_id"], row["phase"], row["created_at_ms"])
 
 
-def _snapshot(rows, builder):
+def _snapshot(rows: list[dict[str, Any]], builder: PayloadBuilder) -> Snapshot:
     first = rows[0]
     blocks = [
         (row["block_id"], row["kind"], row["role"], row["payload_json"], row["block_metadata_json"])
