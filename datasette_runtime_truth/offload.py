@@ -19,10 +19,14 @@ import struct
 import subprocess
 import sys
 import threading
-from typing import Any, AsyncIterator, Callable, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterator, Optional, Union
 import weakref
 
 from . import config, links, payload, schema, store
+
+if TYPE_CHECKING:
+    from datasette.app import Datasette
+    from datasette.database import Database
 
 EXIT_WAIT_S = 1.0  # how long a stopped worker's exit status is awaited, to name it
 
@@ -65,7 +69,7 @@ def connect(uri: str) -> sqlite3.Connection:
     return sqlite3.connect(uri, uri=True)
 
 
-async def build(datasette: Any, db: Any, job: Job, chars: int) -> links.EncodedJSON:
+async def build(datasette: "Datasette", db: "Database", job: Job, chars: int) -> links.EncodedJSON:
     """The answer ``job`` asks for, built where its size (``chars``, from SQL) says."""
     pool = _pool(datasette)
     uri = read_uri(datasette, db)
@@ -74,7 +78,7 @@ async def build(datasette: Any, db: Any, job: Job, chars: int) -> links.EncodedJ
     return await pool.build(uri, job)
 
 
-def read_uri(datasette: Any, db: Any) -> Optional[str]:
+def read_uri(datasette: "Datasette", db: "Database") -> Optional[str]:
     """The URI another process opens ``db`` with, as Datasette opens its read connections
     (``mode=ro``, or ``immutable=1``); None for an in-memory database, which only this process
     can read."""
@@ -88,10 +92,10 @@ def read_uri(datasette: Any, db: Any) -> Optional[str]:
 
 # --- the pool -----------------------------------------------------------------------------------
 
-_pools: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_pools: "weakref.WeakKeyDictionary[Datasette, Pool]" = weakref.WeakKeyDictionary()
 
 
-def _pool(datasette: Any) -> Optional["Pool"]:
+def _pool(datasette: "Datasette") -> Optional["Pool"]:
     """This Datasette's pool (no process started until it builds), or None with
     ``payload_workers: 0``."""
     count = config.setting(datasette, "payload_workers")
