@@ -11,7 +11,7 @@ Pure functions, no I/O. Two generations of upstream rules exist:
 Nothing here ever looks at the conversation-level runtime pointer.
 """
 
-from typing import Any, Iterable, NamedTuple, Optional, Union
+from typing import Any, Callable, Iterable, NamedTuple, Optional, Union
 
 from . import golang
 
@@ -76,7 +76,7 @@ def first_string(metadata: dict[str, Any], keys: Iterable[str], probe: bool = Fa
     return ""
 
 
-def _probe(value):
+def _probe(value: Any) -> str:
     # Depth first with an explicit stack: metadata may nest deeper than Python's recursion limit.
     stack = [iter([value])]
     while stack:
@@ -111,7 +111,9 @@ def legacy_inference_id(metadata: dict[str, Any]) -> str:
     return first_string(metadata, INFERENCE_KEYS, probe=True)
 
 
-_RULE_FUNCTIONS = {
+Rule = Callable[[dict[str, Any]], str]
+
+_RULE_FUNCTIONS: dict[str, tuple[Rule, Rule]] = {
     "canonical": (canonical_runtime_key, canonical_inference_id),
     "legacy": (legacy_runtime_key, legacy_inference_id),
 }
@@ -124,7 +126,7 @@ def check_rules(rules: str) -> str:
     return rules
 
 
-def _rule_functions(rules):
+def _rule_functions(rules: str) -> tuple[Rule, Rule]:
     return _RULE_FUNCTIONS[check_rules(rules)]
 
 

@@ -9,6 +9,8 @@ back by a test.
 import colorsys
 import datetime
 import hashlib
+import sqlite3
+from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 
 from markupsafe import Markup, escape
 
@@ -25,20 +27,23 @@ FONT = 'font-family="system-ui, sans-serif" font-size="11" fill="#333"'
 LABEL_FONT = 'font-family="system-ui, sans-serif" font-size="12" fill="#222"'
 LABEL_CHAR_W = 7.5  # generous average glyph width of LABEL_FONT, so labels never touch
 
+Day = dict[str, Any]  # a coverage row: day, turns, with_runtime_key, with_inference_id, ...
+Turn = Union[sqlite3.Row, Mapping[str, Any]]  # a runtime_history row
 
-def _share(part, whole):
+
+def _share(part: int, whole: int) -> float:
     return part / whole if whole else 0.0
 
 
-def _pct(share):
+def _pct(share: float) -> str:
     return f"{100 * share:.0f}%" if share in (0, 1) else f"{100 * share:.1f}%"
 
 
-def _date(day):
+def _date(day: str) -> datetime.date:
     return datetime.date.fromisoformat(day)
 
 
-def cutover_day(days):
+def cutover_day(days: Sequence[Day]) -> Optional[str]:
     """The first day of the final run of days on which every turn has a runtime_key, when days
     without one come before it (the day the server started writing the column); else None."""
     start = None
@@ -52,7 +57,7 @@ def cutover_day(days):
     return start
 
 
-def coverage_svg(days, width=600, height=236):
+def coverage_svg(days: Sequence[Day], width: int = 600, height: int = 236) -> Markup:
     """Per UTC day, the share of turns with runtime_key (solid) and inference_id (dashed)."""
     if not days:
         return Markup('<p class="rt-empty">No turns with a timestamp yet.</p>')
@@ -61,10 +66,10 @@ def coverage_svg(days, width=600, height=236):
     first, last = _date(days[0]["day"]), _date(days[-1]["day"])
     span = max((last - first).days, 1)
 
-    def x(day):
+    def x(day: str) -> float:
         return left + plot_w * ((_date(day) - first).days / span if len(days) > 1 else 0.5)
 
-    def y(share):
+    def y(share: float) -> float:
         return top + plot_h * (1 - share)
 
     parts = [
@@ -123,7 +128,7 @@ PAGE_PADDING = 40  # the page's side padding around a chart box, both sides toge
 CHART_BOX_MAX = 720  # the chart boxes' max-width (_runtime_truth_style.html, the timeline partial)
 
 
-def _axis_days(days, x):
+def _axis_days(days: Sequence[Day], x: Callable[[str], float]) -> list[tuple[Day, str]]:
     """(day, text-anchor) of the days the axis names: the first (starting at its day), the last
     (ending at its day), and between them every day whose label clears the one named before it
     and the last one, so no two run together."""
@@ -140,7 +145,7 @@ def _axis_days(days, x):
     return named + [(days[-1], "end")]  # the first and last days sit at the plot's two ends
 
 
-def _scroll_hint(width):
+def _scroll_hint(width: int) -> Markup:
     """Said under a chart that is wider than its box, which then scrolls sideways: always when
     the chart is wider than the box ever gets, else only on screens narrower than the chart
     (a media query for this width hides it elsewhere)."""
@@ -153,7 +158,7 @@ def _scroll_hint(width):
                   f"</style>{hint}")
 
 
-def _get(row, key, default=""):
+def _get(row: Turn, key: str, default: Any = "") -> Any:
     """A column of a sqlite3.Row or a dict, or ``default`` when the row lacks it."""
     try:
         value = row[key]
@@ -162,14 +167,14 @@ def _get(row, key, default=""):
     return default if value is None else value
 
 
-def runtime_colour(key):
+def runtime_colour(key: Any) -> str:
     """The colour a runtime_key starts from: a hash of the key into PALETTE; '' is grey."""
     if not key:
         return UNKNOWN_COLOUR
     return PALETTE[_slot(key)]
 
 
-def _slot(key):
+def _slot(key: Any) -> int:
     digest = hashlib.sha256(str(key).encode("utf-8")).digest()
     return int.from_bytes(digest[:4], "big") % len(PALETTE)
 
@@ -179,7 +184,7 @@ def _slot(key):
 EXTRA = ("#332288", "#999933", "#882255", "#44AA99", "#DDCC77", "#88CCEE", "#AA4499", "#CC6677")
 
 
-def _extra_colour(index):
+def _extra_colour(index: int) -> str:
     """The ``index``th colour beyond PALETTE: EXTRA, then as many golden-angle hues as needed."""
     if index < len(EXTRA):
         return EXTRA[index]
@@ -188,12 +193,13 @@ def _extra_colour(index):
     return "#{:02X}{:02X}{:02X}".format(round(red * 255), round(green * 255), round(blue * 255))
 
 
-def assign_colours(keys):
+def assign_colours(keys: Iterable[Any]) -> dict[str, str]:
     """{runtime_key: colour} for every key a page draws: each key takes its hashed colour, or,
     where a key before it (in sorted order) has that one, the next free one; so no two keys of a
     page share a colour, and the same keys always get the same colours. '' is grey; a key that
     is not text (a hostile store's number or BLOB) is taken as the text the charts show."""
-    colours, taken = {"": UNKNOWN_COLOUR}, set()
+    colours: dict[str, str] = {"": UNKNOWN_COLOUR}
+    taken: set[str] = set()
     extra = 0
     for key in sorted({str(key) for key in keys if key is not None} - {""}):
         free = [PALETTE[(_slot(key) + step) % len(PALETTE)] for step in range(len(PALETTE))]
@@ -205,7 +211,7 @@ def assign_colours(keys):
     return colours
 
 
-def _switch_indexes(rows, keys):
+def _switch_indexes(rows: list[Turn], keys: list[str]) -> set[int]:
     """Where the rows switch runtime: their ``switched_from`` (the runtime_history query's
     column) when they have one, else the same rule over their keys."""
     if rows and all(isinstance(row, dict) and "switched_from" in row for row in rows):
@@ -213,7 +219,7 @@ def _switch_indexes(rows, keys):
     return set(queries.switch_positions(keys))
 
 
-def legend_html(keys, colours):
+def legend_html(keys: list[str], colours: dict[str, str]) -> Markup:
     """The timeline's legend in HTML, at the page's text size: each runtime_key's colour and
     how many turns carry it, in order of first appearance."""
     items = []
@@ -234,7 +240,7 @@ def legend_html(keys, colours):
 LABEL_ROWS = (8, 22)  # label baselines, this far above the marks; switch lines stop below them
 
 
-def timeline_svg(rows, colours=None, height=64):
+def timeline_svg(rows: Iterable[Turn], colours: Optional[dict[str, str]] = None, height: int = 64) -> Markup:
     """One conversation's turns in history order, each a mark coloured by its runtime_key, with
     runtime switches marked. ``rows`` are mappings with turn_id, runtime_key, inference_id,
     updated_at_ms and maybe session_id (the runtime_history query's rows); ``colours`` the page's
@@ -285,7 +291,7 @@ def timeline_svg(rows, colours=None, height=64):
     return Markup(head + "".join(parts) + "</svg>") + _scroll_hint(full) + legend_html(keys, colours)
 
 
-def _switch_label(key, line_x, top, label_ends):
+def _switch_label(key: str, line_x: float, top: int, label_ends: list[float]) -> str:
     """The new runtime's name above its switch line, starting where the line is, on the first
     label row where it clears the label before it; none when it clears neither (the legend and
     the mark's tooltip still name it). Switch lines stop below the label rows, so no line crosses
@@ -299,7 +305,7 @@ def _switch_label(key, line_x, top, label_ends):
     return ""
 
 
-def _format_ms(value):
+def _format_ms(value: Any) -> str:
     """A turn's time for a tooltip: its UTC date and time when a calendar holds it, else the raw
     value as stored; '' when there is none (NULL, '', 0)."""
     if value is None or value == "" or times.as_integer(value) == 0:

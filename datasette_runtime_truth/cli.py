@@ -4,7 +4,6 @@ from concurrent.futures import ThreadPoolExecutor
 import contextlib
 import dataclasses
 import json
-import os
 import pathlib
 import sys
 import time

@@ -6,7 +6,7 @@ Nothing here judges or words anything: :mod:`report` turns a Figures into pass /
 
 from dataclasses import dataclass, field
 import sqlite3
-from typing import Optional
+from typing import Any, Optional
 
 from . import backfill, config, queries, schema, sqlitefile
 
@@ -64,7 +64,7 @@ def read(conn: sqlite3.Connection, rules: str = config.DEFAULT_RULES, path: Opti
         pointers=(PointerFigures(*pointer_mismatches(conn, pointers))
                   if pointers is not None and has_runtime_key else None),
         journal_mode=journal_mode,
-        wal_has_content=bool(path) and sqlitefile.wal_has_content(path),
+        wal_has_content=bool(path and sqlitefile.wal_has_content(path)),
         coverage=coverage(conn, shape),
     )
 
@@ -100,7 +100,7 @@ ORDER BY switches DESC, conv_id
 """
 
 
-def switched_conversations(conn):
+def switched_conversations(conn: sqlite3.Connection) -> list[tuple[str, int]]:
     """[(conv_id, switches)]: conversations whose known runtime_key changes between consecutive
     turns (by updated_at_ms, then turn_id; turns without a runtime_key are passed over)."""
     return conn.execute(SWITCHES_SQL).fetchall()
@@ -117,7 +117,8 @@ ORDER BY conv_id
 """
 
 
-def pointer_mismatches(conn, pointers):
+def pointer_mismatches(conn: sqlite3.Connection, pointers: dict[str, Any]
+                       ) -> tuple[list[dict[str, Any]], int, int]:
     """([{conv_id, pointer, newest_runtime_key}] in conv_id order, conversations compared,
     conversations whose newest turn has no runtime_key) for the timeline store's pointers."""
     compared = unknown = 0
@@ -134,7 +135,7 @@ def pointer_mismatches(conn, pointers):
     return differ, compared, unknown
 
 
-def coverage(conn, shape=None):
+def coverage(conn: sqlite3.Connection, shape: Optional[schema.TurnsShape] = None) -> list[dict[str, Any]]:
     """Per UTC day of ``updated_at_ms``: turns, how many carry runtime_key / inference_id, and
     how many neither, under the ``backfill_coverage`` query's names. Turns whose time is on no calendar day (not a number, not positive, past year 9999) are left
     out, as SQLite's own ``strftime`` cannot place them."""
@@ -168,7 +169,7 @@ LIMIT :limit
 """
 
 
-def conversation_history(conn, conv_id, limit=5000):
+def conversation_history(conn: sqlite3.Connection, conv_id: str, limit: int = 5000) -> list[dict[str, Any]]:
     """One conversation's turns in history order, as dicts (the playbook's history query)."""
     shape = schema.TurnsShape.read(conn)
     sql = HISTORY_SQL.format(runtime_key=shape.runtime_key, inference_id=shape.inference_id,

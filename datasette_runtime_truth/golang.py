@@ -17,6 +17,9 @@ import json
 import json.scanner
 import math
 import re
+from typing import Any, NoReturn, Optional
+
+JSON = Any  # a decoded JSON value: dict, list, str, float, bool or None
 
 MAX_DEPTH = 10000
 
@@ -31,12 +34,12 @@ class InvalidJSON(ValueError):
     """Text that Go's ``json.Unmarshal`` refuses."""
 
 
-def trim_space(text):
+def trim_space(text: str) -> str:
     """Go's ``strings.TrimSpace``."""
     return text.strip(GO_SPACE)
 
 
-def trim_space_bytes(data):
+def trim_space_bytes(data: bytes) -> bytes:
     """Go's ``strings.TrimSpace`` of a byte string that need not be UTF-8."""
     return trim_space(data.decode("utf-8", "surrogateescape")).encode("utf-8", "surrogateescape")
 
@@ -46,29 +49,29 @@ MAX_QUERY_PARAMS = 10000
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 
 
-def parse_query(raw):
+def parse_query(raw: bytes) -> dict[bytes, list[bytes]]:
     """``url.ParseQuery`` of the raw query bytes, errors dropped as ``URL.Query()`` drops them:
     {key: [values]} as bytes. A pair holding ``;`` or a bad ``%`` escape is left out; a query of
     more parameters than Go allows reads as empty."""
-    values = {}
+    values: dict[bytes, list[bytes]] = {}
     if raw.count(b"&") + 1 > MAX_QUERY_PARAMS:
         return values
     for pair in raw.split(b"&"):
         if b";" in pair or not pair:
             continue
         key, _, value = pair.partition(b"=")
-        key, value = query_unescape(key), query_unescape(value)
-        if key is not None and value is not None:
-            values.setdefault(key, []).append(value)
+        name, text = query_unescape(key), query_unescape(value)
+        if name is not None and text is not None:
+            values.setdefault(name, []).append(text)
     return values
 
 
-def query_get(values, key):
+def query_get(values: dict[bytes, list[bytes]], key: bytes) -> bytes:
     """``url.Values.Get``: the first value of ``key``, else empty."""
     return values.get(key, [b""])[0]
 
 
-def query_unescape(data):
+def query_unescape(data: bytes) -> Optional[bytes]:
     """``url.QueryUnescape``: ``%XX`` escapes and ``+`` as a space; None for a malformed escape."""
     if b"%" not in data:
         return data.replace(b"+", b" ")
@@ -91,7 +94,7 @@ def query_unescape(data):
 _LEADING_DIGITS = re.compile(rb"[0-9]+")
 
 
-def sscanf_int(text, bits=64):
+def sscanf_int(text: bytes, bits: int = 64) -> int:
     """``fmt.Sscanf(text, "%d", &v)`` into a signed integer of ``bits`` bits: after leading white
     space, an optional sign and the leading digits; 0 (v untouched) when there are none, when they
     overflow, or at a newline."""
@@ -104,14 +107,14 @@ def sscanf_int(text, bits=64):
     return value if -(2 ** (bits - 1)) <= value < 2 ** (bits - 1) else 0
 
 
-def sscanf_uint(text, bits=64):
+def sscanf_uint(text: bytes, bits: int = 64) -> int:
     """``fmt.Sscanf(text, "%d", &v)`` into an unsigned integer: the leading digits after white
     space, no sign; 0 when there are none, when they overflow, or at a newline."""
     value = _scanned_digits(_skip_space(text))
     return value if value is not None and value < 2 ** bits else 0
 
 
-def _skip_space(text):
+def _skip_space(text: bytes) -> bytes:
     """The text after fmt's SkipSpace; a newline (never space to Fscanf) leaves nothing to read."""
     decoded = text.decode("utf-8", "surrogateescape")
     rest = decoded.lstrip(GO_SPACE)
@@ -120,7 +123,7 @@ def _skip_space(text):
     return rest.encode("utf-8", "surrogateescape")
 
 
-def _scanned_digits(text):
+def _scanned_digits(text: bytes) -> Optional[int]:
     match = _LEADING_DIGITS.match(text)
     if match is None:
         return None
@@ -128,18 +131,18 @@ def _scanned_digits(text):
     return int(digits) if len(digits) <= 20 else 2 ** 64
 
 
-def _checked_float(text):
+def _checked_float(text: str) -> float:
     number = float(text)
     if math.isinf(number):
         raise InvalidJSON(f"number {text[:40]} overflows a float64")
     return number
 
 
-def _reject_constant(name):
+def _reject_constant(name: str) -> NoReturn:
     raise InvalidJSON(f"invalid character {name[0]!r} looking for beginning of value")
 
 
-def _int_as_float(text):
+def _int_as_float(text: str) -> float:
     return float(text) if len(text) < 300 else _checked_float(text)
 
 
@@ -153,7 +156,7 @@ _JSON_SPACE = " \t\n\r"
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
 
-def decode(text):
+def decode(text: str) -> JSON:
     """``text`` decoded as Go's ``json.Unmarshal(..., &v)`` with ``v any``; InvalidJSON if refused."""
     if "\\u" not in text or _SURROGATE_ESCAPE.search(text) is None:
         start = 0
@@ -187,21 +190,21 @@ class JSONReader:
 
     error: type[ValueError] = InvalidJSON
 
-    def __init__(self, text):
+    def __init__(self, text: str) -> None:
         self.text = text
         self.pos = 0
 
-    def fail(self, what):
+    def fail(self, what: str) -> NoReturn:
         raise self.error(f"{what} at offset {self.pos}")
 
-    def skip_ws(self):
+    def skip_ws(self) -> None:
         text, pos = self.text, self.pos
         while pos < len(text) and text[pos] in _WS:
             pos += 1
         self.pos = pos
 
-    def parse(self):
-        stack = []  # the open containers, each as [container, key of the value being read]
+    def parse(self) -> JSON:
+        stack: list[list[Any]] = []  # the open containers, each as [container, key of the value being read]
         while True:
             self.skip_ws()
             value = self.value_or_open(stack)
@@ -234,14 +237,14 @@ class JSONReader:
                     self.fail("expected , or a closing bracket")
                 value = stack.pop()[0]
 
-    def next_char(self):
+    def next_char(self) -> str:
         if self.pos >= len(self.text):
             self.fail("unexpected end of JSON input")
         char = self.text[self.pos]
         self.pos += 1
         return char
 
-    def key(self):
+    def key(self) -> str:
         if self.next_char() != '"':
             self.fail("expected a string key")
         key = self.string()
@@ -250,7 +253,7 @@ class JSONReader:
             self.fail("expected :")
         return key
 
-    def value_or_open(self, stack):
+    def value_or_open(self, stack: list[list[Any]]) -> JSON:
         """A scalar, or _OPEN after pushing a new container."""
         char = self.next_char()
         if char in "[{":
@@ -266,22 +269,22 @@ class JSONReader:
 
     max_depth: float = MAX_DEPTH
 
-    def container(self, char):
+    def container(self, char: str) -> Any:
         return [] if char == "[" else {}
 
-    def is_object(self, container):
+    def is_object(self, container: Any) -> bool:
         return isinstance(container, dict)
 
-    def closer(self, container):
+    def closer(self, container: Any) -> str:
         return "}" if self.is_object(container) else "]"
 
-    def put(self, container, key, value):
+    def put(self, container: Any, key: Optional[str], value: JSON) -> None:
         if self.is_object(container):
             container[key] = value
         else:
             container.append(value)
 
-    def scalar(self, char):
+    def scalar(self, char: str) -> JSON:
         """A literal or a number starting at ``char`` (already read)."""
         for word, value in (("true", True), ("false", False), ("null", None)):
             if self.text.startswith(word, self.pos - 1):
@@ -293,10 +296,11 @@ class JSONReader:
         self.pos = match.end()
         return _checked_float(match.group())
 
-    def string(self):
+    def string(self) -> str:
         text, parts = self.text, []
         while True:
             match = _PLAIN.match(text, self.pos)
+            assert match is not None  # _PLAIN matches the empty string too
             parts.append(match.group())
             self.pos = match.end()
             char = self.next_char()
@@ -312,13 +316,13 @@ class JSONReader:
             else:
                 self.fail("invalid escape in string")
 
-    def hex4(self):
+    def hex4(self) -> int:
         if _HEX4.fullmatch(self.text, self.pos, self.pos + 4) is None:
             self.fail("invalid \\u escape")
         self.pos += 4
         return int(self.text[self.pos - 4:self.pos], 16)
 
-    def unicode_escape(self):
+    def unicode_escape(self) -> str:
         code = self.hex4()
         if not 0xD800 <= code <= 0xDFFF:
             return chr(code)
@@ -337,7 +341,7 @@ class JSONReader:
 _OPEN = object()
 
 
-def format_float(number):
+def format_float(number: float) -> str:
     """A float64 as Go's ``strconv.FormatFloat(f, 'g', -1, 64)`` (and so ``fmt.Sprint``) writes it."""
     if number != number:
         return "NaN"
@@ -349,7 +353,7 @@ def format_float(number):
     return sign + _go_g(*shortest_digits(abs(number)))
 
 
-def shortest_digits(number):
+def shortest_digits(number: float) -> tuple[str, int]:
     """``(digits, point)`` of a positive finite float: the shortest decimal digits that read back
     as it (as Go's and Python's shortest formatting both choose them), the decimal point after
     ``point`` of them."""
@@ -360,7 +364,7 @@ def shortest_digits(number):
     return significant.rstrip("0"), point
 
 
-def _go_g(digits, point):
+def _go_g(digits: str, point: int) -> str:
     exp10 = point - 1
     if exp10 < -4 or exp10 >= 6:
         head = digits[0] + ("." + digits[1:] if len(digits) > 1 else "")
@@ -372,10 +376,10 @@ def _go_g(digits, point):
     return digits[:point] + "." + digits[point:]
 
 
-def sprint(value):
+def sprint(value: JSON) -> str:
     """Go's ``fmt.Sprint`` of a decoded JSON value; iterative, so any depth is fine."""
-    out = []
-    stack = [value]
+    out: list[str] = []
+    stack: list[JSON] = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, str):

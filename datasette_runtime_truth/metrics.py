@@ -9,11 +9,14 @@ same report cache.
 import importlib.metadata
 import importlib.resources
 import time
+from typing import Iterable, Iterator, Optional, cast
 
-from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily
+from prometheus_client.core import GaugeMetricFamily, InfoMetricFamily, Metric
 from prometheus_client.exposition import choose_encoder
 
 from . import config, report
+
+Sample = tuple[str, list[str], float]  # (metric, label values, value)
 
 # name -> help; every metric but the info is a gauge with a ``database`` label.
 METRICS = {
@@ -40,11 +43,11 @@ INFO_HELP = f"The {config.PLUGIN} plugin serving these figures."
 ALERT_RULES = importlib.resources.files(__package__) / "prometheus" / "runtime-truth.rules.yml"
 
 
-def version():
+def version() -> str:
     return importlib.metadata.version(config.PLUGIN)
 
 
-def samples(db_report, now):
+def samples(db_report: report.DatabaseReport, now: float) -> Iterator[Sample]:
     """(metric, label values, value) for one database's report, ``now`` in Unix seconds; none
     where there is nothing to check."""
     if db_report.problem:
@@ -57,9 +60,9 @@ def samples(db_report, now):
         for recoverable, value in (("true", counts["recoverable"]),
                                    ("false", counts["missing"] - counts["recoverable"])):
             yield "runtime_truth_missing_rows", base + [column, recoverable], value
-    yield "runtime_truth_bad_metadata_rows", base, checks["bad_metadata"].value
-    yield "runtime_truth_would_fill_rows", base, checks["would_fill"].value
-    yield "runtime_truth_switched_conversations", base, checks["runtime_switches"].value
+    yield "runtime_truth_bad_metadata_rows", base, _figure(checks["bad_metadata"])
+    yield "runtime_truth_would_fill_rows", base, _figure(checks["would_fill"])
+    yield "runtime_truth_switched_conversations", base, _figure(checks["runtime_switches"])
     if checks["pointer"].value is not None:
         yield "runtime_truth_pointer_mismatches", base, checks["pointer"].value
     for check in db_report.checks:
@@ -71,15 +74,20 @@ def samples(db_report, now):
     yield "runtime_truth_report_outdated", base, int(db_report.outdated)
 
 
+def _figure(check: report.Check) -> int:
+    """The number of a check that has one (every check but the pointer's always does)."""
+    return cast(int, check.value)
+
+
 class ReportCollector:
     """A collector over already computed reports: each metric family once, its samples by
     database, and the plugin's version as ``runtime_truth_info``."""
 
-    def __init__(self, reports, now):
+    def __init__(self, reports: Iterable[report.DatabaseReport], now: float) -> None:
         self.reports = reports
         self.now = now
 
-    def collect(self):
+    def collect(self) -> Iterator[Metric]:
         yield InfoMetricFamily("runtime_truth", INFO_HELP, value={"version": version()})
         families = {name: GaugeMetricFamily(name, help_text, labels=LABELS.get(name, ["database"]))
                     for name, help_text in METRICS.items()}
@@ -89,7 +97,8 @@ class ReportCollector:
         yield from families.values()
 
 
-def exposition(reports, accept=None, now=None):
+def exposition(reports: Iterable[report.DatabaseReport], accept: Optional[str] = None,
+               now: Optional[float] = None) -> tuple[bytes, str]:
     """(body bytes, content type) of the reports, in the format ``accept`` asks for."""
     encoder, content_type = choose_encoder(accept or "")
     collector = ReportCollector(reports, time.time() if now is None else now)

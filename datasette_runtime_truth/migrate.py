@@ -23,9 +23,17 @@ import inspect
 import os
 import sqlite3
 import time
-from typing import Any, Callable, Iterator, Optional, Union
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Iterator, Optional, TypeVar, Union
 
 from . import backfill, config, schema, sqlitefile
+
+if TYPE_CHECKING:
+    from datasette.database import Database
+
+Step = Callable[[sqlite3.Connection], Any]  # one step, run in a write transaction of its own
+S = TypeVar("S", bound=Callable[..., Any])
+Row = tuple[Any, ...]  # a candidate row: rowid, metadata, runtime_key, inference_id
+Window = dict[str, Optional[int]]  # the rowids after ``first`` up to ``last``, and ``now_ms``
 
 DEFAULT_BATCH_SIZE = 2000
 DEFAULT_BUSY_TIMEOUT_MS = 5000
@@ -37,13 +45,13 @@ LONG_STEP_S = 0.1
 PAUSE_AFTER_LONG_STEP_S = 0.15
 
 
-def reads_only(step):
+def reads_only(step: S) -> S:
     """Mark a step that only reads: it needs no write transaction."""
-    step.reads_only = True
+    setattr(step, "reads_only", True)
     return step
 
 
-def pause_after(step, elapsed_s):
+def pause_after(step: Step, elapsed_s: float) -> float:
     if getattr(step, "reads_only", False):
         return 0
     return PAUSE_AFTER_LONG_STEP_S if elapsed_s >= LONG_STEP_S else PAUSE_BETWEEN_STEPS_S
@@ -62,7 +70,7 @@ class NotATurnsDatabase(MigrationError):
 class NoSuchFile(MigrationError):
     """PATH does not exist: nothing opens (and so creates) it."""
 
-    def __init__(self, path):
+    def __init__(self, path: str) -> None:
         super().__init__(f"{path}: no such file (migrate never creates a database)")
         self.path = path
 
@@ -72,8 +80,8 @@ class Report:
     database: str
     rules: str
     dry_run: bool
-    columns_added: list = field(default_factory=list)
-    indexes_created: list = field(default_factory=list)
+    columns_added: list[str] = field(default_factory=list)
+    indexes_created: list[str] = field(default_factory=list)
     rows_scanned: int = 0
     runtime_key_filled: int = 0
     inference_id_filled: int = 0
@@ -107,8 +115,9 @@ class Report:
 class Migration:
     """The steps that migrate one turns database; state is carried from step to step."""
 
-    def __init__(self, database, rules=config.DEFAULT_RULES, batch_size=DEFAULT_BATCH_SIZE, dry_run=False,
-                 now_ms=None, progress=None):
+    def __init__(self, database: str, rules: str = config.DEFAULT_RULES, batch_size: int = DEFAULT_BATCH_SIZE,
+                 dry_run: bool = False, now_ms: Optional[int] = None,
+                 progress: Optional[Callable[[int], None]] = None) -> None:
         backfill.check_rules(rules)
         if batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -116,17 +125,17 @@ class Migration:
         self.batch_size = batch_size
         self.now_ms = now_ms if now_ms is not None else int(time.time() * 1000)
         self.progress = progress
-        self._after_rowid = None
+        self._after_rowid: Optional[int] = None
         self._finished_scan = False
         self._shape = schema.TurnsShape()
-        self._window = None
-        self._decided = {}
-        self._data_version = None
+        self._window: Window = {}
+        self._decided: dict[Row, backfill.Decision] = {}
+        self._data_version: Optional[int] = None
         # True when no one else writes through this connection, so PRAGMA data_version (which
         # sees other connections' commits only) tells whether the read step's rows are current.
         self.own_connection = False
 
-    def steps(self) -> Iterator[Callable[[sqlite3.Connection], Any]]:
+    def steps(self) -> Iterator[Step]:
         """Yield step functions, to run in order; each in its own write transaction, except those
         marked ``reads_only`` (which may also run inside one)."""
         yield self._check_table
@@ -142,27 +151,27 @@ class Migration:
             yield functools.partial(self._ensure_index, index=index)
 
     @reads_only
-    def _check_table(self, conn):
+    def _check_table(self, conn: sqlite3.Connection) -> None:
         """Refuse, before anything is written, a database whose turns table is not the upstream's."""
         problem = schema.turns_problem(schema.turns_columns(conn))
         if problem:
             raise NotATurnsDatabase(f"{self.report.database}: not a turns.db ({problem})")
 
-    def _ensure_column(self, conn, column):
+    def _ensure_column(self, conn: sqlite3.Connection, column: schema.Column) -> None:
         if column.name in schema.TurnsShape.read(conn).columns:
             return
         self.report.columns_added.append(column.name)
         if not self.report.dry_run:
             conn.execute(f"ALTER TABLE turns ADD COLUMN {column.name} {column.definition}")
 
-    def _start_scan(self, conn):
+    def _start_scan(self, conn: sqlite3.Connection) -> None:
         if schema.is_without_rowid(conn):
             raise MigrationError("turns is a WITHOUT ROWID table, which no upstream version wrote")
         self._shape = schema.TurnsShape.read(conn)
         self._after_rowid = conn.execute("SELECT coalesce(min(rowid), 0) - 1 FROM turns").fetchone()[0]
 
     @reads_only
-    def _read_window(self, conn):
+    def _read_window(self, conn: sqlite3.Connection) -> None:
         """Find the next ``batch_size`` rows and decide their backfill, without the write lock."""
         first = self._after_rowid
         row = conn.execute(
@@ -179,7 +188,7 @@ class Migration:
         self._data_version = _data_version(conn)
         self._decided = {row: self._decide(row) for row in self._candidates(conn, self._window)}
 
-    def _write_window(self, conn):
+    def _write_window(self, conn: sqlite3.Connection) -> None:
         """Apply the window: legacy timestamps, then the runtime backfill, rows re-read under the lock."""
         window = self._window
         rows = conn.execute(
@@ -193,7 +202,7 @@ class Migration:
         if self.progress:
             self.progress(rows)
 
-    def _fill_timestamps(self, conn, window):
+    def _fill_timestamps(self, conn: sqlite3.Connection, window: Window) -> None:
         created = self._shape.column("turn_created_at_ms", default="0")
         updated = self._shape.column("updated_at_ms", default="0")
         in_window = "rowid > :first AND rowid <= :last"
@@ -217,12 +226,12 @@ class Migration:
             window,
         )
 
-    def _update_or_count(self, conn, update_sql, count_sql, params):
+    def _update_or_count(self, conn: sqlite3.Connection, update_sql: str, count_sql: str, params: Window) -> int:
         if self.report.dry_run:
             return conn.execute(count_sql, params).fetchone()[0]
         return conn.execute(update_sql, params).rowcount
 
-    def _candidates(self, conn, window):
+    def _candidates(self, conn: sqlite3.Connection, window: Window) -> list[Row]:
         shape = self._shape
         metadata, runtime_key, inference_id = shape.metadata_json, shape.runtime_key, shape.inference_id
         return conn.execute(
@@ -231,18 +240,20 @@ class Migration:
             window,
         ).fetchall()
 
-    def _decide(self, row):
+    def _decide(self, row: Row) -> backfill.Decision:
         """backfill.decide on one candidate row, as read by :meth:`_candidates`."""
         _, metadata_json, old_runtime, old_inference = row
         return backfill.decide(metadata_json, old_runtime, old_inference, self.report.rules)
 
-    def _backfill(self, conn, window):
+    def _backfill(self, conn: sqlite3.Connection, window: Window) -> None:
         decided = self._decided
+        candidates: Iterable[Row]
         if self.own_connection and _data_version(conn) == self._data_version:
             candidates = decided  # nothing has been committed since the read step
         else:
             candidates = self._candidates(conn, window)
-        updates, decisions = [], []
+        updates: list[Row] = []
+        decisions: list[backfill.Decision] = []
         for row in candidates:
             rowid, _, old_runtime, old_inference = row
             decision = decided[row] if row in decided else self._decide(row)
@@ -253,23 +264,25 @@ class Migration:
             updates.append((*decision.values, rowid, old_runtime, old_inference))
             decisions.append(decision)
         written = [True] * len(updates) if self.report.dry_run else self._write(conn, updates)
-        for (_, _, _, old_runtime, old_inference), decision, done in zip(updates, decisions, written):
+        for update, decision, done in zip(updates, decisions, written):
+            runtime_key, inference_id, _, old_runtime, old_inference = update
             if done:
-                self._count_written(decision)
+                self._count_written(decision, runtime_key, inference_id)
             else:
                 self._count_missing(old_runtime, old_inference)
 
-    def _count_written(self, decision):
-        self._count_missing(*decision.values)
+    def _count_written(self, decision: backfill.Decision, runtime_key: str, inference_id: str) -> None:
+        """Count a row written with ``decision``'s values (``runtime_key``, ``inference_id``)."""
+        self._count_missing(runtime_key, inference_id)
         self.report.runtime_key_filled += decision.runtime_key_filled
         self.report.inference_id_filled += decision.inference_id_filled
         self.report.values_trimmed += decision.values_trimmed
 
-    def _count_missing(self, runtime_key, inference_id):
+    def _count_missing(self, runtime_key: Any, inference_id: Any) -> None:
         self.report.missing_runtime_key += backfill.is_empty(runtime_key)
         self.report.missing_inference_id += backfill.is_empty(inference_id)
 
-    def _write(self, conn, updates):
+    def _write(self, conn: sqlite3.Connection, updates: list[Row]) -> list[bool]:
         """Write both columns of each row; say which rows were written. All at once; row by row
         when SQLite refused one (a CHECK, a trigger's RAISE) or a trigger ignored one, so a row
         costs only itself and is counted, and only what was written counts as filled."""
@@ -293,7 +306,7 @@ class Migration:
         conn.execute("RELEASE backfill_window")
         return done
 
-    def _write_row(self, conn, update):
+    def _write_row(self, conn: sqlite3.Connection, update: Row) -> bool:
         try:
             written = conn.execute(UPDATE_SQL, update).rowcount == 1
         except sqlite3.OperationalError:
@@ -302,12 +315,12 @@ class Migration:
             return self._unwritable(str(error))
         return written or self._unwritable("a trigger left the row unchanged")
 
-    def _unwritable(self, error):
+    def _unwritable(self, error: str) -> bool:
         self.report.skipped_unwritable += 1
         self.report.unwritable_error = self.report.unwritable_error or error
         return False
 
-    def _ensure_index(self, conn, index):
+    def _ensure_index(self, conn: sqlite3.Connection, index: schema.Index) -> None:
         if index.name in schema.TurnsShape.read(conn).indexes:
             return
         self.report.indexes_created.append(index.name)
@@ -320,12 +333,12 @@ UPDATE_SQL = """UPDATE turns SET runtime_key = ?, inference_id = ?
                 WHERE rowid = ? AND runtime_key IS ? AND inference_id IS ?"""
 
 
-def _data_version(conn):
+def _data_version(conn: sqlite3.Connection) -> int:
     """Changes whenever another connection commits to the file (never for this one's own commits)."""
     return conn.execute("PRAGMA data_version").fetchone()[0]
 
 
-def run_in_transaction(conn: sqlite3.Connection, step: Callable[[sqlite3.Connection], Any]) -> Any:
+def run_in_transaction(conn: sqlite3.Connection, step: Step) -> Any:
     """Run one step in its own ``BEGIN IMMEDIATE`` transaction, unless the caller opened one.
 
     On disk full (and I/O errors) SQLite may roll the whole transaction back by itself: then
@@ -349,7 +362,7 @@ def run_in_transaction(conn: sqlite3.Connection, step: Callable[[sqlite3.Connect
     return result
 
 
-def _first_sqlite_error(error):
+def _first_sqlite_error(error: BaseException) -> BaseException:
     """The sqlite3 error that a chain of sqlite3 errors, each raised while handling the one
     before, started from."""
     while isinstance(error, sqlite3.Error) and isinstance(error.__context__, sqlite3.Error):
@@ -410,12 +423,12 @@ def switch_to_wal(conn: sqlite3.Connection, dry_run: bool = False) -> str:
     return f"kept {mode}: another connection prevented the switch to wal ({reason})"
 
 
-def _read_only(path):
+def _read_only(path: str) -> bool:
     # Root passes os.access regardless of permission bits; a file nobody may write is read-only.
     return not os.access(path, os.W_OK) or not (os.stat(path).st_mode & 0o222)
 
 
-def _check_not_truncated(path, busy_timeout_ms=DEFAULT_BUSY_TIMEOUT_MS):
+def _check_not_truncated(path: str, busy_timeout_ms: int = DEFAULT_BUSY_TIMEOUT_MS) -> None:
     """Refuse a file that is not SQLite, is empty, or is truncated (see sqlitefile.truncation)."""
     header = sqlitefile.read_header(path)
     if not sqlitefile.is_sqlite_header(header):
@@ -477,7 +490,7 @@ def explain_error(path: Union[str, os.PathLike], error: sqlite3.Error, busy_time
     return MigrationError(f"{path}: {message}; nothing was changed by this step")
 
 
-async def _outside_transaction(db: Any, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+async def _outside_transaction(db: "Database", fn: Step) -> Any:
     """``execute_write_fn`` without the transaction Datasette 1.0 wraps it in (0.65 never does):
     a journal mode cannot change inside one."""
     if "transaction" in inspect.signature(db.execute_write_fn).parameters:
@@ -485,7 +498,7 @@ async def _outside_transaction(db: Any, fn: Callable[[sqlite3.Connection], Any])
     return await db.execute_write_fn(fn)
 
 
-async def migrate_database(db: Any, rules: str = config.DEFAULT_RULES, batch_size: int = DEFAULT_BATCH_SIZE) -> Report:
+async def migrate_database(db: "Database", rules: str = config.DEFAULT_RULES, batch_size: int = DEFAULT_BATCH_SIZE) -> Report:
     """Migrate a Datasette Database through ``execute_write_fn``, one step per write task."""
     migration = Migration(db.name, rules, batch_size)
     migration.report.journal_mode = await _outside_transaction(db, switch_to_wal)

@@ -18,10 +18,14 @@ import struct
 import subprocess
 import sys
 import threading
-from typing import Any, AsyncIterator, Callable, Iterator, Optional
+from typing import TYPE_CHECKING, Any, AsyncIterator, Callable, Iterator, Optional, Union
 import weakref
 
 from . import config, links, payload, schema, sqlitefile, store
+
+if TYPE_CHECKING:
+    from datasette.app import Datasette
+    from datasette.database import Database
 
 EXIT_WAIT_S = 1.0  # how long a stopped worker's exit status is awaited, to name it
 
@@ -64,7 +68,7 @@ def connect(uri: str) -> sqlite3.Connection:
     return sqlite3.connect(uri, uri=True)
 
 
-async def build(datasette: Any, db: Any, job: Job, chars: int) -> links.EncodedJSON:
+async def build(datasette: "Datasette", db: "Database", job: Job, chars: int) -> links.EncodedJSON:
     """The answer ``job`` asks for, built where its size (``chars``, from SQL) says."""
     pool = _pool(datasette)
     uri = read_uri(datasette, db)
@@ -73,7 +77,7 @@ async def build(datasette: Any, db: Any, job: Job, chars: int) -> links.EncodedJ
     return await pool.build(uri, job)
 
 
-def read_uri(datasette: Any, db: Any) -> Optional[str]:
+def read_uri(datasette: "Datasette", db: "Database") -> Optional[str]:
     """The URI another process opens ``db`` with, as Datasette opens its read connections
     (``mode=ro``, or ``immutable=1``); None for an in-memory database, which only this process
     can read."""
@@ -86,10 +90,10 @@ def read_uri(datasette: Any, db: Any) -> Optional[str]:
 
 # --- the pool -----------------------------------------------------------------------------------
 
-_pools: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_pools: "weakref.WeakKeyDictionary[Datasette, Pool]" = weakref.WeakKeyDictionary()
 
 
-def _pool(datasette: Any) -> Optional["Pool"]:
+def _pool(datasette: "Datasette") -> Optional["Pool"]:
     """This Datasette's pool (no process started until it builds), or None with
     ``payload_workers: 0``."""
     count = config.setting(datasette, "payload_workers")
@@ -205,7 +209,7 @@ class Sent:
 class Worker:
     """One ``python -m datasette_runtime_truth.worker`` process and its pipes (see worker.py)."""
 
-    def __init__(self):
+    def __init__(self) -> None:
         try:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "datasette_runtime_truth.worker"],
@@ -246,7 +250,7 @@ class Worker:
         return f"killed by signal {-code}" if code < 0 else f"exit status {code}"
 
     def stop(self) -> None:
-        for pipe in (self.process.stdin, self.process.stdout):
+        for pipe in filter(None, (self.process.stdin, self.process.stdout)):
             try:
                 pipe.close()
             except OSError:
@@ -263,7 +267,7 @@ class Worker:
 HEADER = struct.Struct(">?Q")
 
 
-def write_message(pipe: Any, data: bytes, ok: bool = True) -> None:
+def write_message(pipe: Any, data: Union[bytes, memoryview], ok: bool = True) -> None:
     pipe.write(HEADER.pack(ok, len(data)))
     pipe.write(data)
     pipe.flush()

@@ -9,7 +9,15 @@ The payload is the upstream's turn map: JSON columns decoded as Go's ``encoding/
 """
 
 from dataclasses import dataclass
+from typing import Any, Callable
+
 from . import golang, yamlv3
+from .golang import JSON
+
+Cell = Any  # a value as read from a SQLite column: a hostile store may put any type anywhere
+Body = dict[str, Any]  # a JSON answer's object, keys in the order written
+Dump = Callable[[JSON], str]  # writes a payload as YAML
+Block = tuple[Cell, Cell, Cell, Cell, Cell]  # (block_id, kind, role, payload_json, block_metadata_json)
 
 MAX_JSON_DEPTH = 64
 
@@ -25,11 +33,11 @@ class Snapshot:
     created_at_ms: int
     runtime_key: str
     inference_id: str
-    payload: dict
+    payload: dict[str, JSON]
 
 
-def conversation_item(conv_id, session_id, resolved_runtime_key, last_activity_ms,
-                      has_timeline_source, detail=False):
+def conversation_item(conv_id: Cell, session_id: Cell, resolved_runtime_key: Cell, last_activity_ms: Cell,
+                      has_timeline_source: Cell, detail: bool = False) -> Body:
     """One conversation as the upstream lists it. A store on disk has no live state, so the
     live-only fields are always 0 / false / ""."""
     item = {
@@ -49,7 +57,7 @@ def conversation_item(conv_id, session_id, resolved_runtime_key, last_activity_m
     return item
 
 
-def turns_envelope(conv_id, session_id, phase, since_ms, items):
+def turns_envelope(conv_id: str, session_id: str, phase: str, since_ms: int, items: list[Body]) -> Body:
     """The /api/debug/turns body: the filters echoed (``limit`` is not), keys in upstream order."""
     return {
         "conv_id": conv_id,
@@ -60,7 +68,7 @@ def turns_envelope(conv_id, session_id, phase, since_ms, items):
     }
 
 
-def turns_item(snapshot, dump):
+def turns_item(snapshot: Snapshot, dump: Dump) -> Body:
     """One snapshot in the /api/debug/turns list; ``dump`` writes the payload (``to_yaml``, or a
     PayloadBuilder's ``yaml``)."""
     return {
@@ -75,12 +83,12 @@ def turns_item(snapshot, dump):
     }
 
 
-def turn_envelope(conv_id, session_id, turn_id, items):
+def turn_envelope(conv_id: str, session_id: str, turn_id: str, items: list[Body]) -> Body:
     """The /api/debug/turn/{conv}/{session}/{turn} body."""
     return {"conv_id": conv_id, "items": items, "session_id": session_id, "turn_id": turn_id}
 
 
-def turn_item(snapshot, dump):
+def turn_item(snapshot: Snapshot, dump: Dump) -> Body:
     """One phase snapshot in the turn detail: the payload as YAML (written by ``dump``) and as a
     JSON object."""
     return {
@@ -93,7 +101,7 @@ def turn_item(snapshot, dump):
     }
 
 
-def _runtime_keys(snapshot):
+def _runtime_keys(snapshot: Snapshot) -> dict[str, str]:
     """The playbook's ``runtime_key``, and the same value as the upstream code's own
     ``resolved_runtime_key``, left out when empty as the upstream did."""
     keys = {"runtime_key": snapshot.runtime_key or ""}
@@ -102,11 +110,11 @@ def _runtime_keys(snapshot):
     return keys
 
 
-def error_body(message, status):
+def error_body(message: str, status: int) -> Body:
     return {"ok": False, "error": message, "status": status}
 
 
-def turn_payload(turn_id, blocks, metadata_json, data_json):
+def turn_payload(turn_id: Cell, blocks: list[Block], metadata_json: Cell, data_json: Cell) -> dict[str, JSON]:
     """The upstream turn map ``{blocks: [{id, kind, metadata?, payload?, role?}], data?, id,
     metadata?}``, keys sorted at every level, optional keys left out when empty (``role`` when
     blank).
@@ -128,23 +136,23 @@ class PayloadBuilder:
     keys true.
     """
 
-    def __init__(self):
-        self.decoded = {}
-        self.blocks = {}
+    def __init__(self) -> None:
+        self.decoded: dict[str, JSON] = {}
+        self.blocks: dict[tuple[Any, ...], dict[str, JSON]] = {}
         self.memo = yamlv3.Memo()
 
-    def turn_payload(self, turn_id, blocks, metadata_json, data_json):
-        payload = {"blocks": [self.block(*block) for block in blocks]}
+    def turn_payload(self, turn_id: Cell, blocks: list[Block], metadata_json: Cell, data_json: Cell) -> dict[str, JSON]:
+        payload: dict[str, JSON] = {"blocks": [self.block(*block) for block in blocks]}
         _put_if_present(payload, "data", self.parse_json(data_json))
         payload["id"] = _text(turn_id)
         _put_if_present(payload, "metadata", self.parse_json(metadata_json))
         return payload
 
-    def block(self, block_id, kind, role, payload_json, metadata_json):
+    def block(self, block_id: Cell, kind: Cell, role: Cell, payload_json: Cell, metadata_json: Cell) -> dict[str, JSON]:
         columns = (block_id, kind, role, payload_json, metadata_json)
         key = columns + tuple(map(type, columns))  # a hostile store's 1 and 1.0 are not one id
         if key not in self.blocks:
-            block = {"id": _text(block_id), "kind": _text(kind)}
+            block: dict[str, JSON] = {"id": _text(block_id), "kind": _text(kind)}
             _put_if_present(block, "metadata", self.parse_json(metadata_json))
             _put_if_present(block, "payload", self.parse_json(payload_json))
             role = _text(role)
@@ -153,7 +161,7 @@ class PayloadBuilder:
             self.blocks[key] = self.memo.share(block)
         return self.blocks[key]
 
-    def parse_json(self, text):
+    def parse_json(self, text: Cell) -> JSON:
         """parse_json, keys sorted at every level, once per text."""
         if not isinstance(text, str):
             return _sorted(parse_json(text))
@@ -161,12 +169,12 @@ class PayloadBuilder:
             self.decoded[text] = self.memo.share(_sorted(parse_json(text)))
         return self.decoded[text]
 
-    def yaml(self, value):
+    def yaml(self, value: JSON) -> str:
         """``to_yaml(value)``, reusing what this builder already wrote."""
         return yamlv3.dump(value, memo=self.memo)
 
 
-def _text(value):
+def _text(value: Cell) -> str:
     """A text column's value as the upstream's Go reads it into a string: NULL as ``''``, a
     number a hostile store put there as its decimal text."""
     if value is None:
@@ -174,12 +182,12 @@ def _text(value):
     return value if isinstance(value, str) else str(value)
 
 
-def _put_if_present(mapping, key, value):
+def _put_if_present(mapping: dict[str, JSON], key: str, value: JSON) -> None:
     if value not in (None, "", {}, []):
         mapping[key] = value
 
 
-def parse_json(text):
+def parse_json(text: Cell) -> JSON:
     """A JSON column's value as Go's ``encoding/json`` decodes it (numbers are floats);
     NULL and blank text give None; text Go refuses (``NaN`` included), or that nests deeper
     than MAX_JSON_DEPTH, stays a string."""
@@ -200,7 +208,7 @@ def parse_json(text):
     return value
 
 
-def _depth(value):
+def _depth(value: JSON) -> int:
     deepest, stack = 0, [(value, 1)]
     while stack:
         item, depth = stack.pop()
@@ -212,7 +220,7 @@ def _depth(value):
     return deepest
 
 
-def _sorted(value):
+def _sorted(value: JSON) -> JSON:
     if isinstance(value, dict):
         return {key: _sorted(value[key]) for key in sorted(value)}
     if isinstance(value, list):
@@ -220,6 +228,6 @@ def _sorted(value):
     return value
 
 
-def to_yaml(value):
+def to_yaml(value: JSON) -> str:
     """``value`` as gopkg.in/yaml.v3 v3.0.1 ``Marshal`` writes it."""
     return yamlv3.dump(value)

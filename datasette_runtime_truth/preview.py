@@ -8,8 +8,13 @@ Python work per request is bounded.
 """
 
 from dataclasses import dataclass
+import sqlite3
+from typing import Any, Optional
 
 from . import backfill, config, schema
+
+Row = dict[str, Any]
+Key = tuple[str, str, str]  # (conv_id, session_id, turn_id)
 
 COLUMNS = ("conv_id", "session_id", "turn_id", "updated_at_ms", "runtime_key", "inference_id",
            "action", "new_runtime_key", "new_inference_id")
@@ -17,11 +22,11 @@ COLUMNS = ("conv_id", "session_id", "turn_id", "updated_at_ms", "runtime_key", "
 
 @dataclass
 class Page:
-    rows: list  # dicts with COLUMNS
-    next_after: tuple  # (conv_id, session_id, turn_id) of the last row when there may be more
+    rows: list[Row]  # dicts with COLUMNS
+    next_after: Optional[Key]  # (conv_id, session_id, turn_id) of the last row when there may be more
 
 
-def page_size(text, cap=config.MAX_PAGE):
+def page_size(text: Any, cap: int = config.MAX_PAGE) -> int:
     """``limit`` as a page size: a positive whole number up to ``cap``, else the default."""
     try:
         size = int(text)
@@ -42,7 +47,8 @@ ONLY = {
 SCAN_BUDGET = 5000  # candidate rows one filtered page reads at most; its next link continues
 
 
-def read_page(conn, rules=config.DEFAULT_RULES, after=None, limit=config.DEFAULT_PAGE, only=None):
+def read_page(conn: sqlite3.Connection, rules: str = config.DEFAULT_RULES, after: Optional[Key] = None,
+              limit: int = config.DEFAULT_PAGE, only: Optional[str] = None) -> Page:
     """One page of candidate rows after the ``(conv_id, session_id, turn_id)`` key ``after``;
     with ``only`` (a key of ONLY), just those rows, reading at most SCAN_BUDGET candidates: a
     page may then hold fewer than ``limit`` rows, and its next key continues the scan."""
@@ -66,16 +72,17 @@ def read_page(conn, rules=config.DEFAULT_RULES, after=None, limit=config.DEFAULT
             return Page(rows, key)
 
 
-def _key(row):
+def _key(row: Row) -> Key:
     return row["conv_id"], row["session_id"], row["turn_id"]
 
 
-def _candidates(conn, shape, after, limit):
+def _candidates(conn: sqlite3.Connection, shape: schema.TurnsShape, after: Optional[Key],
+                limit: int) -> list[Any]:
     """Up to ``limit`` rows a migrate run looks at, after the key ``after``, in key order."""
     runtime_key, inference_id = shape.runtime_key, shape.inference_id
     stamp = shape.stamp or "NULL"
     where = shape.missing_a_value
-    params = {"limit": limit}
+    params: dict[str, Any] = {"limit": limit}
     if after is not None:
         where += " AND (conv_id, session_id, turn_id) > (:conv, :session, :turn)"
         params.update(zip(("conv", "session", "turn"), after))
@@ -88,7 +95,7 @@ def _candidates(conn, shape, after, limit):
     ).fetchall()
 
 
-def _decide(row, rules):
+def _decide(row: Any, rules: str) -> Row:
     """One candidate row as the preview shows it: its values, backfill.decide's action and the
     values the row holds after it."""
     conv_id, session_id, turn_id, updated, runtime_key, inference_id, metadata = row

@@ -22,6 +22,7 @@ import json.scanner
 import math
 import re
 import threading
+from typing import Any, NoReturn, Optional
 
 from . import golang
 
@@ -30,6 +31,10 @@ INT64 = (-(2**63), 2**63 - 1)
 UINT64 = (0, 2**64 - 1)
 INT32 = (-(2**31), 2**31 - 1)
 UINT32 = (0, 2**32 - 1)
+
+
+Node = Any  # a JSON value as parse reads it: Pairs, list, str, bool, Num or None
+Decoded = Any  # a field's value as _message decodes it: a scalar, a dict, Struct, AnyValue, Wrapper, ...
 
 
 class Invalid(ValueError):
@@ -41,7 +46,7 @@ class Num:
 
     __slots__ = ("raw",)
 
-    def __init__(self, raw):
+    def __init__(self, raw: str) -> None:
         self.raw = raw
 
 
@@ -55,7 +60,7 @@ _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 _JSON_SPACE = " \t\n\r"
 
 
-def _no_constant(name):
+def _no_constant(name: str) -> NoReturn:
     raise ValueError(f"invalid value {name}")
 
 
@@ -64,7 +69,7 @@ _SCAN = json.scanner.make_scanner(json.JSONDecoder(  # type: ignore[arg-type]  #
 ))
 
 
-def parse(data):
+def parse(data: bytes) -> Node:
     """The JSON value of ``data`` (bytes) as protobuf-go's decoder reads it: objects as Pairs,
     numbers as Num, Invalid when it refuses the text. Python's C scanner reads it when it agrees
     with Go (it accepts a subset of what Go accepts, once lone surrogates and constants are out);
@@ -96,16 +101,16 @@ class _Reader(golang.JSONReader):
     error = Invalid
     max_depth = math.inf
 
-    def container(self, char):
+    def container(self, char: str) -> list[Any]:
         return Pairs() if char == "{" else []
 
-    def is_object(self, container):
+    def is_object(self, container: Any) -> bool:
         return isinstance(container, Pairs)
 
-    def put(self, container, key, value):
+    def put(self, container: Any, key: Optional[str], value: Node) -> None:
         container.append((key, value) if isinstance(container, Pairs) else value)
 
-    def scalar(self, char):
+    def scalar(self, char: str) -> Node:
         start = self.pos - 1
         for word, value in (("null", None), ("true", True), ("false", False)):
             end = start + len(word)
@@ -118,7 +123,7 @@ class _Reader(golang.JSONReader):
         self.pos = start + size
         return Num(self.text[start:self.pos])
 
-    def unicode_escape(self):
+    def unicode_escape(self) -> str:
         code = self.hex4()
         if not 0xD800 <= code <= 0xDFFF:
             return chr(code)
@@ -131,7 +136,7 @@ class _Reader(golang.JSONReader):
         return chr(0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00))
 
 
-def _number_size(text, start):
+def _number_size(text: str, start: int) -> Optional[int]:
     """Go's ``parseNumber``: the length of the number token at ``start``, None when there is none.
     Like Go it takes an exponent with no digits (``1e`` before a delimiter) as part of the token."""
     pos, end = start, len(text)
@@ -169,7 +174,7 @@ def _number_size(text, start):
 _NUMBER_PARTS = re.compile(r"(-?)(?:0|([1-9][0-9]*))(?:\.([0-9]+))?(?:[eE]([-+]?[0-9]*))?")
 
 
-def _int_text(raw):
+def _int_text(raw: str) -> Optional[str]:
     """Go's ``Token.getIntStr``: the integer a number token spells, exponent and fraction applied,
     as decimal text; None when it is not whole (or its exponent is out of range)."""
     match = _NUMBER_PARTS.fullmatch(raw)
@@ -199,7 +204,7 @@ def _int_text(raw):
     return sign + digits
 
 
-def _int_in(raw, bounds):
+def _int_in(raw: str, bounds: tuple[int, int]) -> Optional[int]:
     text = _int_text(raw)
     if text is None:
         return None
@@ -207,14 +212,14 @@ def _int_in(raw, bounds):
     return value if bounds[0] <= value <= bounds[1] else None
 
 
-def _number_token(text):
+def _number_token(text: str) -> Optional[str]:
     """The first token of ``text`` when it is a number (how protojson reads a number given as a
     JSON string), else None."""
     size = _number_size(text, 0) if text[:1] in "-0123456789" and text else None
     return None if size is None else text[:size]
 
 
-def _float(raw):
+def _float(raw: str) -> Optional[float]:
     """``strconv.ParseFloat(raw, 64)`` of a number token; None where Go reports an error."""
     try:
         value = float(raw)
@@ -223,9 +228,9 @@ def _float(raw):
     return None if math.isinf(value) else value
 
 
-def _scalar(value, kind):
+def _scalar(value: Node, kind: str) -> Decoded:
     """A JSON value read into a scalar field of ``kind``; Invalid when protojson refuses it."""
-    result = None
+    result: Decoded = None
     if kind == "string":
         result = value if type(value) is str else None
     elif kind == "bool":
@@ -244,13 +249,13 @@ _INT_BOUNDS = {"int32": INT32, "int64": INT64, "uint32": UINT32, "uint64": UINT6
 _FLOAT_NAMES = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
 
 
-def _quoted_number(value):
+def _quoted_number(value: Node) -> Optional[str]:
     if type(value) is not str or golang.trim_space(value) != value:
         return None
     return _number_token(value)
 
 
-def _double(value):
+def _double(value: Node) -> Optional[float]:
     if isinstance(value, Num):
         return _float(value.raw)
     if type(value) is str:
@@ -275,11 +280,11 @@ class Field:
     present: bool = False
 
     @property
-    def json_name(self):
+    def json_name(self) -> str:
         return _json_name(self.name)
 
 
-def _json_name(name):
+def _json_name(name: str) -> str:
     """protobuf-go's ``strs.JSONCamelCase``: ``tool_call_id`` is ``toolCallId``."""
     head, *rest = name.split("_")
     return head + "".join(part[:1].upper() + part[1:] for part in rest)
@@ -375,7 +380,7 @@ _LABELS = {message: [(field, f'"{field.json_name}":') for field in fields]
            for message, fields in MESSAGES.items()}
 
 
-def resolvable(type_url):
+def resolvable(type_url: str) -> Optional[str]:
     """The message an Any's ``@type`` names (what follows its last ``/``), None when unknown."""
     name = type_url[type_url.rfind("/") + 1:]
     return name if name in MESSAGES or name in _WELL_KNOWN else None
@@ -383,7 +388,7 @@ def resolvable(type_url):
 
 # --- decoding a message -------------------------------------------------------------------------
 
-def _message(node, name, budget, skip_type_url=False):
+def _message(node: Node, name: str, budget: int, skip_type_url: bool = False) -> Decoded:
     """``{field name: value}`` of message ``name`` read from ``node``, as ``unmarshalMessage``
     does it with DiscardUnknown; ``budget`` counts the nested messages still allowed."""
     budget -= 1
@@ -393,7 +398,9 @@ def _message(node, name, budget, skip_type_url=False):
         return _well_known(node, name, budget)
     if not isinstance(node, Pairs):
         raise Invalid(f"{name}: expected an object")
-    fields, seen, out = _BY_NAME[name], set(), {}
+    fields = _BY_NAME[name]
+    seen: set[str] = set()
+    out: dict[str, Decoded] = {}
     for key, value in node:
         if skip_type_url and key == "@type":
             continue
@@ -410,11 +417,11 @@ def _message(node, name, budget, skip_type_url=False):
     return out
 
 
-def _field_value(value, field, budget):
+def _field_value(value: Node, field: Field, budget: int) -> Decoded:
     if field.map:
         if not isinstance(value, Pairs):
             raise Invalid(f"{field.name}: expected an object")
-        entries = {}
+        entries: dict[str, Decoded] = {}
         for key, item in value:
             if key in entries:
                 raise Invalid(f"duplicate map key {key}")
@@ -427,19 +434,19 @@ def _field_value(value, field, budget):
     return _single(value, field.kind, budget)
 
 
-def _single(value, kind, budget):
+def _single(value: Node, kind: str, budget: int) -> Decoded:
     if kind in MESSAGES or kind in _WELL_KNOWN or kind == ANY:
         return _message(value, kind, budget)
     return _scalar(value, kind)
 
 
-def _skip(value, budget):
+def _skip(value: Node, budget: int) -> None:
     """``skipJSONValue``: an unknown field's value is dropped unless nested deeper than allowed."""
     if _depth(value) > budget:
         raise Invalid("exceeded max recursion depth")
 
 
-def _depth(value):
+def _depth(value: Node) -> int:
     deepest, stack = 0, [(value, 1)]
     while stack:
         item, depth = stack.pop()
@@ -459,22 +466,23 @@ class ListValue(list):
 
 @dataclass(frozen=True)
 class AnyValue:
-    """A decoded ``google.protobuf.Any``: its type URL (None for an empty Any) and its message."""
+    """A decoded ``google.protobuf.Any``: its type URL and message name (both None for an empty
+    Any) and its message."""
 
-    type_url: object
-    name: object = None
-    value: object = None
+    type_url: Optional[str]
+    name: Optional[str] = None
+    value: Decoded = None
 
 
 @dataclass(frozen=True)
 class Wrapper:
     """A decoded wrapper (``google.protobuf.Int64Value`` ...) or ``Empty`` (kind None)."""
 
-    kind: object
-    value: object = None
+    kind: Optional[str]
+    value: Decoded = None
 
 
-def _well_known(node, name, budget):
+def _well_known(node: Node, name: str, budget: int) -> Decoded:
     if name in (STRUCT, VALUE, LIST_VALUE):
         return _struct_value(node, name, budget)
     if name == ANY:
@@ -488,13 +496,13 @@ def _well_known(node, name, budget):
     return Wrapper(WRAPPERS[name], _scalar(node, WRAPPERS[name]))
 
 
-def _struct_value(node, name, budget):
+def _struct_value(node: Node, name: str, budget: int) -> Decoded:
     """A Struct, Value or ListValue whose own level is paid for, iteratively: each Value inside
     costs one level of budget (a Struct or ListValue held by a Value costs none, as in
     protobuf-go). Each stack entry is (JSON node, message name, budget, where to put the result:
     a container and its key)."""
-    root = [None]
-    stack = [(node, name, budget, root, 0)]
+    root: list[Decoded] = [None]
+    stack: list[tuple[Node, str, int, Any, Any]] = [(node, name, budget, root, 0)]
     charged = False
     while stack:
         node, name, budget, container, key = stack.pop()
@@ -535,7 +543,7 @@ class GoFloat(float):
 _EXACT = 2.0**53
 
 
-def _struct_number(raw):
+def _struct_number(raw: str) -> float:
     """A Value's number: an int where it is a whole float64 below 2^53 (printed alike by
     both), a float where ``repr`` is protojson's text, else a GoFloat."""
     number = _float(raw)
@@ -548,7 +556,7 @@ def _struct_number(raw):
     return GoFloat(number)
 
 
-def _any(node, budget):
+def _any(node: Node, budget: int) -> AnyValue:
     if not isinstance(node, Pairs):
         raise Invalid("google.protobuf.Any: expected an object")
     if not node:
@@ -589,7 +597,7 @@ def _any(node, budget):
 
 # --- writing ------------------------------------------------------------------------------------
 
-def encode_string(text):
+def encode_string(text: str) -> str:
     """A string as protojson writes it: UTF-8 as is (no HTML escaping), ``"`` ``\\`` and control
     characters escaped, the named ones short (``\\n``), the rest as ``\\u00XX``."""
     return _encode_basestring(text)
@@ -598,7 +606,7 @@ def encode_string(text):
 _encode_basestring = json.encoder.encode_basestring  # the C escaper of json.dumps(ensure_ascii=False)
 
 
-def format_double(number):
+def format_double(number: float) -> str:
     """A float64 as protojson writes it: the shortest decimal that reads back, in fixed notation
     between 1e-6 and 1e21, else ``1e+21`` / ``1e-7``; NaN and infinities as strings."""
     if number != number:
@@ -620,7 +628,7 @@ def format_double(number):
     return f"{sign}{digits[:point]}.{digits[point:]}"
 
 
-def _scalar_json(value, kind):
+def _scalar_json(value: Decoded, kind: str) -> str:
     if kind == "string":
         return encode_string(value)
     if kind == "bool":
@@ -632,7 +640,7 @@ def _scalar_json(value, kind):
     return str(value)
 
 
-def _populated(value, field):
+def _populated(value: Decoded, field: Field) -> bool:
     if field.map or field.repeated:
         return bool(value)
     if field.present or field.kind in MESSAGES or field.kind in _WELL_KNOWN or field.kind == ANY:
@@ -642,7 +650,7 @@ def _populated(value, field):
     return bool(value)
 
 
-def encode_message(values, name, type_url=None):
+def encode_message(values: Decoded, name: str, type_url: Optional[str] = None) -> str:
     """A decoded message as protojson writes it: populated fields in declaration order, JSON names."""
     if name in _WELL_KNOWN or name == ANY:
         return _encode_well_known(values, name)
@@ -653,7 +661,7 @@ def encode_message(values, name, type_url=None):
     return "{" + ",".join(parts) + "}"
 
 
-def _encode_field(value, field):
+def _encode_field(value: Decoded, field: Field) -> str:
     if field.map:
         return "{" + ",".join(encode_string(key) + ":" + _encode_single(value[key], field.kind)
                               for key in sorted(value)) + "}"
@@ -662,15 +670,15 @@ def _encode_field(value, field):
     return _encode_single(value, field.kind)
 
 
-def _encode_single(value, kind):
+def _encode_single(value: Decoded, kind: str) -> str:
     if kind in MESSAGES or kind in _WELL_KNOWN or kind == ANY:
         return encode_message(value, kind)
     return _scalar_json(value, kind)
 
 
-def _encode_well_known(value, name):
+def _encode_well_known(value: Decoded, name: str) -> str:
     if isinstance(value, AnyValue):
-        if value.type_url is None:
+        if value.type_url is None or value.name is None:
             return "{}"
         if value.name in _WELL_KNOWN:
             return ('{"@type":' + encode_string(value.type_url) + ',"value":'
@@ -685,7 +693,7 @@ _C_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_key
                              check_circular=False, allow_nan=False).encode
 
 
-def encode_struct_value(value):
+def encode_struct_value(value: Decoded) -> str:
     """A Struct, ListValue or Value's content as JSON: keys in byte order, numbers as float64.
     Python's C encoder writes it when every number is one it prints as Go does (no GoFloat) and
     the nesting suits it; an iterative writer does the rest."""
@@ -697,7 +705,7 @@ def encode_struct_value(value):
     return _encode_iteratively(value)
 
 
-def _has_go_float(value):
+def _has_go_float(value: Decoded) -> bool:
     stack = [value]
     while stack:
         item = stack.pop()
@@ -710,9 +718,9 @@ def _has_go_float(value):
     return False
 
 
-def _encode_iteratively(value):
-    out = []
-    stack = [value]
+def _encode_iteratively(value: Decoded) -> str:
+    out: list[str] = []
+    stack: list[Any] = [value]
     while stack:
         item = stack.pop()
         if isinstance(item, _Literal):
@@ -737,14 +745,14 @@ class _Literal:
 
     __slots__ = ("text",)
 
-    def __init__(self, text):
+    def __init__(self, text: str) -> None:
         self.text = text
 
 
 _OPEN_OBJECT, _CLOSE_OBJECT, _OPEN_ARRAY, _CLOSE_ARRAY, _COMMA = map(_Literal, "{}[],")
 
 
-def _leaf(value):
+def _leaf(value: Decoded) -> str:
     if value is None:
         return "null"
     if value is True:
@@ -761,7 +769,7 @@ def _leaf(value):
 ENTITY = "sem.timeline.TimelineEntityV2"
 
 
-def entity(data):
+def entity(data: bytes) -> bytes:
     """One ``entity_json`` (bytes) re-encoded as the upstream's snapshot wrote it, as UTF-8
     bytes; Invalid where the upstream failed. A pure function of the text, so answers are
     remembered (see Memo)."""
@@ -778,13 +786,13 @@ class Memo:
     answer's cost. Texts longer than ``largest`` are not kept. Reads take no lock (a dict read is
     atomic); writes do."""
 
-    def __init__(self, budget=32_000_000, largest=64_000):
+    def __init__(self, budget: int = 32_000_000, largest: int = 64_000) -> None:
         self.budget, self.largest, self.size = budget, largest, 0
-        self.entries: OrderedDict = OrderedDict()
+        self.entries: OrderedDict[bytes, bytes] = OrderedDict()
         self.get = self.entries.get
         self.lock = threading.Lock()
 
-    def put(self, key, value):
+    def put(self, key: bytes, value: bytes) -> None:
         cost = len(key) + len(value)
         if cost > self.largest:
             return
@@ -801,7 +809,7 @@ class Memo:
 _MEMO = Memo()
 
 
-def snapshot(conv_id, version, server_time_ms, entities):
+def snapshot(conv_id: bytes, version: int, server_time_ms: int, entities: list[bytes]) -> bytes:
     """The ``TimelineSnapshotV2`` body (bytes) from re-encoded ``entities`` (bytes each);
     ``conv_id`` is bytes, and Invalid (the upstream's marshal failure) when it is not UTF-8."""
     try:

@@ -12,6 +12,8 @@ the request. A computation runs on a read-only connection of its own in a worker
 Datasette's SQL threads stay free for its pages.
 """
 
+from __future__ import annotations
+
 import asyncio
 from contextlib import closing
 from dataclasses import dataclass, replace
@@ -19,21 +21,30 @@ import logging
 import sqlite3
 import threading
 import time
+from typing import TYPE_CHECKING, Any, Optional, Union
 import weakref
 
 from . import config, report, sqlitefile
 from . import timeline as timeline_store
 
+if TYPE_CHECKING:
+    from datasette.app import Datasette
+    from datasette.database import Database
+
 DEFAULT_MAX_AGE_S = config.BY_NAME["report_max_age"].default
 
 log = logging.getLogger(__name__)
+
+# (turns Database, timeline Database or its configured name, rules): see Source.key
+Key = tuple["Database", Union["Database", str], str]
+Running = tuple[float, "asyncio.Task[Entry]"]  # (time.monotonic() when started, the computation)
 
 
 @dataclass(frozen=True)
 class Entry:
     report: report.DatabaseReport
     computed_at: float  # epoch seconds, when the computation started reading (shown)
-    versions: tuple
+    versions: Optional[tuple[int, ...]]  # None when a database is in memory
     attempted: float  # time.monotonic() of the last computation started, failed ones too
     outdated: bool = False  # served after the store committed again, while a recomputation is due
 
@@ -42,40 +53,40 @@ class Entry:
 class Source:
     """What one report is computed from: a turns database and, perhaps, a timeline store."""
 
-    turns: object  # a datasette Database
-    timeline: object  # a datasette Database, or None
+    turns: Database
+    timeline: Optional[Database]
     timeline_name: str  # the configured name when it is not attached, else timeline.name
     rules: str
 
     @property
-    def key(self):
+    def key(self) -> Key:
         """The Database objects themselves, not their names: a database replaced at runtime under
         the same name (``remove_database`` + ``add_database``) is another source, with figures of
         its own."""
         return (self.turns, self.timeline if self.timeline is not None else self.timeline_name, self.rules)
 
     @property
-    def databases(self):
+    def databases(self) -> list[Database]:
         return [db for db in (self.turns, self.timeline) if db is not None]
 
 
 class Versions:
     """``PRAGMA data_version`` of one file, on a read-only connection kept for that alone."""
 
-    def __init__(self, path, immutable):
+    def __init__(self, path: str, immutable: bool) -> None:
         self.immutable = immutable
         self.lock = threading.Lock()
         self.conn = None if immutable else sqlite3.connect(
             sqlitefile.uri(path), uri=True, check_same_thread=False
         )
 
-    def read(self):
+    def read(self) -> int:
         with self.lock:
             if self.conn is None:
                 return 0  # an immutable file never changes (nor one no longer watched)
             return self.conn.execute("PRAGMA data_version").fetchone()[0]
 
-    def close(self):
+    def close(self) -> None:
         with self.lock:
             if self.conn is not None:
                 self.conn.close()
@@ -83,12 +94,12 @@ class Versions:
 
 
 class ReportCache:
-    def __init__(self):
-        self.entries = {}
-        self.running = {}  # key -> (time.monotonic() when started, task)
-        self.watchers = {}
+    def __init__(self) -> None:
+        self.entries: dict[Key, Entry] = {}
+        self.running: dict[Key, Running] = {}
+        self.watchers: dict[Database, Versions] = {}
 
-    async def get(self, source, max_age_s=DEFAULT_MAX_AGE_S, refresh=False):
+    async def get(self, source: Source, max_age_s: float = DEFAULT_MAX_AGE_S, refresh: bool = False) -> Entry:
         """The report for ``source``: cached, stale while one recomputation runs, or fresh."""
         asked_at = time.monotonic()
         if refresh:
@@ -102,7 +113,7 @@ class ReportCache:
             self._task(source)
         return replace(entry, outdated=True)
 
-    async def _fresh(self, source, asked_at):
+    async def _fresh(self, source: Source, asked_at: float) -> Entry:
         """A computation that started reading after ``asked_at``; shares one already running
         only if it started after the request did."""
         while True:
@@ -116,7 +127,7 @@ class ReportCache:
             if started_at >= asked_at:
                 return entry
 
-    def _task(self, source):
+    def _task(self, source: Source) -> Running:
         """``(started_at, task)`` of the one computation for this source: the one running, else
         a new one."""
         key = source.key
@@ -127,7 +138,7 @@ class ReportCache:
             running = self.running[key] = (time.monotonic(), task)
         return running
 
-    async def _compute(self, source):
+    async def _compute(self, source: Source) -> Entry:
         key = source.key
         attempted = time.monotonic()
         try:
@@ -147,7 +158,7 @@ class ReportCache:
         self._forget_replaced(source)
         return entry
 
-    def _forget_replaced(self, source):
+    def _forget_replaced(self, source: Source) -> None:
         """Drop the figures and file watchers of databases that ``source``'s have replaced under
         the same name."""
         for db in source.databases:
@@ -156,40 +167,40 @@ class ReportCache:
             for watched in [watched for watched in self.watchers if _replaced(watched, db)]:
                 self.watchers.pop(watched).close()
 
-    def _done(self, key, task):
+    def _done(self, key: Key, task: asyncio.Future[Entry]) -> None:
         # A task cancelled before it ever ran has no ``finally`` to unlist it.
         self._unlist(key, task)
         if not task.cancelled() and task.exception() is not None:
             log.warning("datasette-runtime-truth: computing the report of %s failed: %r",
                         key[0].name, task.exception())
 
-    def _unlist(self, key, task):
+    def _unlist(self, key: Key, task: Optional[asyncio.Future[Entry]]) -> None:
         if self.running.get(key, (None, None))[1] is task:
             del self.running[key]
 
-    async def _versions(self, source):
+    async def _versions(self, source: Source) -> Optional[tuple[int, ...]]:
         databases = source.databases
         if any(db.path is None for db in databases):
             return None  # an in-memory database has no file to watch: always recompute
         return await asyncio.to_thread(lambda: tuple(self._watcher(db).read() for db in databases))
 
-    def _watcher(self, db):
+    def _watcher(self, db: Database) -> Versions:
         if db not in self.watchers:
             self.watchers[db] = Versions(db.path, immutable=not db.is_mutable)
         return self.watchers[db]
 
 
-def _replaced(old, new):
+def _replaced(old: Any, new: Database) -> bool:
     """Whether the Database ``old`` is another object under ``new``'s name."""
     return getattr(old, "name", None) == new.name and old is not new
 
 
-async def _run(source):
+async def _run(source: Source) -> report.DatabaseReport:
     """report.build for the source, on connections of its own in a worker thread."""
     db, timeline = source.turns, source.timeline
     opened = "mutable" if db.is_mutable else "immutable"
 
-    def build(conn, pointers):
+    def build(conn: sqlite3.Connection, pointers: Optional[dict[str, str]]) -> report.DatabaseReport:
         return report.build(conn, db.name, path=db.path, rules=source.rules, opened=opened,
                             pointers=pointers, timeline=source.timeline_name)
 
@@ -197,7 +208,7 @@ async def _run(source):
         pointers = await timeline.execute_fn(timeline_store.read_pointers) if timeline is not None else None
         return await db.execute_fn(lambda conn: build(conn, pointers))
 
-    def in_thread():
+    def in_thread() -> report.DatabaseReport:
         pointers = None
         if timeline is not None:
             pointers = timeline_store.read_pointers_from_file(timeline.path, immutable=not timeline.is_mutable)
@@ -207,10 +218,10 @@ async def _run(source):
     return await asyncio.to_thread(in_thread)
 
 
-_CACHES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_CACHES: weakref.WeakKeyDictionary[Datasette, ReportCache] = weakref.WeakKeyDictionary()
 
 
-def for_datasette(datasette):
+def for_datasette(datasette: Datasette) -> ReportCache:
     """The one ReportCache of a Datasette instance."""
     if datasette not in _CACHES:
         _CACHES[datasette] = ReportCache()

@@ -18,8 +18,12 @@ import json
 import os
 import random
 import sqlite3
+from typing import Any, Optional
 
 from . import schema
+
+Row = tuple[Any, ...]  # one row to insert, its values in the table's column order
+BlockRef = tuple[str, str]  # (block_id, content_hash)
 
 DAY_MS = 86_400_000
 START_MS = 1_770_681_600_000  # 2026-02-10T00:00:00Z
@@ -60,7 +64,7 @@ class SampleExists(Exception):
     pass
 
 
-def uuid4(rng):
+def uuid4(rng: random.Random) -> str:
     """A UUID v4 string drawn from ``rng`` (deterministic, unlike uuid.uuid4())."""
     n = rng.getrandbits(128)
     n = (n & ~(0xF000 << 64)) | (0x4000 << 64)
@@ -69,7 +73,8 @@ def uuid4(rng):
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
-def build(directory, turns=2000, seed=1, shape="pre-cutover", force=False):
+def build(directory: str, turns: int = 2000, seed: int = 1, shape: str = "pre-cutover",
+          force: bool = False) -> SampleSummary:
     """Write ``turns.db`` and ``timeline.db`` into ``directory`` and return a SampleSummary."""
     if shape not in SHAPES:
         raise ValueError(f"unknown shape {shape!r}: expected one of {', '.join(SHAPES)}")
@@ -87,16 +92,16 @@ def build(directory, turns=2000, seed=1, shape="pre-cutover", force=False):
 
 
 class _Builder:
-    def __init__(self, rng, shape):
+    def __init__(self, rng: random.Random, shape: str) -> None:
         self.rng = rng
         self.shape = shape
         self._block_count = 0
-        self._written_by_new_server = []
-        self._exchanges = []  # the current conversation's turns, as its timeline shows them
-        self._entity_rows = []
-        self._version_rows = []
+        self._written_by_new_server: list[Row] = []
+        self._exchanges: list[Exchange] = []  # the current conversation's turns, as its timeline shows them
+        self._entity_rows: list[Row] = []
+        self._version_rows: list[Row] = []
 
-    def write(self, turns_path, timeline_path, turn_count):
+    def write(self, turns_path: str, timeline_path: str, turn_count: int) -> SampleSummary:
         tmp_turns, tmp_timeline = turns_path + ".tmp", timeline_path + ".tmp"
         for path in (tmp_turns, tmp_timeline):
             _remove(path)
@@ -105,7 +110,10 @@ class _Builder:
         timeline_db = _fast_connection(tmp_timeline)
         timeline_db.executescript(schema.TIMELINE_DDL + schema.TIMELINE_ENTITY_DDL)
         counts = {"conversations": 0, "sessions": 0, "turns": 0, "snapshots": 0, "blocks": 0}
-        turn_rows, block_rows, member_rows, conversation_rows = [], [], [], []
+        turn_rows: list[Row] = []
+        block_rows: list[Row] = []
+        member_rows: list[Row] = []
+        conversation_rows: list[Row] = []
         while counts["turns"] < turn_count:
             size = min(turn_count - counts["turns"], 1 + int(self.rng.expovariate(1 / 7)))
             conversation = self._conversation(size, turn_rows, block_rows, member_rows, counts)
@@ -130,7 +138,8 @@ class _Builder:
             os.replace(tmp, final)
         return SampleSummary(turns_path, timeline_path, **counts)
 
-    def _conversation(self, size, turn_rows, block_rows, member_rows, counts):
+    def _conversation(self, size: int, turn_rows: list[Row], block_rows: list[Row], member_rows: list[Row],
+                      counts: dict[str, int]) -> Row:
         rng = self.rng
         conv_id = uuid4(rng)
         sessions = [uuid4(rng) for _ in range(1 + (rng.random() < 0.4) + (rng.random() < 0.15))]
@@ -160,15 +169,15 @@ class _Builder:
         status = "active" if rng.random() < 0.7 else "closed"
         return (conv_id, session, runtime, created, now, last_seen_version, has_timeline, status, "")
 
-    def _turn(self, conv_id, session, runtime, provider, model, now, turn_rows, block_rows,
-              member_rows, counts):
+    def _turn(self, conv_id: str, session: str, runtime: str, provider: str, model: str, now: int,
+              turn_rows: list[Row], block_rows: list[Row], member_rows: list[Row], counts: dict[str, int]) -> int:
         rng = self.rng
         turn_id = uuid4(rng)
         inference_id = uuid4(rng)
         question = _sentence(rng)
         user = self._block(block_rows, now, "user", "user", {"text": question})
         phases = [("pre_inference", [user])]
-        tool = None
+        tool: Optional[dict[str, Any]] = None
         if rng.random() < 0.3:
             call_id = uuid4(rng)
             tool = {"id": call_id, "name": rng.choice(("search", "lookup_sku", "calendar")),
@@ -202,7 +211,7 @@ class _Builder:
         counts["blocks"] = self._block_count
         return now
 
-    def _block(self, block_rows, now, kind, role, payload):
+    def _block(self, block_rows: list[Row], now: int, kind: str, role: str, payload: dict[str, Any]) -> BlockRef:
         block_id = uuid4(self.rng)
         payload_json = json.dumps(payload, sort_keys=True, separators=(",", ":"))
         content_hash = hashlib.sha256(payload_json.encode()).hexdigest()
@@ -210,7 +219,8 @@ class _Builder:
         self._block_count += 1
         return block_id, content_hash
 
-    def _metadata(self, updated, runtime, inference_id, session, provider, model):
+    def _metadata(self, updated: int, runtime: str, inference_id: str, session: str, provider: str,
+                  model: str) -> str:
         rng = self.rng
         era = "early" if updated < LEGACY_FROM_MS else "legacy" if updated < CANONICAL_FROM_MS else "canonical"
         forms = FORMS[era]
@@ -221,7 +231,7 @@ class _Builder:
             return rng.choice(NON_OBJECT_JSON)
         if form == "empty":
             return ""
-        meta = {
+        meta: dict[str, Any] = {
             "geppetto.provider@v1": provider,
             "geppetto.model@v1": model,
             "geppetto.session_id@v1": session,
@@ -258,7 +268,8 @@ class _Builder:
             meta["geppetto.inference_id@v1"] = rng.randrange(10**6, 10**9)
         return json.dumps(meta)
 
-    def _flush(self, conn, turn_rows, block_rows, member_rows):
+    def _flush(self, conn: sqlite3.Connection, turn_rows: list[Row], block_rows: list[Row],
+               member_rows: list[Row]) -> None:
         conn.executemany("INSERT INTO turns VALUES (?, ?, ?, ?, ?, ?, ?)", turn_rows)
         conn.executemany("INSERT INTO blocks VALUES (?, ?, ?, ?, ?, ?, ?, ?)", block_rows)
         conn.executemany("INSERT INTO turn_block_membership VALUES (?, ?, ?, ?, ?, ?, ?, ?)", member_rows)
@@ -266,13 +277,13 @@ class _Builder:
         block_rows.clear()
         member_rows.clear()
 
-    def _flush_timeline(self, conn):
+    def _flush_timeline(self, conn: sqlite3.Connection) -> None:
         conn.executemany("INSERT INTO timeline_entities VALUES (?, ?, ?, ?, ?, ?, ?)", self._entity_rows)
         conn.executemany("INSERT INTO timeline_versions VALUES (?, ?)", self._version_rows)
         self._entity_rows.clear()
         self._version_rows.clear()
 
-    def _carry_values(self, conn):
+    def _carry_values(self, conn: sqlite3.Connection) -> None:
         """Shape ``partial``: the columns exist and turns saved after the cutover carry values."""
         for column in schema.COLUMNS[4:]:
             conn.execute(f"ALTER TABLE turns ADD COLUMN {column.name} {column.definition}")
@@ -298,17 +309,17 @@ class Exchange:
     started: int
     finished: int
     question: str
-    tool: object
+    tool: Optional[dict[str, Any]]
     reply: str
 
 
-def timeline_entities(conv_id, exchanges):
+def timeline_entities(conv_id: str, exchanges: list[Exchange]) -> list[Row]:
     """``timeline_entities`` rows of one conversation, as the upstream's projection upserted them:
     ``(conv_id, entity_id, kind, created_at_ms, updated_at_ms, version, entity_json)``."""
     rng = random.Random(f"timeline:{conv_id}")
-    rows = []
+    rows: list[Row] = []
 
-    def upsert(entity_id, kind, created, updated, props):
+    def upsert(entity_id: str, kind: str, created: int, updated: int, props: dict[str, Any]) -> None:
         version = updated * 1_000_000 + rng.randrange(0, 8)
         rows.append((conv_id, entity_id, kind, created, updated, version, entity_json(
             entity_id, kind, created, updated, props)))
@@ -332,21 +343,21 @@ def timeline_entities(conv_id, exchanges):
     return rows
 
 
-def entity_json(entity_id, kind, created, updated, props):
+def entity_json(entity_id: str, kind: str, created: int, updated: int, props: dict[str, Any]) -> str:
     """A TimelineEntityV2 as the upstream store wrote it: protojson, its fields in order, props'
     keys sorted, with the space after each comma protojson sometimes writes."""
     return json.dumps({"id": entity_id, "kind": kind, "createdAtMs": str(created), "updatedAtMs": str(updated),
                        "props": dict(sorted(props.items()))}, separators=(", ", ":"), ensure_ascii=False)
 
 
-def _fast_connection(path):
+def _fast_connection(path: str) -> sqlite3.Connection:
     conn = sqlite3.connect(path)
     conn.execute("PRAGMA journal_mode=OFF")
     conn.execute("PRAGMA synchronous=OFF")
     return conn
 
 
-def _remove(path):
+def _remove(path: str) -> None:
     try:
         os.remove(path)
     except FileNotFoundError:
@@ -357,9 +368,9 @@ _WORDS = ("restock", "shelf", "invoice", "plan", "route", "sprint", "pallet", "o
           "ticket", "refund", "supplier", "calendar", "meeting", "forecast", "budget")
 
 
-def _word(rng):
+def _word(rng: random.Random) -> str:
     return rng.choice(_WORDS)
 
 
-def _sentence(rng):
+def _sentence(rng: random.Random) -> str:
     return " ".join(rng.choice(_WORDS) for _ in range(rng.randrange(3, 12))).capitalize() + "."

@@ -6,7 +6,7 @@ index column lists (``DESC`` included) are part of the contract.
 
 from dataclasses import dataclass, field
 import sqlite3
-from typing import Optional
+from typing import Collection, Optional
 
 import sqlite_utils
 
@@ -238,7 +238,7 @@ class TurnsShape:
         return [index for index in INDEXES if index.name not in self.indexes]
 
 
-def _definition(column):
+def _definition(column: sqlite_utils.db.Column) -> str:
     parts = [column.type.upper()]
     if column.notnull:
         parts.append("NOT NULL")
@@ -247,7 +247,7 @@ def _definition(column):
     return " ".join(parts)
 
 
-def existing_tables(conn: sqlite3.Connection, names) -> frozenset[str]:
+def existing_tables(conn: sqlite3.Connection, names: Collection[str]) -> frozenset[str]:
     """Which of the tables ``names`` the database behind ``conn`` has: the one test of whether
     a table exists (names compared as SQLite stores them)."""
     sql = f"""
@@ -257,13 +257,13 @@ def existing_tables(conn: sqlite3.Connection, names) -> frozenset[str]:
     return frozenset(row[0] for row in conn.execute(sql, tuple(names)))
 
 
-def is_migrated(columns) -> bool:
+def is_migrated(columns: Collection[str]) -> bool:
     """Whether a turns table with ``columns`` has both runtime columns: the one test of "is this
     store migrated" (the queries that need them can run, the report links them)."""
     return all(name in columns for name in RUNTIME_COLUMNS)
 
 
-def turns_problem(columns) -> Optional[str]:
+def turns_problem(columns: Collection[str]) -> Optional[str]:
     """Why a database whose ``turns`` table has ``columns`` (none when there is no such table) is
     not a turns.db, in words; None when it is. The one test of what a turns table is: a game's
     ``turns(id, player)`` is not one, and nothing of the plugin reads or alters it."""

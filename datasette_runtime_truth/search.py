@@ -12,7 +12,7 @@ index of its own, and the upstream's schema gets none), and only a match's row i
 from dataclasses import dataclass, field
 import re
 import sqlite3
-from typing import Optional
+from typing import Any, Optional
 from urllib.parse import unquote
 
 from . import golang, schema, store
@@ -69,12 +69,12 @@ def parse(text: str) -> list[tuple[str, Optional[str]]]:
     return list(kinds.items())[:MAX_TOKENS]
 
 
-def _clean(text):
+def _clean(text: str) -> str:
     """Text trimmed as Go trims it, without NULs, and with any lone surrogate replaced."""
     return golang.trim_space(text).replace("\x00", "").encode("utf-8", "replace").decode("utf-8")
 
 
-def _named_ids(text):
+def _named_ids(text: str) -> list[tuple[str, Optional[str]]]:
     """(id, kind) for each id a debug route's path or an id field names, in order of appearance;
     read before percent-escapes are undone, so an escaped ``/`` stays inside its id."""
     spans = [(m.start(2), m.group(2), f"{m.group(1)}_id") for m in ID_FIELD.finditer(text)]
@@ -175,13 +175,13 @@ def find(conn: sqlite3.Connection, ids: list[tuple[str, Optional[str]]], with_sn
     return found
 
 
-def _rank(turn):
+def _rank(turn: dict[str, Any]) -> tuple[Any, ...]:
     """Most ids matched first, then newest first, then by the ids."""
     stamp = turn["updated_at_ms"] if isinstance(turn["updated_at_ms"], (int, float)) else 0
     return (-len(turn["matched"]), -stamp, str(turn["conv_id"]), str(turn["session_id"]), str(turn["turn_id"]))
 
 
-def _rows(conn, sql, params):
+def _rows(conn: sqlite3.Connection, sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     cursor = conn.execute(sql, params)
     names = [column[0] for column in cursor.description]
     return [{name: store.text(value) for name, value in zip(names, row)} for row in cursor]

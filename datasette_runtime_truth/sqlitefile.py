@@ -9,6 +9,7 @@ import os
 import sqlite3
 import stat
 import urllib.parse
+from typing import Optional
 
 HEADER_SIZE = 100
 MAGIC = b"SQLite format 3\x00"
@@ -22,7 +23,7 @@ KINDS = (
 )
 
 
-def special_kind(path):
+def special_kind(path: str) -> Optional[str]:
     """What ``path`` is when it exists but is no regular file ("a directory", "a FIFO (named
     pipe)", ...), else None. Reading a FIFO or a device can block for ever: ask before opening."""
     try:
@@ -34,17 +35,17 @@ def special_kind(path):
     return next((kind for test, kind in KINDS if test(mode)), "not a regular file")
 
 
-def read_header(path):
+def read_header(path: str) -> bytes:
     """The first 100 bytes of a regular file (fewer when it is shorter)."""
     with open(path, "rb") as f:
         return f.read(HEADER_SIZE)
 
 
-def is_sqlite_header(header):
+def is_sqlite_header(header: bytes) -> bool:
     return len(header) == HEADER_SIZE and header.startswith(MAGIC)
 
 
-def declared_size(header):
+def declared_size(header: bytes) -> Optional[int]:
     """The database size in bytes the header states, or None when it states none it vouches
     for (a zero page count, or a count older than the file's last change)."""
     page_size = int.from_bytes(header[16:18], "big")
@@ -55,7 +56,7 @@ def declared_size(header):
     return pages * page_size
 
 
-def is_wal(path):
+def is_wal(path: Optional[str]) -> bool:
     """True when the header of the regular file at ``path`` says WAL mode (bytes 18 and 19 are 2)."""
     if not path or special_kind(path) is not None:
         return False
@@ -66,25 +67,25 @@ def is_wal(path):
     return len(header) >= 20 and header[18] == 2 and header[19] == 2
 
 
-def wal_has_content(path):
+def wal_has_content(path: str) -> bool:
     """True when ``path``-wal exists and is not empty: changes not yet checkpointed into ``path``."""
     wal = f"{path}-wal"
     return os.path.isfile(wal) and os.path.getsize(wal) > 0
 
 
-def uri(path, mode="ro", *options):
+def uri(path: str, mode: str = "ro", *options: str) -> str:
     """The SQLite URI that opens the file at ``path`` in ``mode`` (``ro``, or ``rw`` for the
     migration), with ``options`` such as ``immutable=1``: the one way every module opens a file."""
     query = "&".join((f"mode={mode}",) + options)
     return f"file:{urllib.parse.quote(os.path.abspath(path))}?{query}"
 
 
-def read_only_uri(path, immutable=False):
+def read_only_uri(path: str, immutable: bool = False) -> str:
     """``uri`` read-only; ``immutable``: as Datasette opens a file served with ``-i``."""
     return uri(path, "ro", *(("immutable=1",) if immutable else ()))
 
 
-def unreadable(path, busy_timeout_s=5.0):
+def unreadable(path: str, busy_timeout_s: float = 5.0) -> Optional[str]:
     """SQLite's own answer: None when a read-only connection reads the schema and
     ``PRAGMA quick_check`` says ok (a WAL file's committed pages included), else SQLite's words.
     Also None when SQLite cannot tell (the file is locked, or a hot journal needs a writer).
@@ -110,7 +111,7 @@ def unreadable(path, busy_timeout_s=5.0):
     return "quick_check: " + "; ".join(" ".join(str(line).split()) for line in found)
 
 
-def truncation(path, header, busy_timeout_s=5.0):
+def truncation(path: str, header: bytes, busy_timeout_s: float = 5.0) -> Optional[str]:
     """None, or how the file is truncated: shorter than its header states *and* unreadable to
     SQLite. The size alone proves nothing: a WAL store's file is legitimately shorter than its
     header while a checkpoint is under way or was interrupted (its pages are still in the -wal)."""

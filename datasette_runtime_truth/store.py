@@ -7,10 +7,14 @@ the ids, ascending, so every list has one order.
 """
 
 import itertools
-from typing import Any, Callable, Optional
+import sqlite3
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from . import schema, timeline
-from .payload import PayloadBuilder, Snapshot
+from .payload import Dump, PayloadBuilder, Snapshot
+
+if TYPE_CHECKING:
+    from datasette.database import Database
 
 
 
@@ -24,25 +28,25 @@ def text(value: Any) -> Any:
     return value
 
 
-async def _rows(db, sql, params):
+async def _rows(db: "Database", sql: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     """The rows of a read as dicts, with BLOBs turned into text (see text)."""
     results = await db.execute(sql, params)
     return [{key: text(row[key]) for key in row.keys()} for row in results.rows]
 
 
-async def table_columns(db: Any, table: str) -> frozenset[str]:
+async def table_columns(db: "Database", table: str) -> frozenset[str]:
     rows = (await db.execute("SELECT name FROM pragma_table_info(:table)", {"table": table})).rows
     return frozenset(row[0] for row in rows)
 
 
-async def turns_shape(db: Any) -> schema.TurnsShape:
+async def turns_shape(db: "Database") -> schema.TurnsShape:
     """The database's TurnsShape, its ``turns`` aliased ``t`` as every query here does."""
     return await db.execute_fn(lambda conn: schema.TurnsShape.read(conn, prefix="t."))
 
 
 # --- conversations ------------------------------------------------------------------------------
 
-async def timeline_conversations(db: Any, limit: int, conv_id: Optional[str] = None) -> list[dict[str, Any]]:
+async def timeline_conversations(db: "Database", limit: int, conv_id: Optional[str] = None) -> list[dict[str, Any]]:
     """Rows ``(conv_id, session_id, runtime_key, last_activity_ms, has_timeline_source)`` from
     the timeline store, newest activity first."""
     columns = await table_columns(db, "timeline_conversations")
@@ -88,7 +92,7 @@ def derived_conversations_query(shape: schema.TurnsShape, limit: int,
     return sql, {"limit": limit, "conv_id": conv_id}
 
 
-async def derived_conversations(db: Any, shape: schema.TurnsShape, limit: int,
+async def derived_conversations(db: "Database", shape: schema.TurnsShape, limit: int,
                                 conv_id: Optional[str] = None) -> list[dict[str, Any]]:
     sql, params = derived_conversations_query(shape, limit, conv_id)
     return await _rows(db, sql, params)
@@ -235,7 +239,7 @@ def size_query(shape: schema.TurnsShape, **filters: Any) -> tuple[str, dict[str,
     return sql, params
 
 
-async def size(db: Any, shape: schema.TurnsShape, **filters: Any) -> tuple[int, int]:
+async def size(db: "Database", shape: schema.TurnsShape, **filters: Any) -> tuple[int, int]:
     """``(snapshots, chars)`` of the snapshots matching ``filters`` (see size_query), under
     Datasette's ``sql_time_limit_ms`` like any read of a request."""
     sql, params = size_query(shape, **filters)
@@ -243,8 +247,8 @@ async def size(db: Any, shape: schema.TurnsShape, **filters: Any) -> tuple[int, 
     return row["snapshots"], row["chars"]
 
 
-def encode_snapshots(conn: Any, shape: schema.TurnsShape, build: Callable[[Snapshot, Callable], Any],
-                     finish: Callable[[list], Any], **filters: Any) -> Any:
+def encode_snapshots(conn: sqlite3.Connection, shape: schema.TurnsShape, build: Callable[[Snapshot, Dump], Any],
+                     finish: Callable[[list[Any]], Any], **filters: Any) -> Any:
     """``finish`` of the list of ``build(snapshot, dump)`` for each snapshot matching ``filters``
     (see snapshots_query), in order; ``dump`` writes a payload's YAML (one PayloadBuilder serves
     the whole read). Each snapshot is built as soon as its rows are read, so the rows of one
@@ -259,11 +263,11 @@ def encode_snapshots(conn: Any, shape: schema.TurnsShape, build: Callable[[Snaps
     return finish(items)
 
 
-def _snapshot_key(row):
+def _snapshot_key(row: dict[str, Any]) -> tuple[Any, ...]:
     return (row["conv_id"], row["session_id"], row["turn_id"], row["phase"], row["created_at_ms"])
 
 
-def _snapshot(rows, builder):
+def _snapshot(rows: list[dict[str, Any]], builder: PayloadBuilder) -> Snapshot:
     first = rows[0]
     blocks = [
         (row["block_id"], row["kind"], row["role"], row["payload_json"], row["block_metadata_json"])
@@ -282,7 +286,7 @@ def _snapshot(rows, builder):
     )
 
 
-async def turn_exists(db: Any, conv_id: str, session_id: str, turn_id: str) -> bool:
+async def turn_exists(db: "Database", conv_id: str, session_id: str, turn_id: str) -> bool:
     rows = (await db.execute(
         "SELECT 1 FROM turns WHERE conv_id = :conv_id AND session_id = :session_id AND turn_id = :turn_id",
         {"conv_id": conv_id, "session_id": session_id, "turn_id": turn_id},

@@ -6,11 +6,12 @@ zero, past year 9999, not a whole number) gives None, and the page shows it as s
 """
 
 import datetime
+from typing import Any, Optional
 
 from markupsafe import Markup
 
 
-def as_integer(value):
+def as_integer(value: Any) -> Optional[int]:
     """``value`` as an int when it is a whole number (an int, or text of one); else None."""
     if isinstance(value, bool):
         return None
@@ -23,7 +24,7 @@ def as_integer(value):
     return None
 
 
-def utc(value):
+def utc(value: Any) -> Optional[str]:
     """``2026-03-20 00:00:02 UTC`` for epoch milliseconds a calendar holds, else None."""
     number = as_integer(value)
     if number is None or number <= 0:
@@ -35,16 +36,16 @@ def utc(value):
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def iso(value):
+def iso(value: Any) -> Optional[str]:
+    """``2026-03-20T00:00:02.000Z`` for epoch milliseconds a calendar holds, else None."""
     number = as_integer(value)
-    text = utc(value)
-    if text is None:
+    if number is None or utc(value) is None:
         return None
     moment = datetime.datetime.fromtimestamp(number / 1000, tz=datetime.timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
 
 
-def html(value):
+def html(value: Any) -> Markup:
     """A ``*_ms`` value for a page: its UTC time with the raw number beside it (and on hover),
     or the value as stored when no calendar holds it."""
     text = utc(value)

@@ -8,6 +8,7 @@ Ctrl-C is left to the server, which then closes stdin.
 import pickle
 import signal
 import sys
+from typing import BinaryIO
 
 from datasette_runtime_truth import offload
 
@@ -24,7 +25,7 @@ def main() -> None:
         pass  # the server stopped reading this worker's answer: it stops the worker too
 
 
-def serve(requests, answers):
+def serve(requests: BinaryIO, answers: BinaryIO) -> None:
     while True:
         try:
             _, message = offload.read_message(requests)
@@ -39,7 +40,7 @@ def serve(requests, answers):
             offload.write_message(answers, _picklable(error), ok=False)
 
 
-def answer(uri, job, answers):
+def answer(uri: str, job: offload.Job, answers: BinaryIO) -> None:
     """Write the job's body in pieces of at most CHUNK bytes, then an empty piece."""
     conn = offload.connect(uri)
     try:

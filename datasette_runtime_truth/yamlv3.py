@@ -11,8 +11,9 @@ from functools import cmp_to_key, lru_cache
 import calendar
 import math
 import re
+from typing import Any, Optional
 
-from .golang import format_float
+from .golang import JSON, format_float
 
 INDENT = 4
 SIMPLE_KEY_LIMIT = 128
@@ -62,7 +63,7 @@ _TIMESTAMP = re.compile(
 )
 
 
-def dump(value, memo=None):
+def dump(value: JSON, memo: Optional["Memo"] = None) -> str:
     """``value`` (a decoded JSON value) as yaml.v3 v3.0.1 ``Marshal`` writes it.
 
     ``memo``, a Memo shared by several calls, reuses the text written for the mappings and
@@ -78,11 +79,11 @@ class Memo:
     """The text written for shared values, known by ``id``: whoever shares a value keeps it alive
     as long as the memo."""
 
-    def __init__(self):
-        self.shared = set()
-        self.texts = {}
+    def __init__(self) -> None:
+        self.shared: set[int] = set()
+        self.texts: dict[tuple[Any, ...], tuple[str, int, bool, bool]] = {}
 
-    def share(self, value):
+    def share(self, value: JSON) -> JSON:
         """Reuse what is written for ``value`` (a mapping or sequence) from now on."""
         if isinstance(value, (dict, list)) and value:
             self.shared.add(id(value))
@@ -92,30 +93,30 @@ class Memo:
 class _Emitter:
     """The output state of yaml.v3's emitter: column, indentation, whitespace flags."""
 
-    def __init__(self, memo=None):
+    def __init__(self, memo: Optional[Memo] = None) -> None:
         self.memo = memo
-        self.parts = []
+        self.parts: list[str] = []
         self.column = 0
         self.indent = -1
-        self.indents = []
+        self.indents: list[int] = []
         self.whitespace = True
         self.indention = True
 
-    def put(self, text):
+    def put(self, text: str) -> None:
         self.parts.append(text)
         self.column += len(text)
 
-    def put_break(self):
+    def put_break(self) -> None:
         self.parts.append("\n")
         self.column = 0
         self.indention = True
 
-    def write_break(self, char):
+    def write_break(self, char: str) -> None:
         self.parts.append(char)
         self.column = 0
         self.indention = True
 
-    def write_indent(self):
+    def write_indent(self) -> None:
         indent = max(self.indent, 0)
         if not self.indention or self.column > indent or (self.column == indent and not self.whitespace):
             self.put_break()
@@ -123,14 +124,14 @@ class _Emitter:
             self.put(" " * (indent - self.column))
         self.whitespace = True
 
-    def write_indicator(self, text, need_whitespace, is_whitespace, is_indention):
+    def write_indicator(self, text: str, need_whitespace: bool, is_whitespace: bool, is_indention: bool) -> None:
         if need_whitespace and not self.whitespace:
             self.put(" ")
         self.put(text)
         self.whitespace = is_whitespace
         self.indention = self.indention and is_indention
 
-    def increase_indent(self, flow, context):
+    def increase_indent(self, flow: bool, context: int) -> None:
         self.indents.append(self.indent)
         if self.indent < 0:
             self.indent = INDENT if flow else 0
@@ -139,7 +140,7 @@ class _Emitter:
         else:
             self.indent = INDENT * ((self.indent + INDENT) // INDENT)
 
-    def node(self, value, context):
+    def node(self, value: JSON, context: int) -> None:
         if self.memo is None or id(value) not in self.memo.shared:
             self.write_node(value, context)
             return
@@ -156,7 +157,7 @@ class _Emitter:
             self.parts.append(known[0])
         _, self.column, self.whitespace, self.indention = known
 
-    def write_node(self, value, context):
+    def write_node(self, value: JSON, context: int) -> None:
         if isinstance(value, dict):
             if value:
                 self.block_mapping(value, context)
@@ -172,11 +173,11 @@ class _Emitter:
         else:
             self.plain(_non_string(value))
 
-    def empty_flow(self, start, end):
+    def empty_flow(self, start: str, end: str) -> None:
         self.write_indicator(start, True, True, False)
         self.write_indicator(end, False, False, False)
 
-    def block_mapping(self, mapping, context):
+    def block_mapping(self, mapping: dict[str, JSON], context: int) -> None:
         self.increase_indent(False, context)
         for key in _sorted_keys(tuple(mapping)):
             self.write_indent()
@@ -199,7 +200,7 @@ class _Emitter:
             self.node(mapping[key], _VALUE)
         self.indent = self.indents.pop()
 
-    def block_sequence(self, items, context):
+    def block_sequence(self, items: list[JSON], context: int) -> None:
         self.increase_indent(False, context)
         for item in items:
             self.write_indent()
@@ -207,14 +208,14 @@ class _Emitter:
             self.node(item, _SEQUENCE)
         self.indent = self.indents.pop()
 
-    def plain(self, text):
+    def plain(self, text: str) -> None:
         if not self.whitespace:
             self.put(" ")
         self.put(text)
         self.whitespace = False
         self.indention = False
 
-    def string(self, text, context):
+    def string(self, text: str, context: int) -> None:
         if len(text) <= SIMPLE_KEY_LIMIT:
             style = _short_string_style(text, context == _SIMPLE_KEY)
         else:
@@ -231,13 +232,13 @@ class _Emitter:
             self.literal(text)
         self.indent = self.indents.pop()
 
-    def double_quoted(self, text):
+    def double_quoted(self, text: str) -> None:
         self.write_indicator('"', True, False, False)
         pattern = _ANY_CHAR if text.startswith("\ufeff") else _NEEDS_ESCAPE
         self.put(pattern.sub(_escape, text))
         self.write_indicator('"', False, False, False)
 
-    def single_quoted(self, text):
+    def single_quoted(self, text: str) -> None:
         self.write_indicator("'", True, False, False)
         breaks = False
         for part in _LITERAL_BREAK.split(text.replace("'", "''")):
@@ -254,7 +255,7 @@ class _Emitter:
                 breaks = False
         self.write_indicator("'", False, False, False)
 
-    def literal(self, text):
+    def literal(self, text: str) -> None:
         self.write_indicator("|", True, False, False)
         if text[0] == " " or text[0] in _BREAKS:
             self.write_indicator(str(INDENT), False, False, False)
@@ -272,7 +273,7 @@ class _Emitter:
         self.column = len(pad) + len(last) if last else 0
         self.indention = not last
 
-    def literal_lines(self, text):
+    def literal_lines(self, text: str) -> None:
         """The general case: line separators other than ``\\n`` break lines too."""
         for part in _LITERAL_BREAK.split(text):
             if part in ("\n", "\u2028", "\u2029"):
@@ -283,7 +284,7 @@ class _Emitter:
                 self.indention = False
 
 
-def _non_string(value):
+def _non_string(value: JSON) -> str:
     if value is None:
         return "null"
     if value is True:
@@ -296,7 +297,7 @@ def _non_string(value):
     raise TypeError(f"not a decoded JSON value: {type(value).__name__}")
 
 
-def _escape(match):
+def _escape(match: re.Match[str]) -> str:
     char = match.group()
     if char in _ESCAPES:
         return _ESCAPES[char]
@@ -308,7 +309,7 @@ def _escape(match):
     return f"\\U{code:08X}"
 
 
-def _chomp_indicator(text):
+def _chomp_indicator(text: str) -> str:
     if text[-1] not in _BREAKS:
         return "-"
     if len(text) == 1 or text[-2] in _BREAKS:
@@ -317,38 +318,38 @@ def _chomp_indicator(text):
 
 
 @lru_cache(maxsize=64)
-def _empty_line_pad(pad):
+def _empty_line_pad(pad: str) -> re.Pattern[str]:
     """The indentation of a literal block's empty line, which yaml.v3 does not write."""
     return re.compile("\n" + pad + r"(?=\n|\Z)")
 
 
 @lru_cache(maxsize=4096)
-def _is_simple_key(key):
+def _is_simple_key(key: str) -> bool:
     return _BREAK.search(key) is None and len(key.encode("utf-8", "surrogatepass")) <= SIMPLE_KEY_LIMIT
 
 
 @lru_cache(maxsize=4096)
-def _sorted_keys(keys):
+def _sorted_keys(keys: tuple[str, ...]) -> list[str]:
     if not any(_DIGIT.search(key) for key in keys):
         return sorted(keys, key=_digit_free_order)
     return sorted(keys, key=_NATURAL_ORDER)
 
 
-def _digit_free_order(key):
+def _digit_free_order(key: str) -> list[tuple[bool, str]]:
     """sorter.go's order for keys without digits: character by character, letters after the rest."""
     return [(char.isalpha(), char) for char in key]
 
 
 @lru_cache(maxsize=8192)
-def _short_string_style(text, simple_key):
+def _short_string_style(text: str, simple_key: bool) -> int:
     return _string_style(text, simple_key)
 
 
-def _key_style(key):
+def _key_style(key: str) -> int:
     return _short_string_style(key, True) if len(key) <= SIMPLE_KEY_LIMIT else _string_style(key, True)
 
 
-def _string_style(text, simple_key):
+def _string_style(text: str, simple_key: bool) -> int:
     """yaml.v3's style for a string: stringv's choice, then yaml_emitter_select_scalar_style."""
     if len(text) < SAFE_PLAIN_CHECK_LIMIT and _SAFE_PLAIN.match(text):
         if text in _RESOLVE_MAP or text in _OLD_BOOLS:
@@ -370,7 +371,7 @@ def _string_style(text, simple_key):
     return _LITERAL if block and not simple_key else _DOUBLE
 
 
-def _analyze(text):
+def _analyze(text: str) -> tuple[bool, bool, bool]:
     """yaml_emitter_analyze_scalar's (block plain, single quoted, block) allowed, for a
     non-empty string."""
     line_breaks = _BREAK.search(text) is not None
@@ -390,7 +391,7 @@ def _analyze(text):
     return block_plain, single_quoted, block
 
 
-def _has_block_indicator(text):
+def _has_block_indicator(text: str) -> bool:
     if text.startswith(("---", "...")):
         return True
     first = text[0]
@@ -401,7 +402,7 @@ def _has_block_indicator(text):
     return _BLOCK_INDICATOR.search(text, 1) is not None
 
 
-def _plain_reads_as_string(text):
+def _plain_reads_as_string(text: str) -> bool:
     """encode.go stringv's canUsePlain: resolve() gives !!str and it is no YAML 1.1 bool or
     base 60 float."""
     if text in _RESOLVE_MAP or text in _OLD_BOOLS:
@@ -414,7 +415,7 @@ def _plain_reads_as_string(text):
     return True
 
 
-def _resolves_to_number(text):
+def _resolves_to_number(text: str) -> bool:
     if _is_timestamp(text):
         return True
     plain = text.replace("_", "")
@@ -433,7 +434,7 @@ def _resolves_to_number(text):
     return False
 
 
-def _go_parse_uint(text, base):
+def _go_parse_uint(text: str, base: int) -> Optional[int]:
     """Go's ``strconv.ParseUint(text, base, 64)`` for text without underscores; None on error."""
     if not text:
         return None
@@ -453,7 +454,7 @@ def _go_parse_uint(text, base):
     return value if value < 1 << 64 else None
 
 
-def _go_parse_int(text, base):
+def _go_parse_int(text: str, base: int) -> Optional[int]:
     """Go's ``strconv.ParseInt(text, base, 64)``; None on error."""
     negative = text[:1] == "-"
     if text[:1] in ("+", "-"):
@@ -464,7 +465,7 @@ def _go_parse_int(text, base):
     return -value if negative else value
 
 
-def _go_parse_float(text):
+def _go_parse_float(text: str) -> Optional[float]:
     """Go's ``strconv.ParseFloat(text, 64)`` for text starting with ``.``; None on error."""
     if not _DOT_FLOAT.match(text) or not _underscores_ok(text):
         return None
@@ -472,13 +473,13 @@ def _go_parse_float(text):
     return None if math.isinf(value) else value
 
 
-def _underscores_ok(text):
+def _underscores_ok(text: str) -> bool:
     if "_" not in text:
         return True
     return re.search(r"(?<![0-9])_|_(?![0-9])", text) is None
 
 
-def _is_timestamp(text):
+def _is_timestamp(text: str) -> bool:
     """resolve.go parseTimestamp: one of yaml.v3's four layouts, as Go's time.Parse reads them."""
     match = _TIMESTAMP.match(text)
     if match is None:
@@ -495,7 +496,7 @@ def _is_timestamp(text):
     return True
 
 
-def _key_less(a, b):
+def _key_less(a: str, b: str) -> bool:
     """sorter.go keyList.Less for two string keys: natural order, letters after the rest."""
     digits = False
     for i, (char_a, char_b) in enumerate(zip(a, b)):
@@ -525,7 +526,7 @@ def _key_less(a, b):
     return len(a) < len(b)
 
 
-def _leading_number(text, start, number):
+def _leading_number(text: str, start: int, number: int) -> tuple[int, int]:
     """The digit run at ``start`` read as Go does: int64 arithmetic that wraps around."""
     end = start
     while end < len(text) and text[end].isdecimal():
@@ -534,4 +535,8 @@ def _leading_number(text, start, number):
     return (number + (1 << 63)) % (1 << 64) - (1 << 63), end
 
 
-_NATURAL_ORDER = cmp_to_key(lambda a, b: -1 if _key_less(a, b) else 1)
+def _natural_compare(a: str, b: str) -> int:
+    return -1 if _key_less(a, b) else 1
+
+
+_NATURAL_ORDER = cmp_to_key(_natural_compare)
