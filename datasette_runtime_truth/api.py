@@ -219,7 +219,7 @@ async def _timeline_store(datasette, request):
     return db
 
 
-async def _database_in_url(datasette, request, store):
+async def _database_in_url(datasette, request, timeline_db):
     """The database ``/-/runtime-truth/{database}/api/timeline`` names: the timeline store itself
     or a turns database (which the store serves); None at the top level."""
     segment = request.url_vars.get("database")
@@ -227,7 +227,8 @@ async def _database_in_url(datasette, request, store):
         return None
     name, db = web.database_named(datasette, segment)
     if db is not None and not db.name.startswith("_") and (
-            store is None or db.name == store.name or await config.is_turns_database(datasette, db.name)):
+            timeline_db is None or db.name == timeline_db.name
+            or await config.is_turns_database(datasette, db.name)):
         return db
     raise ApiError(404, f"not a turns database or timeline store: {name}")
 

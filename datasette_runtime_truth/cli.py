@@ -54,29 +54,30 @@ def demo(directory, turn_count, seed, shape, force):
     )
 
 
-@runtime_truth.command()
+@runtime_truth.command(name="bundle")
 @click.argument("directory", type=click.Path(file_okay=False, path_type=pathlib.Path))
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 when a file is missing or stale.")
 @click.option("--force", is_flag=True, help="Replace files there that this command did not write.")
-def bundle(directory, check, force):
+def write_bundle(directory, check, force):
     """Write the canned queries for Datasette without the plugin into DIRECTORY: metadata.yml
     (0.65), datasette.yaml (1.0) and templates/ (then: datasette turns.db -m DIRECTORY/metadata.yml
     --template-dir DIRECTORY/templates). Files there that it did not write are kept unless
     --force."""
-    from . import bundle as generated  # imported here: `python -m datasette_runtime_truth.bundle` runs it as __main__
+    # Imported here: `python -m datasette_runtime_truth.bundle` runs that module as __main__.
+    from . import bundle
 
-    files = generated.bundle_files(directory)
+    files = bundle.bundle_files(directory)
     if check:
-        stale = generated.stale_files(files)
+        stale = bundle.stale_files(files)
         if stale:
             raise CommandError("stale: " + ", ".join(stale) + f"; run `datasette runtime-truth bundle {directory}`")
         click.echo(f"{directory}: the bundle is up to date")
         return
-    problem = generated.conflict(files, force)
+    problem = bundle.conflict(files, force)
     if problem:
         raise CommandError(problem)
     try:
-        written = generated.write(files)
+        written = bundle.write(files)
     except OSError as error:
         raise CommandError(f"{error.filename}: {error.strerror}") from None
     for path in written:
