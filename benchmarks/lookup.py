@@ -2,8 +2,8 @@
 Datasette server, against the same lookups run directly and against a full scan of ``turns``.
 
 Each kind is timed with ids of seeded random turns (from distinct conversations): the route; its
-own SQL (``search.lookup_sql`` for that kind, run directly through sqlite3); everything the route
-reads (``search.find``: every kind's lookup for the id, and the found turns' snapshots); and the
+own SQL (``id_lookup.lookup_sql`` for that kind, run directly through sqlite3); everything the route
+reads (``id_lookup.find``: every kind's lookup for the id, and the found turns' snapshots); and the
 full scan the indexes spare (``FROM turns NOT INDEXED WHERE <column> = ?``), a few times only.
 Loopback only; the server stops by itself.
 """
@@ -13,7 +13,8 @@ import time
 
 import httpx
 
-from datasette_runtime_truth import schema, search
+from datasette_runtime_truth.storage import id_lookup
+from datasette_runtime_truth.upstream import schema
 
 import routes
 from measure import Row, Section, summary
@@ -45,15 +46,15 @@ def lookup_by_any_id(bench, results):
 
 
 def measure_kind(client, conn, shape, kind, ids):
-    """Milliseconds of the route, its own SQL, search.find and a full scan for ``ids``, and
+    """Milliseconds of the route, its own SQL, id_lookup.find and a full scan for ``ids``, and
     whether every answer found the turn its id came from."""
-    own_sql = search.lookup_sql(shape, kind)
+    own_sql = id_lookup.lookup_sql(shape, kind)
     for token in ids[:routes.WARM_UP]:
         client.get("/-/runtime-truth/turns/search.json", params={"q": token})
     route_ms, own_ms, find_ms, statuses, missed = [], [], [], {}, 0
     for token in ids:
-        own_ms.append(_timed(lambda: conn.execute(own_sql, {"id": token, "limit": search.PER_LOOKUP + 1}).fetchall()))
-        find_ms.append(_timed(lambda: search.find(conn, [(token, None)], with_snapshots=True)))
+        own_ms.append(_timed(lambda: conn.execute(own_sql, {"id": token, "limit": id_lookup.PER_LOOKUP + 1}).fetchall()))
+        find_ms.append(_timed(lambda: id_lookup.find(conn, [(token, None)], with_snapshots=True)))
         started = time.perf_counter()
         response = client.get("/-/runtime-truth/turns/search.json", params={"q": token})
         route_ms.append((time.perf_counter() - started) * 1000)
@@ -99,8 +100,8 @@ def lookup_section(measured, fixed, picked):
     section.notes += [
         f"Ids of {picked} seeded random turns from distinct conversations. The box tries each id as "
         "every kind, so a route runs all four lookups and reads the found turns' phase snapshots "
-        "(\"all the route's SQL\": `search.find`, run directly); \"its own SQL\" is that kind's "
-        "lookup alone (`search.lookup_sql`), run directly through sqlite3.",
+        "(\"all the route's SQL\": `id_lookup.find`, run directly); \"its own SQL\" is that kind's "
+        "lookup alone (`id_lookup.lookup_sql`), run directly through sqlite3.",
         f"Fixed cost: the median of `/-/versions.json` on the same server, {fixed['median']:.1f} ms.",
         "Full scan: `SELECT count(*) FROM turns NOT INDEXED WHERE <column> = ?`, every turn row read, "
         "warm (the file is in the page cache): what a lookup costs without the upstream's indexes.",

@@ -7,9 +7,9 @@ Run where the plugin is installed (e.g. ``.venv/datasette-1.0a41/bin/python``). 
 
 * per MB: for each size, a turns.db holding one turn of that many MB of JSON in two forms (one
   long text in a block; a list of small objects in the turn metadata), three phase snapshots
-  sharing them. A fresh worker process (``python -m datasette_runtime_truth.worker``, what the
+  sharing them. A fresh worker process (``python -m datasette_runtime_truth.web.worker``, what the
   server's pool runs) builds the turn detail; its peak RSS (``VmHWM``) above what it had before
-  the build, per MB of JSON text the answer is built from (``store.size``). The server then holds
+  the build, per MB of JSON text the answer is built from (``debug_reads.size``). The server then holds
   the body while sending it: its size per MB is shown too.
 * concurrent: a real ``datasette serve`` on a turns.db with one turn holding a ``--block-mb`` MB
   block in one snapshot; ``--concurrent`` clients ask for it at once, first with ``max_payload_chars`` below its
@@ -31,7 +31,10 @@ import time
 
 import httpx
 
-from datasette_runtime_truth import config, offload, schema, store
+from datasette_runtime_truth import config
+from datasette_runtime_truth.storage import debug_reads
+from datasette_runtime_truth.upstream import schema
+from datasette_runtime_truth.web import offload
 
 from measure import summary
 
@@ -68,7 +71,7 @@ def build_store(path, chars, form, snapshots=SNAPSHOTS):
 def _job(conn):
     shape = schema.TurnsShape.read(conn, prefix="t.")
     filters = dict(zip(("conv_id", "session_id", "turn_id"), IDS))
-    sql, params = store.size_query(shape, **filters)
+    sql, params = debug_reads.size_query(shape, **filters)
     _, chars = conn.execute(sql, params).fetchone()
     return offload.Job("turn", shape, filters, IDS), chars
 

@@ -15,7 +15,7 @@ import time
 
 import httpx
 
-from datasette_runtime_truth import figures
+from datasette_runtime_truth.report import figures
 
 from measure import Row, Section
 from routes import REQUEST_TIMEOUT_S, Server, served_copy

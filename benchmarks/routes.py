@@ -2,7 +2,7 @@
 
 A migrated copy of the sample (the real ``datasette runtime-truth migrate``) is served by
 ``datasette serve`` in a subprocess on 127.0.0.1, with the sample's timeline.db attached. Each route
-is timed over a fixed, seeded set of requests against the same SQL (built by ``store.py`` or taken
+is timed over a fixed, seeded set of requests against the same SQL (built by ``debug_reads.py`` or taken
 from ``queries.py``) run directly through the sqlite3 module on the same file, one after the other,
 request by request. Everything here is loopback only and stops by itself.
 """
@@ -22,7 +22,10 @@ import urllib.parse
 import httpx
 import yaml
 
-from datasette_runtime_truth import api, payload, queries, schema, store, timeline
+from datasette_runtime_truth.canned import queries
+from datasette_runtime_truth.storage import debug_reads, timeline_store
+from datasette_runtime_truth.upstream import api_shapes, schema
+from datasette_runtime_truth.web import api
 
 from measure import Row, Section, percentile, summary
 import bigturn
@@ -193,13 +196,13 @@ def _snapshot_count(rows, body):
 
 
 def _yaml_ms(body):
-    """How long writing the YAML bodies of a turn detail takes: ``payload.to_yaml`` redone on each
+    """How long writing the YAML bodies of a turn detail takes: ``api_shapes.to_yaml`` redone on each
     snapshot's parsed payload, each alone (the route's PayloadBuilder also reuses the text of parts
     its snapshots share), and PyYAML's pure-Python emitter on the same."""
     values = [item["parsed"] for item in body["items"]]
     started = time.perf_counter()
     for value in values:
-        payload.to_yaml(value)
+        api_shapes.to_yaml(value)
     ours = (time.perf_counter() - started) * 1000
     started = time.perf_counter()
     for value in values:
@@ -235,10 +238,10 @@ def route_cases(turns_conn, timeline_conn, picked, database):
     shape = _shape(turns_conn)
     turns_calls, turn_calls, history_calls = [], [], []
     for conv_id, session_id, turn_id, _ in picked:
-        sql, params = store.snapshots_query(shape, conv_id=conv_id, limit=200)
+        sql, params = debug_reads.snapshots_query(shape, conv_id=conv_id, limit=200)
         turns_calls.append((f"/api/debug/turns?{urllib.parse.urlencode({'conv_id': conv_id})}",
                             turns_conn, sql, params))
-        sql, params = store.snapshots_query(shape, conv_id=conv_id, session_id=session_id, turn_id=turn_id)
+        sql, params = debug_reads.snapshots_query(shape, conv_id=conv_id, session_id=session_id, turn_id=turn_id)
         path = "/".join(urllib.parse.quote(part, safe="") for part in (conv_id, session_id, turn_id))
         turn_calls.append((f"/api/debug/turn/{path}", turns_conn, sql, params))
         history_calls.append((f"/{database}/runtime_history.json?"
@@ -251,7 +254,7 @@ def route_cases(turns_conn, timeline_conn, picked, database):
                     for inference_id in inference_ids]
     columns = frozenset(row[0] for row in timeline_conn.execute(
         "SELECT name FROM pragma_table_info('timeline_conversations')"))
-    sql, params = timeline.conversations_query(columns, api_conversations_limit())
+    sql, params = timeline_store.conversations_query(columns, api_conversations_limit())
     conversations_calls = [("/api/debug/conversations", timeline_conn, sql, params)] * len(picked)
     return {
         "turns": Case("/api/debug/turns?conv_id=...", turns_calls, _snapshot_count),
@@ -289,7 +292,7 @@ def routes_and_queries(bench, results):
         stall = bigturn.measure_all(server.url, min(bigturn.STALL_SECONDS, max(2.0, bench.load_seconds)))
     # Without a timeline store the list is derived from turns.db: a second server on turns.db alone.
     shape = _shape(turns_conn)
-    sql, params = store.derived_conversations_query(shape, api_conversations_limit())
+    sql, params = debug_reads.derived_conversations_query(shape, api_conversations_limit())
     derived = Case("/api/debug/conversations (derived from turns.db, no timeline store)",
                    [("/api/debug/conversations", turns_conn, sql, params)] * SCAN_REQUESTS, _same_count)
     with Server([turns_path], os.path.join(bench.workdir, "served-no-timeline-datasette.log")) as server, \
@@ -347,7 +350,7 @@ def routes_section(bench, cases, measured, baseline, report_ms, report_statuses,
         _route_row(cases["turn"], measured["turn"], baseline),
         _list_row(cases["conversations_timeline"], measured["conversations_timeline"]),
         _list_row(cases["conversations_derived"], measured["conversations_derived"]),
-        Row("of the turn detail's time: writing its YAML bodies each alone (`payload.to_yaml`, redone here)",
+        Row("of the turn detail's time: writing its YAML bodies each alone (`api_shapes.to_yaml`, redone here)",
             _pct(measured["turn"]["aside"]["ours_ms"])),
         Row("YAML per snapshot: `yamlv3.dump` / PyYAML's pure-Python emitter on the same payloads",
             f"{measured['turn']['aside']['ours_per_snapshot_ms']:.3f} ms / "
@@ -368,7 +371,7 @@ def routes_section(bench, cases, measured, baseline, report_ms, report_statuses,
         "scanned) served by `datasette serve turns.db timeline.db` in a subprocess on 127.0.0.1, default "
         "settings; requests from one `httpx` client, one at a time, each timed to the last byte of its "
         "body. Each request's SQL is run first, directly through the sqlite3 module on the same file "
-        "(`mode=ro`, `sqlite3.Row`, every row fetched): the SQL `store.py` builds for that route "
+        "(`mode=ro`, `sqlite3.Row`, every row fetched): the SQL `debug_reads.py` builds for that route "
         "(`snapshots_query`, `timeline_conversations_query`, `derived_conversations_query`), not "
         "counting the route's small schema look-ups.",
         f"Requests are spread over conversations chosen by a seeded random draw of turns "

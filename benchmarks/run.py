@@ -40,7 +40,8 @@ import sys
 import tempfile
 import time
 
-from datasette_runtime_truth import backfill, sample, schema
+from datasette_runtime_truth import sample
+from datasette_runtime_truth.upstream import backfill, schema
 
 from measure import Row, Section
 from measure import percentile as _percentile

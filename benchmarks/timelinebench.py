@@ -16,7 +16,9 @@ import urllib.parse
 
 import httpx
 
-from datasette_runtime_truth import sample, schema, timeline
+from datasette_runtime_truth import sample
+from datasette_runtime_truth.storage import timeline_store
+from datasette_runtime_truth.upstream import schema
 
 from measure import Row, Section, summary
 from routes import REQUEST_TIMEOUT_S, WARM_UP, Server, _timed_requests
@@ -54,9 +56,9 @@ def build_store(path):
 
 def run_sql(conn):
     """The route's SQL, run directly: the version, then every entity row."""
-    conn.execute(timeline.VERSION_SQL, {"conv_id": CONV_ID.encode()}).fetchall()
-    sql = timeline.ENTITIES_SQL.format(since="")
-    return conn.execute(sql, {"conv_id": CONV_ID.encode(), "limit": timeline.DEFAULT_SNAPSHOT_LIMIT}).fetchall()
+    conn.execute(timeline_store.VERSION_SQL, {"conv_id": CONV_ID.encode()}).fetchall()
+    sql = timeline_store.ENTITIES_SQL.format(since="")
+    return conn.execute(sql, {"conv_id": CONV_ID.encode(), "limit": timeline_store.DEFAULT_SNAPSHOT_LIMIT}).fetchall()
 
 
 def measure(base_url, conn, url):

@@ -2,11 +2,10 @@
 
 from datasette import hookimpl
 
-from . import api
-from . import cli as commands
-from . import links, queries
-from . import pages as report_pages
-from . import startup as on_startup
+from .web import api, links, pages
+from . import commands
+from .canned import queries
+from .migration import on_startup
 
 
 @hookimpl
@@ -50,17 +49,17 @@ def database_actions(datasette, actor, database):
 
 @hookimpl
 def register_routes(datasette):
-    return report_pages.routes() + api.routes()
+    return pages.routes() + api.routes()
 
 
 @hookimpl
 def menu_links(datasette, actor):
     async def inner():
-        return await report_pages.menu_links(datasette, actor)
+        return await pages.menu_links(datasette, actor)
 
     return inner
 
 
 @hookimpl
 def extra_template_vars(datasette):
-    return report_pages.template_vars(datasette)
+    return pages.template_vars(datasette)

@@ -18,7 +18,7 @@ import weakref
 import click
 from datasette.utils import StartupError
 
-from . import backfill, schema
+from .upstream import backfill, schema
 
 PLUGIN = "datasette-runtime-truth"
 INT64_MAX = 2**63 - 1

@@ -20,7 +20,7 @@ import random
 import sqlite3
 from typing import Any, Optional
 
-from . import schema
+from .upstream import schema
 
 Row = tuple[Any, ...]  # one row to insert, its values in the table's column order
 BlockRef = tuple[str, str]  # (block_id, content_hash)

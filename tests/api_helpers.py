@@ -8,7 +8,7 @@ from datasette_test import Datasette
 
 from builders import create_store, insert_turn
 from conftest import line_config
-from datasette_runtime_truth import schema
+from datasette_runtime_truth.upstream import schema
 
 USER = ("b-user", "user", "user", {"text": "hello"})
 ANSWER = ("b-answer", "llm_text", "assistant", {"text": "hi there"})

@@ -6,8 +6,8 @@ import os
 import shutil
 import sqlite3
 
-from datasette_runtime_truth import schema
-from datasette_runtime_truth.migrate import migrate_path
+from datasette_runtime_truth.upstream import schema
+from datasette_runtime_truth.migration.apply import migrate_path
 from datasette_runtime_truth.sample import build as build_sample
 
 VERY_OLD_TURNS_DDL = """

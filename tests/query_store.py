@@ -10,7 +10,7 @@ from datasette_test import Datasette
 
 from builders import create_store, insert_turn
 from conftest import ON_065, line_config
-from datasette_runtime_truth import bundle
+from datasette_runtime_truth.canned import bundle
 
 DAY = 86_400_000
 CUTOVER = 1_773_964_800_000  # 2026-03-20T00:00:00Z
@@ -53,8 +53,8 @@ def without_plugin():
 
 def bundle_options():
     """Datasette() arguments for the generated bundle: metadata.yml on 0.65, datasette.yaml on 1.0."""
-    settings = yaml.safe_load((ROOT / ("metadata.yml" if ON_065 else "datasette.yaml")).read_text())
-    return {**line_config(settings), "template_dir": str(ROOT / "templates")}
+    settings = yaml.safe_load((ROOT / "bundle" / ("metadata.yml" if ON_065 else "datasette.yaml")).read_text())
+    return {**line_config(settings), "template_dir": str(ROOT / "bundle" / "templates")}
 
 
 @contextlib.asynccontextmanager

@@ -3,7 +3,7 @@
 import pytest
 import yaml
 
-from datasette_runtime_truth.payload import parse_json, to_yaml, turn_payload
+from datasette_runtime_truth.upstream.api_shapes import parse_json, to_yaml, turn_payload
 
 
 def test_turn_payload_sorts_keys_and_leaves_out_empty_optionals():

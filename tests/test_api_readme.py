@@ -12,7 +12,7 @@ import pytest
 
 from api_helpers import datasette
 from builders import DEMO
-from datasette_runtime_truth import migrate
+from datasette_runtime_truth.migration import apply
 
 README = pathlib.Path(__file__).parent.parent / "README.md"
 SERVER = "http://127.0.0.1:8001"
@@ -37,7 +37,7 @@ def curl_urls():
 @pytest.fixture(scope="module")
 def demo(tmp_path_factory, samples):
     summary = samples.copy(tmp_path_factory.mktemp("demo"), **DEMO)
-    migrate.migrate_path(summary.turns_path)
+    apply.migrate_path(summary.turns_path)
     return summary.turns_path, summary.timeline_path
 
 

@@ -10,7 +10,7 @@ import pytest
 
 from api_helpers import build_timeline_db, build_turns_db, datasette, get_json
 from conftest import line_config
-from datasette_runtime_truth import schema
+from datasette_runtime_truth.upstream import schema
 
 ROUTES = [
     "/api/debug/conversations",

@@ -15,7 +15,7 @@ import pytest
 from api_helpers import build_timeline_db, build_turns_db, datasette, get_json
 from conftest import ON_065, line_config
 from browser import datasette_server
-from datasette_runtime_truth import schema
+from datasette_runtime_truth.upstream import schema
 
 GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden"
 CASES = [json.loads(line) for line in (GOLDEN / "timeline-cases.jsonl").read_text(encoding="utf-8").split("\n") if line]

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from datasette_runtime_truth.backfill import (
+from datasette_runtime_truth.upstream.backfill import (
     BAD_METADATA,
     UNCHANGED,
     WRITES,

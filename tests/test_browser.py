@@ -178,7 +178,7 @@ def test_incident_pages_in_chromium(tmp_path, samples):
                 page.screenshot(path=str(tmp_path / f"conversation-{viewport['width']}.png"), full_page=True)
 
         # The no-plugin bundle's history page labels its cells right too.
-        root = __import__("pathlib").Path(__file__).parent.parent
+        root = __import__("pathlib").Path(__file__).parent.parent / "bundle"
         config = ["-m", root / "metadata.yml"] if ON_065 else ["-c", root / "datasette.yaml"]
         with datasette_server(sample.turns_path, *config, "--template-dir", root / "templates",
                               "--setting", "default_allow_sql", "on", log_path=log,

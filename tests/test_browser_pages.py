@@ -6,8 +6,8 @@ import pathlib
 import sqlite3
 
 from browser import chromium, datasette_server
-from datasette_runtime_truth import queries
-from datasette_runtime_truth.migrate import migrate_path
+from datasette_runtime_truth.canned import queries
+from datasette_runtime_truth.migration.apply import migrate_path
 from datasette_runtime_truth.sample import build as build_sample
 
 PHONE = {"width": 390, "height": 844}
@@ -119,7 +119,7 @@ def test_charts_canned_pages_and_pre_migration_pages(tmp_path):
 
 def test_the_no_plugin_bundle_pages_are_titled_folded_and_paged(tmp_path):
     from datasette.version import __version__
-    root = pathlib.Path(__file__).parent.parent
+    root = pathlib.Path(__file__).parent.parent / "bundle"
     sample = build_sample(tmp_path / "data", turns=600, seed=1)
     migrate_path(sample.turns_path)
     config = ["-m", root / "metadata.yml"] if __version__.startswith("0.") else ["-c", root / "datasette.yaml"]

@@ -4,7 +4,7 @@ links lead to the turn's conversation; pages stay within the screen."""
 import sqlite3
 
 from browser import chromium, datasette_server
-from datasette_runtime_truth.migrate import migrate_path
+from datasette_runtime_truth.migration.apply import migrate_path
 from datasette_runtime_truth.sample import build as build_sample
 
 PHONE = {"width": 390, "height": 844}

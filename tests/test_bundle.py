@@ -10,18 +10,21 @@ import pytest
 import yaml
 
 from builders import DEMO
-from datasette_runtime_truth import bundle, migrate, queries
+from datasette_runtime_truth.canned import bundle, queries
+from datasette_runtime_truth.migration import apply
 from query_store import MODES, ROOT, serving
+
+BUNDLE = ROOT / "bundle"
 
 README_LINK = re.compile(r"http://127\.0\.0\.1:8001(/turns/[^\s|`)]+)")
 
 
 def test_committed_bundle_matches_queries_py():
-    assert bundle.stale_files(bundle.bundle_files(ROOT)) == []
+    assert bundle.stale_files(bundle.bundle_files(BUNDLE)) == []
     assert bundle.stale_files(bundle.package_files()) == []
-    result = CliRunner().invoke(cli, ["runtime-truth", "bundle", str(ROOT), "--check"])
-    assert (result.exit_code, result.output) == (0, f"{ROOT}: the bundle is up to date\n")
-    assert subprocess.run([sys.executable, "-m", "datasette_runtime_truth.bundle", "--check"]).returncode == 0
+    result = CliRunner().invoke(cli, ["runtime-truth", "bundle", str(BUNDLE), "--check"])
+    assert (result.exit_code, result.output) == (0, f"{BUNDLE}: the bundle is up to date\n")
+    assert subprocess.run([sys.executable, "-m", "datasette_runtime_truth.canned.bundle", "--check"]).returncode == 0
 
 
 def test_bundle_writes_where_it_is_told_and_check_finds_a_stale_file(tmp_path):
@@ -32,7 +35,7 @@ def test_bundle_writes_where_it_is_told_and_check_finds_a_stale_file(tmp_path):
     assert written == sorted(["metadata.yml", "datasette.yaml",
                               *(f"templates/query-turns-{query.name}.html" for query in queries.QUERIES),
                               *(f"templates/{name}" for name in bundle.BASE_TEMPLATES)])
-    assert (target / "metadata.yml").read_text() == (ROOT / "metadata.yml").read_text()
+    assert (target / "metadata.yml").read_text() == (BUNDLE / "metadata.yml").read_text()
     (target / "metadata.yml").write_text(f"# {bundle.HEADER}\ndatabases: {{}}\n")  # an older bundle's
     stale = CliRunner().invoke(cli, ["runtime-truth", "bundle", str(target), "--check"])
     assert stale.exit_code == 1
@@ -42,7 +45,7 @@ def test_bundle_writes_where_it_is_told_and_check_finds_a_stale_file(tmp_path):
 
 def test_both_config_files_hold_every_query():
     for name in ("metadata.yml", "datasette.yaml"):
-        loaded = yaml.safe_load((ROOT / name).read_text())
+        loaded = yaml.safe_load((BUNDLE / name).read_text())
         assert loaded == {"databases": {"turns": {"queries": queries.as_config()}}}
     assert list(queries.as_config()) == [
         "turns_schema", "turns_runtime_indexes", "runtime_history", "missing_backfill_count",
@@ -68,7 +71,7 @@ def test_readme_lists_page_json_and_csv_for_every_query():
 def demo_store(tmp_path_factory, samples):
     """The demo's data, migrated."""
     demo = samples.copy(tmp_path_factory.mktemp("demo"), **DEMO)
-    migrate.migrate_path(demo.turns_path)
+    apply.migrate_path(demo.turns_path)
     return demo.turns_path
 
 

@@ -7,7 +7,8 @@ import pytest
 from datasette_test import Datasette
 
 from builders import create_store, insert_turn
-from datasette_runtime_truth import charts, queries
+from datasette_runtime_truth.canned import queries
+from datasette_runtime_truth.web import charts
 
 
 def attrs(svg, css_class, name):

@@ -13,8 +13,8 @@ import time
 import pytest
 
 from builders import create_store, insert_turn
-from datasette_runtime_truth import backfill
-from datasette_runtime_truth.migrate import migrate_path
+from datasette_runtime_truth.upstream import backfill
+from datasette_runtime_truth.migration.apply import migrate_path
 
 TURNS = 3000
 

@@ -11,8 +11,8 @@ import pytest
 from datasette_test import Datasette
 
 from builders import create_store, insert_turn
-from datasette_runtime_truth import backfill
-from datasette_runtime_truth.migrate import migrate_path
+from datasette_runtime_truth.upstream import backfill
+from datasette_runtime_truth.migration.apply import migrate_path
 
 GOLDEN = pathlib.Path(__file__).parents[2] / "shared" / "golden" / "backfill-cases.jsonl"
 CASES = [json.loads(line) for line in GOLDEN.read_text().splitlines()]

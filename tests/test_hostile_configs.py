@@ -17,7 +17,10 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 import pytest
 
 from builders import create_store, dump, insert_turn, turns_rows
-from datasette_runtime_truth import bundle, config, migrate, schema
+from datasette_runtime_truth import config
+from datasette_runtime_truth.canned import bundle
+from datasette_runtime_truth.migration import apply
+from datasette_runtime_truth.upstream import schema
 
 CANONICAL = {"geppetto.runtime@v1": {"runtime_key": "planner"}, "geppetto.inference_id@v1": "inf-1"}
 PLUGIN = "datasette-runtime-truth"
@@ -104,8 +107,8 @@ async def test_a_migration_inside_datasette_refuses_an_unrelated_turns_table(tmp
     game = game_db(tmp_path / "game.db")
     before = dump(game)
     ds = Datasette([str(game)])
-    with pytest.raises(migrate.NotATurnsDatabase) as error:
-        await migrate.migrate_database(ds.databases["game"])
+    with pytest.raises(apply.NotATurnsDatabase) as error:
+        await apply.migrate_database(ds.databases["game"])
     assert str(error.value) == "game: not a turns.db (its turns table has no conv_id, session_id, turn_id columns)"
     assert dump(game) == before
 
@@ -210,7 +213,7 @@ def test_check_refuses_a_database_without_turns(tmp_path):
 @pytest.mark.asyncio
 async def test_a_database_replaced_under_the_same_name_is_reported_afresh(tmp_path):
     first = turns_db(tmp_path / "first.db")
-    migrate.migrate_path(first)
+    apply.migrate_path(first)
     second = turns_db(tmp_path / "second.db", "pre-cutover",
                       turns=(("c1", "s1", "t1"), ("c1", "s1", "t2"), ("c2", "s1", "t3")))
     ds = Datasette([str(first)])
@@ -237,7 +240,7 @@ def test_migrate_counts_only_what_was_written(tmp_path, trigger, error):
     conn.execute(f"CREATE TRIGGER frozen BEFORE UPDATE ON turns BEGIN {trigger}; END")
     conn.commit()
     conn.close()
-    report = migrate.migrate_path(path)
+    report = apply.migrate_path(path)
     assert (report.runtime_key_filled, report.inference_id_filled, report.skipped_unwritable,
             report.unwritable_error, report.missing_runtime_key, report.missing_inference_id) == (
         0, 0, 3, error, 3, 3)
@@ -252,7 +255,7 @@ def test_migrate_counts_the_rows_a_trigger_let_through(tmp_path):
                  "BEGIN SELECT RAISE(IGNORE); END")
     conn.commit()
     conn.close()
-    report = migrate.migrate_path(path)
+    report = apply.migrate_path(path)
     assert (report.runtime_key_filled, report.inference_id_filled, report.skipped_unwritable,
             report.missing_runtime_key) == (2, 2, 1, 1)
     assert [row[2:] for row in turns_rows(path)] == [
@@ -322,7 +325,7 @@ async def test_an_integer_zero_runtime_key_is_kept_and_every_figure_agrees(tmp_p
     preview = (await ds.client.get("/-/runtime-truth/turns/preview.json")).json()["rows"]
     assert [(row["runtime_key"], row["action"], row["new_runtime_key"], row["new_inference_id"])
             for row in preview] == [(0, "writes", "0", "inf-1")]
-    report = migrate.migrate_path(path)
+    report = apply.migrate_path(path)
     assert (report.runtime_key_filled, report.inference_id_filled, report.values_trimmed,
             report.missing_runtime_key) == (0, 1, 0, 0)
     assert turns_rows(path) == [("c1", "s1", "t1", 0, "inf-1")]

@@ -16,8 +16,8 @@ import pytest
 from datasette_test import Datasette
 
 from builders import create_store, dump, insert_turn, turns_rows
-from datasette_runtime_truth import schema
-from datasette_runtime_truth.migrate import (
+from datasette_runtime_truth.upstream import schema
+from datasette_runtime_truth.migration.apply import (
     Migration, MigrationError, explain_error, migrate_path, open_turns_db, run_in_transaction,
 )
 

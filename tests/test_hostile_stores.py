@@ -10,8 +10,8 @@ from datasette_test import Datasette
 from hypothesis import HealthCheck, given, settings, strategies as st
 import pytest
 
-from datasette_runtime_truth import backfill, schema
-from datasette_runtime_truth.migrate import migrate_path
+from datasette_runtime_truth.upstream import backfill, schema
+from datasette_runtime_truth.migration.apply import migrate_path
 
 TYPELESS_DDL = """
 CREATE TABLE turns (conv_id, session_id, turn_id, turn_created_at_ms, turn_metadata_json,

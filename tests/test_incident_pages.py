@@ -12,8 +12,9 @@ from datasette_test import Datasette
 
 from builders import DEMO, create_store, insert_turn
 from conftest import line_config
-from datasette_runtime_truth import backfill, queries
-from datasette_runtime_truth.migrate import migrate_path
+from datasette_runtime_truth.canned import queries
+from datasette_runtime_truth.upstream import backfill
+from datasette_runtime_truth.migration.apply import migrate_path
 from datasette_runtime_truth.sample import CUTOVER_MS
 
 

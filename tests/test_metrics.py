@@ -9,7 +9,7 @@ from prometheus_client.exposition import choose_encoder
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
 from prometheus_client.parser import text_string_to_metric_families
 
-from datasette_runtime_truth.migrate import migrate_path
+from datasette_runtime_truth.migration.apply import migrate_path
 
 
 @pytest.mark.asyncio

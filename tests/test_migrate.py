@@ -5,9 +5,9 @@ import sqlite3
 import pytest
 
 from builders import create_store, dump, index_sql, insert_turn, table_info, turns_rows
-from datasette_runtime_truth import backfill
-from datasette_runtime_truth.migrate import Migration, migrate_path, run_in_transaction
-from datasette_runtime_truth.cli import migration_text  # what `migrate` prints
+from datasette_runtime_truth.upstream import backfill
+from datasette_runtime_truth.migration.apply import Migration, migrate_path, run_in_transaction
+from datasette_runtime_truth.commands import migration_text  # what `migrate` prints
 
 CANONICAL = {"geppetto.runtime@v1": {"runtime_key": "planner"}, "geppetto.inference_id@v1": "inf-42"}
 LEGACY_STRING = {"geppetto.runtime@v1": "planner", "geppetto.inference_id@v1": "inf-42"}

@@ -7,7 +7,7 @@ import sqlite3
 import pytest
 from datasette_test import Datasette
 
-from datasette_runtime_truth.migrate import migrate_path
+from datasette_runtime_truth.migration.apply import migrate_path
 from datasette_runtime_truth.sample import build as build_sample
 
 
@@ -64,7 +64,7 @@ def migrated(tmp_path_factory):
 
 
 def canned_urls():
-    from datasette_runtime_truth import queries
+    from datasette_runtime_truth.canned import queries
     params = {"runtime_history": "?conv_id=x", "inference_lookup": "?inference_id=x"}
     return [(query, f"/turns/{query.name}{params.get(query.name, '')}") for query in queries.QUERIES]
 

@@ -20,9 +20,9 @@ from api_helpers import build_turns_db
 from conftest import ON_065
 from browser import free_port
 from builders import create_store
-from datasette_runtime_truth import links
+from datasette_runtime_truth.web import links
 
-WORKER_COMMAND = "-m\0datasette_runtime_truth.worker"
+WORKER_COMMAND = "-m\0datasette_runtime_truth.web.worker"
 BIG_URL = "/api/debug/turn/c/s/t"
 LINE = "line of a long tool output\n"
 

@@ -8,8 +8,8 @@ import pytest
 from datasette_test import Datasette
 
 from builders import create_store, insert_turn
-from datasette_runtime_truth import preview
-from datasette_runtime_truth.migrate import migrate_path
+from datasette_runtime_truth.migration import preview
+from datasette_runtime_truth.migration.apply import migrate_path
 
 
 async def all_rows(ds, limit=37):

@@ -7,7 +7,7 @@ import subprocess
 from click.testing import CliRunner
 from datasette.cli import cli
 
-from datasette_runtime_truth.metrics import ALERT_RULES
+from datasette_runtime_truth.report.metrics import ALERT_RULES
 
 PROMTOOL = "/usr/bin/promtool"
 UNIT_TESTS = pathlib.Path(__file__).parent / "prometheus" / "runtime-truth.rules.test.yml"

@@ -16,7 +16,7 @@ from metrics_helpers import expected_from_json, without_age
 
 from builders import cut_over_and_not
 
-from datasette_runtime_truth.metrics import ALERT_RULES
+from datasette_runtime_truth.report.metrics import ALERT_RULES
 
 PROMETHEUS = "/usr/bin/prometheus"
 WAIT_S = 90  # the longest any wait below may take before the test fails

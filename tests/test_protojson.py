@@ -9,7 +9,7 @@ from urllib.parse import quote_from_bytes
 from hypothesis import given, settings, strategies as st
 import pytest
 
-from datasette_runtime_truth import golang, protojson
+from datasette_runtime_truth.upstream import golang, protojson
 
 
 def entity(text):
@@ -205,8 +205,8 @@ def test_sscanf_edges(text, value):
     (None, b"+42", 42), (None, b" 42", 0), (None, b"abc", 0), (None, None, 0), (None, b"9223372036854775808", 0),
 ])
 def test_go_int64_scan(number, raw, value):
-    from datasette_runtime_truth import timeline
-    assert timeline.go_int64(number, raw) == value
+    from datasette_runtime_truth.storage import timeline_store
+    assert timeline_store.go_int64(number, raw) == value
 
 
 FIELD_NAMES = ["id", "kind", "props", "typed", "meta", "createdAtMs", "created_at_ms", "@type", "value", "temperature",

@@ -6,7 +6,8 @@ import sqlite3
 import pytest
 
 from conftest import ON_065
-from datasette_runtime_truth import queries, schema
+from datasette_runtime_truth.canned import queries
+from datasette_runtime_truth.upstream import schema
 from query_store import BEFORE, CUTOVER, MODES, build_store, serving
 
 

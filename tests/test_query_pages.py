@@ -6,7 +6,7 @@ import re
 import pytest
 
 from conftest import ON_065
-from datasette_runtime_truth import queries
+from datasette_runtime_truth.canned import queries
 from query_store import CUTOVER, MODES, build_store, serving
 
 PAGES = {

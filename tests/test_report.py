@@ -7,9 +7,10 @@ import sqlite3
 import pytest
 
 from builders import create_store, insert_turn
-from datasette_runtime_truth import figures, report, schema
-from datasette_runtime_truth import timeline as timeline_store
-from datasette_runtime_truth.migrate import migrate_path
+from datasette_runtime_truth.report import checks, figures
+from datasette_runtime_truth.upstream import schema
+from datasette_runtime_truth.storage import timeline_store
+from datasette_runtime_truth.migration.apply import migrate_path
 
 CANONICAL = {"geppetto.runtime@v1": {"runtime_key": "planner"}, "geppetto.inference_id@v1": "inf-1"}
 DAY = 86_400_000
@@ -17,7 +18,7 @@ T0 = 1_773_964_800_000  # 2026-03-20T00:00:00Z
 
 
 def build(conn, **kwargs):
-    return report.build(conn, "turns", **kwargs)
+    return checks.build(conn, "turns", **kwargs)
 
 
 def statuses(result):
@@ -199,11 +200,11 @@ def test_immutable_open_of_a_wal_file_with_pending_changes_fails(tmp_path):
     writer.execute("PRAGMA wal_autocheckpoint=0")
     insert_turn(writer, "c1", "s1", "t1", runtime_key="agent", inference_id="i")
     immutable = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
-    check = report.build(immutable, "turns", path=str(path), opened="immutable").check("journal")
+    check = checks.build(immutable, "turns", path=str(path), opened="immutable").check("journal")
     assert check.status == "fail"
     assert check.figure.startswith("wal, opened immutable: the -wal file holds changes")
     writer.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-    check = report.build(immutable, "turns", path=str(path), opened="immutable").check("journal")
+    check = checks.build(immutable, "turns", path=str(path), opened="immutable").check("journal")
     assert check.status == "info"
     assert check.figure.startswith("wal, opened immutable: correct only while the -wal file is empty")
 
@@ -212,7 +213,7 @@ def test_rollback_journal_opened_immutable_is_information(tmp_path):
     path = tmp_path / "turns.db"
     create_store(path, "current", journal_mode="delete").close()
     conn = sqlite3.connect(f"file:{path}?immutable=1", uri=True)
-    check = report.build(conn, "turns", path=str(path), opened="immutable").check("journal")
+    check = checks.build(conn, "turns", path=str(path), opened="immutable").check("journal")
     assert (check.status, check.figure) == ("info", "delete, opened immutable")
 
 

@@ -9,7 +9,7 @@ import pytest
 from datasette_test import Datasette
 
 from builders import create_store, insert_turn
-from datasette_runtime_truth import reportcache
+from datasette_runtime_truth.report import cache
 
 CANONICAL = {"geppetto.runtime@v1": {"runtime_key": "planner"}, "geppetto.inference_id@v1": "inf-1"}
 
@@ -115,7 +115,7 @@ async def cache_and_source(store):
     """The report cache of a started Datasette serving ``store``, and that store's Source."""
     ds = datasette(store)
     await ds.invoke_startup()
-    return reportcache.for_datasette(ds), reportcache.Source(ds.get_database("turns"), None, "timeline", "canonical")
+    return cache.for_datasette(ds), cache.Source(ds.get_database("turns"), None, "timeline", "canonical")
 
 
 @pytest.mark.asyncio
@@ -123,15 +123,15 @@ async def test_a_refresh_arriving_as_a_computation_finishes_computes_again(store
     # Pollers that resume in the very loop turn in which the computation finishes ask for a
     # refresh there. The finished computation must no longer be listed as running: awaiting a
     # finished task does not yield, so a refresh waiting on it would spin for ever.
-    cache, source = await cache_and_source(store)
-    _, task = cache._task(source)
+    report_cache, source = await cache_and_source(store)
+    _, task = report_cache._task(source)
     asked = []
 
     async def poll():
         while not task.done():
             await asyncio.sleep(0)
-        asked.append(cache.running.get(source.key, (0, None))[1] is task)
-        return await cache.get(source, refresh=True)
+        asked.append(report_cache.running.get(source.key, (0, None))[1] is task)
+        return await report_cache.get(source, refresh=True)
 
     answers = await asyncio.gather(*(poll() for _ in range(4)))
     assert asked == [False] * 4
@@ -141,11 +141,11 @@ async def test_a_refresh_arriving_as_a_computation_finishes_computes_again(store
 @pytest.mark.asyncio
 async def test_a_computation_cancelled_before_it_ran_does_not_block_the_next(store):
     # As when a loop shuts down with the computation scheduled: its coroutine never starts.
-    cache, source = await cache_and_source(store)
-    _, task = cache._task(source)
+    report_cache, source = await cache_and_source(store)
+    _, task = report_cache._task(source)
     task.cancel()
     await asyncio.sleep(0)
     assert task.cancelled()
-    assert (await cache.get(source)).report.turns == 1
-    assert (await cache.get(source, refresh=True)).report.turns == 1
-    assert cache.running == {}
+    assert (await report_cache.get(source)).report.turns == 1
+    assert (await report_cache.get(source, refresh=True)).report.turns == 1
+    assert report_cache.running == {}

@@ -9,8 +9,8 @@ from conftest import line_config
 from datasette_test import Datasette, actor_cookie
 
 from builders import create_store, insert_turn
-from datasette_runtime_truth import schema
-from datasette_runtime_truth.migrate import migrate_path
+from datasette_runtime_truth.upstream import schema
+from datasette_runtime_truth.migration.apply import migrate_path
 
 
 

@@ -5,7 +5,8 @@ import re
 import sqlite3
 
 from builders import dump, table_info
-from datasette_runtime_truth import backfill, sample, schema
+from datasette_runtime_truth import sample
+from datasette_runtime_truth.upstream import backfill, schema
 
 UUID4 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
 

@@ -4,7 +4,7 @@ from datasette_test import actor_cookie
 import pytest
 
 from api_helpers import build_timeline_db, build_turns_db, datasette, get_json
-from datasette_runtime_truth import search
+from datasette_runtime_truth.storage import id_lookup
 
 ROOT = {"id": "root"}
 ALL_KINDS = ["turn_id", "inference_id", "conv_id", "session_id"]
@@ -31,27 +31,27 @@ ALL_KINDS = ["turn_id", "inference_id", "conv_id", "session_id"]
     ("inf-1 inf-1 inf-2", ["inf-1", "inf-2"]),
 ])
 def test_tokens(text, ids):
-    assert search.tokens(text) == ids
+    assert id_lookup.tokens(text) == ids
 
 
 def test_ids_named_by_their_place_are_searched_as_that_kind_only():
-    assert search.parse("http://h/api/debug/turn/c%2F1/s-1/t-1?x=1") == [
+    assert id_lookup.parse("http://h/api/debug/turn/c%2F1/s-1/t-1?x=1") == [
         ("c/1", "conv_id"), ("s-1", "session_id"), ("t-1", "turn_id")]
-    assert search.parse("/api/debug/conversations/conv-9") == [("conv-9", "conv_id")]
+    assert id_lookup.parse("/api/debug/conversations/conv-9") == [("conv-9", "conv_id")]
     line = ('{"level":"info","convId":"85d19341-93a4-42e8-be7a-d2f1ee306b36",'
             '"inference_id":"7a436450-613e-4b56-85fa-3fadff720bc4","other":"e96d2e3e-3de6-47d5-a8fd-c084f39635b1"}')
-    assert search.parse(line) == [("85d19341-93a4-42e8-be7a-d2f1ee306b36", "conv_id"),
+    assert id_lookup.parse(line) == [("85d19341-93a4-42e8-be7a-d2f1ee306b36", "conv_id"),
                                   ("7a436450-613e-4b56-85fa-3fadff720bc4", "inference_id"),
                                   ("e96d2e3e-3de6-47d5-a8fd-c084f39635b1", None)]
-    assert search.parse("conv_id=x1 turn_id=x1") == [("x1", None)]  # named twice, differently
-    assert search.parse("turn-1") == [("turn-1", None)]
+    assert id_lookup.parse("conv_id=x1 turn_id=x1") == [("x1", None)]  # named twice, differently
+    assert id_lookup.parse("turn-1") == [("turn-1", None)]
 
 
 def test_tokens_keep_at_most_ten_ids_and_refuse_a_huge_text():
-    assert search.tokens(" ".join(f"id-{n}" for n in range(30))) == [f"id-{n}" for n in range(10)]
-    assert search.tokens("x" * 10_000) == ["x" * 500]
-    with pytest.raises(search.BadQuery, match="10,001 characters"):
-        search.tokens("x" * 10_001)
+    assert id_lookup.tokens(" ".join(f"id-{n}" for n in range(30))) == [f"id-{n}" for n in range(10)]
+    assert id_lookup.tokens("x" * 10_000) == ["x" * 500]
+    with pytest.raises(id_lookup.BadQuery, match="10,001 characters"):
+        id_lookup.tokens("x" * 10_001)
 
 
 # --- the route -------------------------------------------------------------------------------
@@ -178,14 +178,14 @@ async def test_bad_input_is_a_clear_page(store, q, status, says):
 async def test_many_matches_are_capped_and_say_where_the_rest_are(tmp_path):
     from builders import create_store, insert_turn
     conn = create_store(tmp_path / "turns.db", "current")
-    for n in range(search.PER_LOOKUP + 5):
+    for n in range(id_lookup.PER_LOOKUP + 5):
         insert_turn(conn, "conv-big", "session-big", f"turn-{n:03d}", metadata="{}", created=n + 1,
                     updated=n + 1, runtime_key="agent", inference_id=f"inf-{n}")
     conn.commit()
     conn.close()
     ds = datasette([tmp_path / "turns.db"])
     status, body = await get_json(ds, "/-/runtime-truth/search.json?q=conv-big")
-    assert status == 200 and len(body["turns"]) == search.PER_LOOKUP
+    assert status == 200 and len(body["turns"]) == id_lookup.PER_LOOKUP
     assert body["turns"][0]["turn_id"] == "turn-104"  # newest first
     assert body["more"] == [{"database": "turns", "kind": "conv_id", "id": "conv-big",
                              "url": "/turns/runtime_history?conv_id=conv-big",

@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 import pytest
 from ruamel.yaml import YAML
 
-from datasette_runtime_truth import payload, yamlv3
+from datasette_runtime_truth.upstream import api_shapes, yamlv3
 
 GOLDEN = Path(__file__).resolve().parents[2] / "shared" / "golden" / "yaml-cases.jsonl"
 CASES = [json.loads(line) for line in GOLDEN.read_text().splitlines()]
@@ -28,10 +28,10 @@ def test_the_golden_file_is_there():
 @pytest.mark.parametrize("case", CASES, ids=[case["id"] for case in CASES])
 def test_golden_case(case):
     case_input = case["input"]
-    value = payload.turn_payload(
+    value = api_shapes.turn_payload(
         case_input["turn_id"], _blocks(case_input), case_input["turn_metadata_json"], case_input["turn_data_json"]
     )
-    assert payload.to_yaml(value) == case["yaml"]
+    assert api_shapes.to_yaml(value) == case["yaml"]
 
 
 @pytest.mark.parametrize("value, expected", [
@@ -150,7 +150,7 @@ _ANY_VALUE = st.recursive(
 @given(st.lists(_ANY_VALUE, min_size=1, max_size=4), st.data())
 def test_a_shared_memo_writes_every_document_as_alone(parts, data):
     # Documents assembled from the same objects, in different places and depths, the way the
-    # phase snapshots of a turn share their metadata and blocks (payload.PayloadBuilder).
+    # phase snapshots of a turn share their metadata and blocks (api_shapes.PayloadBuilder).
     documents = [
         data.draw(st.recursive(st.sampled_from(parts), lambda children: st.lists(children, max_size=3)
                                | st.dictionaries(_ANY_TEXT, children, max_size=3), max_leaves=6))
@@ -177,12 +177,12 @@ def test_the_memo_keeps_text_only_for_shared_values():
 
 
 def test_the_builder_writes_each_snapshot_of_a_turn_as_alone():
-    builder = payload.PayloadBuilder()
+    builder = api_shapes.PayloadBuilder()
     metadata = '{"geppetto.runtime@v1": {"runtime_key": "planner"}, "n": [1, {"x": "a\\nb"}]}'
     blocks = [("b1", "user", "user", '{"text": "hi"}', ""), ("b2", "llm_text", "assistant", '{"text": "- x"}', "")]
     snapshots = [builder.turn_payload("t1", blocks[:count], metadata, "{}") for count in (1, 2, 2)]
     assert snapshots[1]["blocks"][0] is snapshots[0]["blocks"][0]
-    assert [builder.yaml(value) for value in snapshots] == [payload.to_yaml(value) for value in snapshots]
+    assert [builder.yaml(value) for value in snapshots] == [api_shapes.to_yaml(value) for value in snapshots]
     assert builder.yaml(snapshots[2]) == (
         "blocks:\n"
         "    - id: b1\n      kind: user\n      payload:\n        text: hi\n      role: user\n"

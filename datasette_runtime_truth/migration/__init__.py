@@ -1,0 +1,2 @@
+"""Bringing a turns.db to the current shape: the batched migration, its preview, and
+the opt-in startup hook."""
