@@ -138,7 +138,7 @@ def read_settings(raw: Any) -> dict[str, Any]:
 def _read(entry, value):
     try:
         return entry.read(value)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         unset = " (an unset $env variable gives null)" if value is None else ""
         raise SettingsError(f"{PLUGIN}: {entry.name} is {_shown(value)}{unset}: "
                             f"expected {entry.accepts}") from None
