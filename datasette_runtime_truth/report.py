@@ -254,7 +254,8 @@ def iso_utc(epoch_s: float) -> str:
 def _pointer_check(pointers, compared_with_a_store, timeline):
     title = POINTER_TITLE
     if not compared_with_a_store and timeline:
-        return Check("pointer", title, INFO, f"timeline_database {timeline!r} is not attached", None)
+        return Check("pointer", title, INFO, f"timeline_database {timeline!r} is not attached, or has no "
+                                                 "timeline_conversations table", None)
     if not compared_with_a_store:
         return Check("pointer", title, INFO, "no timeline store to compare with", None)
     if pointers is None:

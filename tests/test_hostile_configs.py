@@ -137,6 +137,7 @@ async def test_numbers_and_booleans_given_as_strings_are_read_as_such(tmp_path):
     ({"report_max_age": "soon"}, 'report_max_age is "soon": expected a number of seconds, 0 or more'),
     ({"report_max_age": "nan"}, 'report_max_age is "nan": expected a number of seconds, 0 or more'),
     ({"report_max_age": True}, "report_max_age is true: expected a number of seconds, 0 or more"),
+    ({"report_max_age": 2**1024}, f"report_max_age is {2**1024}: expected a number of seconds, 0 or more"),
     ({"rules": "Legacy"}, 'rules is "Legacy": expected canonical or legacy'),
     ({"rules": None}, "rules is null (an unset $env variable gives null): expected canonical or legacy"),
     ({"migrate_on_startup": "yes"}, 'migrate_on_startup is "yes": expected true or false'),
@@ -165,6 +166,23 @@ def test_datasette_serve_refuses_in_one_line_and_reads_env_strings(tmp_path):
     bad = CliRunner().invoke(cli, command, env={"RT_AGE": "30"})
     assert (bad.exit_code, bad.output) == (1, (
         f"Error: {PLUGIN}: rules is null (an unset $env variable gives null): expected canonical or legacy\n"))
+
+
+@pytest.mark.asyncio
+async def test_a_timeline_database_without_timeline_conversations_is_no_timeline_store(tmp_path):
+    store = turns_db(tmp_path / "turns.db", "migrated")
+    migrate.migrate_path(store)
+    ds = datasette([store], timeline_database="turns")
+    for url in ("/-/runtime-truth", "/-/runtime-truth/metrics",
+                "/-/runtime-truth/turns/conversation?conv_id=c1", "/-/runtime-truth/turns/pointers"):
+        assert (await ds.client.get(url)).status_code == 200, url
+    data = await report_json(ds)
+    pointer = next(check for check in data["databases"][0]["checks"] if check["id"] == "pointer")
+    assert pointer["figure"] == (
+        "timeline_database 'turns' is not attached, or has no timeline_conversations table")
+    conversations = await ds.client.get("/api/debug/conversations")
+    assert (conversations.status_code, conversations.json()["error"]) == (
+        404, f"{PLUGIN}: timeline_database 'turns' has no timeline_conversations table")
 
 
 # --- 3. a configured database with no turns table yet ---------------------------------------------

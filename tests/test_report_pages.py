@@ -217,5 +217,6 @@ async def test_configured_timeline_database_that_is_not_attached(tmp_path):
     ds = Datasette([str(tmp_path / "turns.db")],
                    plugin_config={"datasette-runtime-truth": {"timeline_database": "timeline"}})
     data = (await ds.client.get("/-/runtime-truth.json")).json()
-    assert checks(data)["pointer"]["figure"] == "timeline_database 'timeline' is not attached"
+    assert checks(data)["pointer"]["figure"] == (
+        "timeline_database 'timeline' is not attached, or has no timeline_conversations table")
     assert data["status"] == "passes"
