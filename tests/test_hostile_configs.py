@@ -274,6 +274,56 @@ def test_migrate_counts_the_rows_a_trigger_let_through(tmp_path):
         ("t1", "planner", "inf-1"), ("t2", "", ""), ("t3", "planner", "inf-1")]
 
 
+def with_trigger(path, sql):
+    conn = sqlite3.connect(path)
+    conn.execute(sql)
+    conn.commit()
+    conn.close()
+    return path
+
+
+def migrate_json(path):
+    result = CliRunner().invoke(cli, ["runtime-truth", "migrate", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_a_trigger_refusing_the_timestamp_fill_costs_only_its_rows(tmp_path):
+    path = tmp_path / "turns.db"
+    conn = create_store(path, "pre-cutover")
+    for turn_id in ("t1", "t2"):
+        insert_turn(conn, "c1", "s1", turn_id, metadata=CANONICAL, updated=0)
+    conn.close()
+    with_trigger(path, "CREATE TRIGGER frozen BEFORE UPDATE ON turns WHEN old.turn_id = 't2' "
+                       "BEGIN SELECT RAISE(ABORT, 'turn t2 is frozen'); END")
+    report = migrate_json(path)
+    assert [report[key] for key in ("updated_at_ms_filled", "runtime_key_filled", "skipped_unwritable",
+                                    "unwritable_error", "missing_runtime_key")] == [
+        1, 1, 1, "turn t2 is frozen", 1]
+    assert turns_rows(path, "turn_id, updated_at_ms, runtime_key") == [("t1", 1000, "planner"), ("t2", 0, "")]
+
+
+def test_a_trigger_undoing_the_backfill_is_not_counted_as_filled(tmp_path):
+    path = with_trigger(turns_db(tmp_path / "turns.db", "current", turns=(("c1", "s1", "t1"), ("c1", "s1", "t2"))),
+                        "CREATE TRIGGER undo AFTER UPDATE ON turns BEGIN "
+                        "UPDATE turns SET runtime_key = '' WHERE rowid = new.rowid; END")
+    report = migrate_json(path)
+    assert [report[key] for key in ("runtime_key_filled", "inference_id_filled", "missing_runtime_key",
+                                    "missing_inference_id")] == [0, 2, 2, 0]
+    assert [row[3:] for row in turns_rows(path)] == [("", "inf-1")] * 2
+
+
+def test_a_trigger_rolling_back_the_transaction_stops_migrate_in_one_line(tmp_path):
+    path = with_trigger(turns_db(tmp_path / "turns.db", "current"),
+                        "CREATE TRIGGER veto BEFORE UPDATE ON turns BEGIN SELECT RAISE(ROLLBACK, 'veto'); END")
+    before = dump(path)
+    result = CliRunner().invoke(cli, ["runtime-truth", "migrate", str(path)])
+    assert (result.exit_code, result.output) == (1, (
+        f"Error: {path}: a trigger on turns rolled back the transaction (veto): nothing of this step "
+        "was written; every step before it is complete: change the trigger, then rerun\n"))
+    assert dump(path) == before
+
+
 # --- 7. the switches list's parameters and time limit --------------------------------------------
 
 def switched_store(path, conversations=1):
