@@ -75,6 +75,19 @@ async def test_an_unrelated_turns_table_is_left_alone_everywhere(tmp_path, capsy
     assert dump(game) == before
 
 
+@pytest.mark.asyncio
+async def test_a_turns_table_of_only_the_key_columns_is_shown_not_a_500(tmp_path):
+    path = tmp_path / "turns.db"
+    conn = sqlite3.connect(path)
+    conn.executescript("CREATE TABLE turns (conv_id TEXT, session_id TEXT, turn_id TEXT);"
+                       "INSERT INTO turns VALUES ('c1', 's1', 't2'), ('c1', 's1', 't1');")
+    conn.close()
+    ds = Datasette([str(path)])
+    page = await ds.client.get("/-/runtime-truth/turns/conversation?conv_id=c1")
+    assert page.status_code == 200
+    assert page.text.index('"turn_id">t1<') < page.text.index('"turn_id">t2<')
+
+
 @pytest.mark.parametrize("command", ["migrate", "check"])
 def test_migrate_and_check_refuse_an_unrelated_turns_table(tmp_path, command):
     game = game_db(tmp_path / "game.db")
