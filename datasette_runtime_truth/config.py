@@ -175,7 +175,12 @@ def configured_names(datasette):
 
 async def holds_turns(db) -> bool:
     """Whether ``db`` has a turns table the upstream wrote (see schema.turns_problem)."""
-    return schema.turns_problem(await db.table_columns("turns")) is None
+    return await turns_problem(db) is None
+
+
+async def turns_problem(db) -> Optional[str]:
+    """schema.read_turns_problem for an attached database."""
+    return await db.execute_fn(schema.read_turns_problem)
 
 
 async def turns_databases(datasette):

@@ -186,7 +186,7 @@ class Migration:
     @reads_only
     def _check_table(self, conn):
         """Refuse, before anything is written, a database whose turns table is not the upstream's."""
-        problem = schema.turns_problem(schema.turns_columns(conn))
+        problem = schema.read_turns_problem(conn)
         if problem:
             raise NotATurnsDatabase(f"{self.report.database}: not a turns.db ({problem})")
 
@@ -487,7 +487,7 @@ def open_turns_db(path: Union[str, os.PathLike], dry_run: bool = False,
     conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout_ms / 1000, isolation_level=None)
     try:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        problem = schema.turns_problem(schema.turns_columns(conn))
+        problem = schema.read_turns_problem(conn)
         if problem:
             raise NotATurnsDatabase(f"{path}: not a turns.db ({problem})")
     except sqlite3.DatabaseError as error:

@@ -118,7 +118,7 @@ def build(conn: sqlite3.Connection, database: str, path: Optional[str] = None, r
     """
     if rules not in backfill.RULES:
         raise ValueError(f"unknown rules {rules!r}: expected one of {', '.join(backfill.RULES)}")
-    problem = schema.turns_problem(schema.turns_columns(conn))
+    problem = schema.read_turns_problem(conn)
     if problem:
         return DatabaseReport(database=database, path=path, rules=rules, turns=0, checks=[],
                               coverage=[], timeline=timeline, problem=problem)

@@ -127,6 +127,8 @@ LEGACY_CREATED_COLUMN = "created_at_ms"
 # A turns table is one the upstream wrote only when it has the upstream's primary key.
 KEY_COLUMNS = ("conv_id", "session_id", "turn_id")
 NO_TURNS_TABLE = "it has no turns table"
+TURNS_IS_A_VIEW = "turns is a view, not a table"
+TURNS_VIEW_SQL = "SELECT 1 FROM sqlite_master WHERE type = 'view' AND name = 'turns' COLLATE NOCASE"
 
 SNAPSHOT_TABLES = ("turn_block_membership", "blocks")
 STAMP_COLUMNS = ("updated_at_ms", "turn_created_at_ms", LEGACY_CREATED_COLUMN)
@@ -241,6 +243,14 @@ def turns_problem(columns) -> Optional[str]:
     if missing:
         return f"its turns table has no {', '.join(missing)} column{'s' if len(missing) > 1 else ''}"
     return None
+
+
+def read_turns_problem(conn: sqlite3.Connection) -> Optional[str]:
+    """turns_problem for the database behind ``conn``: a view called ``turns``, which no
+    migration can alter, is not a turns table either."""
+    if conn.execute(TURNS_VIEW_SQL).fetchone() is not None:
+        return TURNS_IS_A_VIEW
+    return turns_problem(turns_columns(conn))
 
 
 def turns_columns(conn: sqlite3.Connection) -> list[str]:

@@ -65,7 +65,7 @@ async def _name_what_is_left_alone(datasette, databases):
     for name, db in datasette.databases.items():
         if name.startswith("_"):
             continue
-        problem = schema.turns_problem(await db.table_columns("turns"))
+        problem = await config.turns_problem(db)
         if problem == schema.NO_TURNS_TABLE and db in databases:
             _log(f"{name} has no turns table yet: nothing to check or migrate until the chat "
                  "server creates it")

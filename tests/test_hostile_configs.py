@@ -75,6 +75,41 @@ async def test_an_unrelated_turns_table_is_left_alone_everywhere(tmp_path, capsy
     assert dump(game) == before
 
 
+def view_db(path):
+    """A database whose ``turns`` is a view with the upstream's key columns."""
+    conn = sqlite3.connect(path)
+    conn.executescript("CREATE TABLE chat (conv_id TEXT, session_id TEXT, turn_id TEXT);"
+                       "INSERT INTO chat VALUES ('c1', 's1', 't1');"
+                       "CREATE VIEW turns AS SELECT * FROM chat;")
+    conn.close()
+    return path
+
+
+@pytest.mark.parametrize("command", ["migrate", "check"])
+def test_migrate_and_check_refuse_a_view_called_turns(tmp_path, command):
+    path = view_db(tmp_path / "view.db")
+    before = dump(path)
+    result = CliRunner().invoke(cli, ["runtime-truth", command, str(path)])
+    assert (result.exit_code, result.output) == (
+        2, f"Error: {path}: not a turns.db (turns is a view, not a table)\n")
+    assert dump(path) == before
+
+
+@pytest.mark.asyncio
+async def test_a_view_called_turns_is_left_alone(tmp_path, capsys):
+    path = view_db(tmp_path / "view.db")
+    before = dump(path)
+    ds = datasette([path], migrate_on_startup=True)
+    assert await report_json(ds) == {"status": "no turns database", "databases": []}
+    assert capsys.readouterr().err == (
+        "datasette-runtime-truth: view is not a turns.db (turns is a view, not a table): the "
+        "plugin leaves it alone\n")
+    for url in ("/-/runtime-truth/view/preview", "/-/runtime-truth/view/conversation?conv_id=c1",
+                "/view/runtime_history?conv_id=c1"):
+        assert (await ds.client.get(url)).status_code == 404, url
+    assert dump(path) == before
+
+
 @pytest.mark.asyncio
 async def test_a_turns_table_of_only_the_key_columns_is_shown_not_a_500(tmp_path):
     path = tmp_path / "turns.db"
