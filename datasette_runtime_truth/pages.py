@@ -16,6 +16,7 @@ from datasette.utils.asgi import BadRequest, Base400, Forbidden, NotFound, Respo
 from . import (charts, config, figures, links, metrics, permissions, preview, queries, report,
                reportcache, startup, timeline, times)
 from .api import time_limit_message
+from . import cors
 from .cors import add_cors
 
 PREFIX = links.PREFIX
@@ -53,6 +54,8 @@ def _get_only(view):
                 response = await view(datasette, request)
             except QueryInterrupted:
                 raise TooSlow(time_limit_message(datasette)) from None
+            except Forbidden as error:
+                response = await cors.forbidden(datasette, request, error)
         if request.method == "HEAD":
             response.body = b""
         return add_cors(datasette, response)

@@ -515,12 +515,26 @@ async def test_every_json_answer_carries_cors_headers(tmp_path):
         assert response.headers.get("access-control-allow-origin") == "*", url
 
 
+@pytest.mark.asyncio
+async def test_every_refusal_of_the_plugin_carries_cors_headers(tmp_path):
+    store = switched_store(tmp_path / "turns.db")
+    ds = Datasette([str(store)], cors=True,
+                   metadata={"databases": {"turns": {"tables": {"turns": {"allow": {"id": "root"}}}}}})
+    for url in ("/-/runtime-truth", "/-/runtime-truth.json", "/-/runtime-truth/metrics",
+                "/-/runtime-truth/turns/conversation?conv_id=c1", "/-/runtime-truth/turns/preview",
+                "/-/runtime-truth/turns/preview.csv", "/-/runtime-truth/turns/switches.json",
+                "/-/runtime-truth/turns/pointers", "/api/debug/turns?conv_id=c1"):
+        response = await ds.client.get(url)
+        assert (response.status_code, response.headers.get("access-control-allow-origin")) == (403, "*"), url
+
+
 # --- any settings: startup refuses in one line, or nothing answers 500 ----------------------------
 
 SETTING_NAMES = ["database", "timeline_database", "migrate_on_startup", "rules", "report_max_age",
                  "max_payload_chars", "Rules", "RULES", "report-max-age", "x"]
 setting_values = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-5, max_value=10**20), st.floats(), st.text(max_size=6),
+    st.none(), st.booleans(), st.integers(min_value=-5, max_value=10**20), st.just(2**1024), st.floats(),
+    st.text(max_size=6),
     st.sampled_from(["30", " 0 ", "1e3", "canonical", "legacy", "Legacy", "CANONICAL", "true", "False",
                      "turns", "timeline", "8000000", "-1", "nan", "inf", "2147483648"]),
     st.lists(st.sampled_from(["turns", "timeline", "nope"]), max_size=2),
