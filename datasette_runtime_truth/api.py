@@ -209,10 +209,7 @@ def _tables_read(stores, snapshots):
 
 async def _turns_database(datasette, actor, route_name):
     """The turns database named in the URL, else the default one; None when there is none."""
-    try:
-        candidates = await config.turns_databases(datasette)
-    except ValueError as error:
-        raise ApiError(404, f"turn store not enabled: {error}") from None
+    candidates = await config.turns_databases(datasette)
     if route_name is not None:
         name = config.database_route(route_name)
         for db in candidates:
@@ -221,7 +218,7 @@ async def _turns_database(datasette, actor, route_name):
         raise ApiError(404, f"not a turns database: {name}")
     names = config.configured_names(datasette)
     if names:
-        return datasette.databases[names[0]]
+        return datasette.databases.get(names[0])
     if len(candidates) > 1:
         visible = [db.name for db in candidates
                    if await permissions.can_view_database(datasette, actor, db.name)]

@@ -183,19 +183,22 @@ async def turns_problem(db) -> Optional[str]:
     return await db.execute_fn(schema.read_turns_problem)
 
 
+def check_attached(datasette):
+    """Raise SettingsError, at startup, when a configured ``database`` is not attached."""
+    unknown = [name for name in configured_names(datasette) or [] if name not in datasette.databases]
+    if unknown:
+        attached = sorted(name for name in datasette.databases if not name.startswith("_"))
+        raise SettingsError(f"{PLUGIN}: database {', '.join(map(repr, unknown))} is not attached; "
+                            f"attached: {', '.join(attached) or 'none'}")
+
+
 async def turns_databases(datasette):
-    """The attached databases that hold turns: the configured ones (whatever they hold yet), else
-    every one with a turns table (Datasette's internal database excluded)."""
+    """The attached databases that hold turns: the configured ones attached now (whatever they
+    hold yet; one removed at runtime is left out), else every one with a turns table (Datasette's
+    internal database excluded)."""
     names = configured_names(datasette)
     if names is not None:
-        unknown = [name for name in names if name not in datasette.databases]
-        if unknown:
-            attached = sorted(name for name in datasette.databases if not name.startswith("_"))
-            raise ValueError(
-                f"{PLUGIN}: database {', '.join(map(repr, unknown))} is not attached; "
-                f"attached: {', '.join(attached) or 'none'}"
-            )
-        return [datasette.databases[name] for name in names]
+        return [datasette.databases[name] for name in names if name in datasette.databases]
     return [db for name, db in datasette.databases.items()
             if not name.startswith("_") and await holds_turns(db)]
 

@@ -21,10 +21,8 @@ def migration_not_run(datasette, database):
 
 async def run(datasette):
     config.check(datasette)
-    try:
-        databases = await config.turns_databases(datasette)
-    except ValueError as error:
-        raise config.SettingsError(str(error)) from None
+    config.check_attached(datasette)
+    databases = await config.turns_databases(datasette)
     await _name_what_is_left_alone(datasette, databases)
     not_migrated = _not_migrated.setdefault(datasette, {})
     migrated = False

@@ -287,6 +287,20 @@ async def test_a_database_replaced_under_the_same_name_is_reported_afresh(tmp_pa
         ("first", str(second), 3, "fails")]
 
 
+@pytest.mark.asyncio
+async def test_a_configured_database_removed_at_runtime_leaves_the_others_served(tmp_path):
+    first, second = turns_db(tmp_path / "first.db"), turns_db(tmp_path / "second.db")
+    ds = datasette([first, second], database=["first", "second"])
+    await ds.invoke_startup()
+    ds.remove_database("first")
+    assert [db["database"] for db in (await report_json(ds))["databases"]] == ["second"]
+    for url in ("/-/runtime-truth", "/-/runtime-truth/metrics", "/-/runtime-truth/second/preview",
+                "/-/runtime-truth/second/api/debug/turns?conv_id=c1"):
+        assert (await ds.client.get(url)).status_code == 200, url
+    default = await ds.client.get("/api/debug/turns?conv_id=c1")
+    assert (default.status_code, default.json()["error"]) == (404, "turn store not enabled")
+
+
 # --- 6. a trigger that refuses or ignores updates ---------------------------------------------------
 
 @pytest.mark.parametrize("trigger, error", [
