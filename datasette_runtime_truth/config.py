@@ -105,7 +105,7 @@ def _names(value):
     names = [value] if isinstance(value, str) else value
     if not isinstance(names, list) or not names:
         raise ValueError
-    return [_name(name) for name in names]
+    return list(dict.fromkeys(_name(name) for name in names))  # each database reported once
 
 
 SETTINGS = (

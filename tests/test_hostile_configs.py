@@ -233,6 +233,14 @@ async def test_a_timeline_database_without_timeline_conversations_is_no_timeline
         404, f"{PLUGIN}: timeline_database 'turns' has no timeline_conversations table")
 
 
+@pytest.mark.asyncio
+async def test_a_database_named_twice_is_reported_once(tmp_path):
+    ds = datasette([turns_db(tmp_path / "turns.db")], database=["turns", "turns"])
+    assert [db["database"] for db in (await report_json(ds))["databases"]] == ["turns"]
+    metrics = await ds.client.get("/-/runtime-truth/metrics")
+    assert metrics.text.count('runtime_truth_turns{database="turns"} 1\n') == 1
+
+
 # --- 3. a configured database with no turns table yet ---------------------------------------------
 
 @pytest.mark.asyncio
