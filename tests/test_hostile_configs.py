@@ -482,6 +482,22 @@ def run_bundle(*args):
     return CliRunner().invoke(cli, ["runtime-truth", "bundle", *map(str, args)])
 
 
+def test_bundle_never_writes_through_a_symbolic_link(tmp_path):
+    directory, outside = tmp_path / "bundle", tmp_path / "outside.yml"
+    directory.mkdir()
+    (directory / "metadata.yml").symlink_to(outside)
+    refused = run_bundle(directory)
+    assert (refused.exit_code, refused.output) == (1, (
+        f"Error: {directory / 'metadata.yml'} is a symbolic link (use --force to replace the link "
+        "itself); nothing was written\n"))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["bundle"]
+    assert [path.name for path in directory.iterdir()] == ["metadata.yml"]
+    forced = run_bundle(directory, "--force")
+    assert forced.exit_code == 0, forced.output
+    assert not (directory / "metadata.yml").is_symlink()
+    assert not outside.exists()
+
+
 def test_bundle_keeps_an_operators_own_files_without_force(tmp_path):
     theirs = "databases:\n  turns:\n    allow:\n      id: root\n"
     (tmp_path / "metadata.yml").write_text(theirs)
