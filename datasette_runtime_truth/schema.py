@@ -153,9 +153,11 @@ class TurnsShape:
     def read(cls, conn: sqlite3.Connection, prefix: str = "") -> "TurnsShape":
         database = sqlite_utils.Database(conn, recursive_triggers=False)
         tables = frozenset(database.table_names())
-        if "turns" not in tables:
+        # SQLite's names ignore case: a table created as Turns is the one `FROM turns` reads.
+        name = next((name for name in tables if name.lower() == "turns"), None)
+        if name is None:
             return cls(tables=tables, prefix=prefix)
-        turns = database.table("turns")
+        turns = database.table(name)
         return cls(
             columns={column.name: _definition(column) for column in turns.columns},
             indexes={index.name: [(part.name, bool(part.desc)) for part in index.columns if part.key]

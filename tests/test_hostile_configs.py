@@ -75,6 +75,18 @@ async def test_an_unrelated_turns_table_is_left_alone_everywhere(tmp_path, capsy
     assert dump(game) == before
 
 
+def test_a_turns_table_named_in_another_case_is_migrated_once(tmp_path):
+    path = turns_db(tmp_path / "turns.db")
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE turns RENAME TO renamed")
+    conn.execute("ALTER TABLE renamed RENAME TO Turns")
+    conn.close()
+    report = migrate_json(path)
+    assert (report["columns_added"], report["runtime_key_filled"]) == (["runtime_key", "inference_id"], 1)
+    assert migrate_json(path)["changed"] is False
+    assert [row[3:] for row in turns_rows(path)] == [("planner", "inf-1")]
+
+
 def view_db(path):
     """A database whose ``turns`` is a view with the upstream's key columns."""
     conn = sqlite3.connect(path)
