@@ -97,16 +97,6 @@ def view_db(path):
     return path
 
 
-@pytest.mark.parametrize("command", ["migrate", "check"])
-def test_migrate_and_check_refuse_a_view_called_turns(tmp_path, command):
-    path = view_db(tmp_path / "view.db")
-    before = dump(path)
-    result = CliRunner().invoke(cli, ["runtime-truth", command, str(path)])
-    assert (result.exit_code, result.output) == (
-        2, f"Error: {path}: not a turns.db (turns is a view, not a table)\n")
-    assert dump(path) == before
-
-
 @pytest.mark.asyncio
 async def test_a_view_called_turns_is_left_alone(tmp_path, capsys):
     path = view_db(tmp_path / "view.db")
@@ -136,13 +126,16 @@ async def test_a_turns_table_of_only_the_key_columns_is_shown_not_a_500(tmp_path
 
 
 @pytest.mark.parametrize("command", ["migrate", "check"])
-def test_migrate_and_check_refuse_an_unrelated_turns_table(tmp_path, command):
-    game = game_db(tmp_path / "game.db")
-    before = dump(game)
-    result = CliRunner().invoke(cli, ["runtime-truth", command, str(game)])
-    assert (result.exit_code, result.output) == (
-        2, f"Error: {game}: not a turns.db (its turns table has no conv_id, session_id, turn_id columns)\n")
-    assert dump(game) == before
+@pytest.mark.parametrize("build, problem", [
+    (game_db, "its turns table has no conv_id, session_id, turn_id columns"),
+    (view_db, "turns is a view, not a table"),
+])
+def test_migrate_and_check_refuse_an_unrelated_turns_table(tmp_path, command, build, problem):
+    other = build(tmp_path / "other.db")
+    before = dump(other)
+    result = CliRunner().invoke(cli, ["runtime-truth", command, str(other)])
+    assert (result.exit_code, result.output) == (2, f"Error: {other}: not a turns.db ({problem})\n")
+    assert dump(other) == before
 
 
 @pytest.mark.asyncio
