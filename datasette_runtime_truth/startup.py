@@ -51,7 +51,7 @@ async def run(datasette):
                 continue
             _log(f"{db.name}: migrated ({report.runtime_key_filled:,} runtime_key and "
                  f"{report.inference_id_filled:,} inference_id filled, "
-                 f"{report.skipped_bad_metadata:,} rows skipped for bad metadata)")
+                 f"{report.skipped_bad_metadata:,} rows skipped for bad metadata{_unwritable(report)})")
             migrated = True
     if migrated:
         await datasette.refresh_schemas()
@@ -69,6 +69,12 @@ async def _name_what_is_left_alone(datasette, databases):
                  "server creates it")
         elif problem and problem != schema.NO_TURNS_TABLE:
             _log(f"{name} is not a turns.db ({problem}): the plugin leaves it alone")
+
+
+def _unwritable(report):
+    if not report.skipped_unwritable:
+        return ""
+    return f", {report.skipped_unwritable:,} that cannot be written: {' '.join(report.unwritable_error.split())}"
 
 
 def _one_line(error):

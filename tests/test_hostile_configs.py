@@ -378,6 +378,16 @@ def test_a_trigger_refusing_the_timestamp_fill_costs_only_its_rows(tmp_path):
     assert turns_rows(path, "turn_id, updated_at_ms, runtime_key") == [("t1", 1000, "planner"), ("t2", 0, "")]
 
 
+@pytest.mark.asyncio
+async def test_migrate_on_startup_says_which_rows_it_could_not_write(tmp_path, capsys):
+    path = with_trigger(turns_db(tmp_path / "turns.db"),
+                        "CREATE TRIGGER frozen BEFORE UPDATE ON turns BEGIN SELECT RAISE(ABORT, 'frozen'); END")
+    await datasette([path], migrate_on_startup=True).invoke_startup()
+    assert capsys.readouterr().err == (
+        "datasette-runtime-truth: turns: migrated (0 runtime_key and 0 inference_id filled, 0 rows "
+        "skipped for bad metadata, 1 that cannot be written: frozen)\n")
+
+
 def test_a_trigger_undoing_the_backfill_is_not_counted_as_filled(tmp_path):
     path = with_trigger(turns_db(tmp_path / "turns.db", "current", turns=(("c1", "s1", "t1"), ("c1", "s1", "t2"))),
                         "CREATE TRIGGER undo AFTER UPDATE ON turns BEGIN "
