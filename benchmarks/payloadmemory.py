@@ -21,12 +21,10 @@ import argparse
 import asyncio
 import json
 import os
-import pickle
 import sqlite3
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import httpx

@@ -111,7 +111,7 @@ def _names(value):
     names = [value] if isinstance(value, str) else value
     if not isinstance(names, list) or not names:
         raise ValueError
-    return [_name(name) for name in names]
+    return list(dict.fromkeys(_name(name) for name in names))  # each database reported once
 
 
 SETTINGS = (
@@ -151,7 +151,7 @@ def read_settings(raw: Any) -> dict[str, Any]:
 def _read(entry, value):
     try:
         return entry.read(value)
-    except (ValueError, TypeError):
+    except (ValueError, TypeError, OverflowError):
         unset = " (an unset $env variable gives null)" if value is None else ""
         raise SettingsError(f"{PLUGIN}: {entry.name} is {_shown(value)}{unset}: "
                             f"expected {entry.accepts}") from None
@@ -188,22 +188,30 @@ def configured_names(datasette):
 
 async def holds_turns(db) -> bool:
     """Whether ``db`` has a turns table the upstream wrote (see schema.turns_problem)."""
-    return schema.turns_problem(await db.table_columns("turns")) is None
+    return await turns_problem(db) is None
+
+
+async def turns_problem(db) -> Optional[str]:
+    """schema.read_turns_problem for an attached database."""
+    return await db.execute_fn(schema.read_turns_problem)
+
+
+def check_attached(datasette):
+    """Raise SettingsError, at startup, when a configured ``database`` is not attached."""
+    unknown = [name for name in configured_names(datasette) or [] if name not in datasette.databases]
+    if unknown:
+        attached = sorted(name for name in datasette.databases if not name.startswith("_"))
+        raise SettingsError(f"{PLUGIN}: database {', '.join(map(repr, unknown))} is not attached; "
+                            f"attached: {', '.join(attached) or 'none'}")
 
 
 async def turns_databases(datasette):
-    """The attached databases that hold turns: the configured ones (whatever they hold yet), else
-    every one with a turns table (Datasette's internal database excluded)."""
+    """The attached databases that hold turns: the configured ones attached now (whatever they
+    hold yet; one removed at runtime is left out), else every one with a turns table (Datasette's
+    internal database excluded)."""
     names = configured_names(datasette)
     if names is not None:
-        unknown = [name for name in names if name not in datasette.databases]
-        if unknown:
-            attached = sorted(name for name in datasette.databases if not name.startswith("_"))
-            raise ValueError(
-                f"{PLUGIN}: database {', '.join(map(repr, unknown))} is not attached; "
-                f"attached: {', '.join(attached) or 'none'}"
-            )
-        return [datasette.databases[name] for name in names]
+        return [datasette.databases[name] for name in names if name in datasette.databases]
     return [db for name, db in datasette.databases.items()
             if not name.startswith("_") and await holds_turns(db)]
 

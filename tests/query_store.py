@@ -10,7 +10,6 @@ from datasette_test import Datasette
 
 from builders import create_store, insert_turn
 from conftest import ON_065, line_config
-from datasette_runtime_truth.canned import bundle
 
 DAY = 86_400_000
 CUTOVER = 1_773_964_800_000  # 2026-03-20T00:00:00Z

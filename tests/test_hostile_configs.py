@@ -77,14 +77,67 @@ async def test_an_unrelated_turns_table_is_left_alone_everywhere(tmp_path, capsy
     assert dump(game) == before
 
 
+def test_a_turns_table_named_in_another_case_is_migrated_once(tmp_path):
+    path = turns_db(tmp_path / "turns.db")
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE turns RENAME TO renamed")
+    conn.execute("ALTER TABLE renamed RENAME TO Turns")
+    conn.close()
+    report = migrate_json(path)
+    assert (report["columns_added"], report["runtime_key_filled"]) == (["runtime_key", "inference_id"], 1)
+    assert migrate_json(path)["changed"] is False
+    assert [row[3:] for row in turns_rows(path)] == [("planner", "inf-1")]
+
+
+def view_db(path):
+    """A database whose ``turns`` is a view with the upstream's key columns."""
+    conn = sqlite3.connect(path)
+    conn.executescript("CREATE TABLE chat (conv_id TEXT, session_id TEXT, turn_id TEXT);"
+                       "INSERT INTO chat VALUES ('c1', 's1', 't1');"
+                       "CREATE VIEW turns AS SELECT * FROM chat;")
+    conn.close()
+    return path
+
+
+@pytest.mark.asyncio
+async def test_a_view_called_turns_is_left_alone(tmp_path, capsys):
+    path = view_db(tmp_path / "view.db")
+    before = dump(path)
+    ds = datasette([path], migrate_on_startup=True)
+    assert await report_json(ds) == {"format_version": 1, "status": "no turns database", "databases": []}
+    assert capsys.readouterr().err == (
+        "datasette-runtime-truth: view is not a turns.db (turns is a view, not a table): the "
+        "plugin leaves it alone\n")
+    for url in ("/-/runtime-truth/view/preview", "/-/runtime-truth/view/conversation?conv_id=c1",
+                "/view/runtime_history?conv_id=c1"):
+        assert (await ds.client.get(url)).status_code == 404, url
+    assert dump(path) == before
+
+
+@pytest.mark.asyncio
+async def test_a_turns_table_of_only_the_key_columns_is_shown_not_a_500(tmp_path):
+    path = tmp_path / "turns.db"
+    conn = sqlite3.connect(path)
+    conn.executescript("CREATE TABLE turns (conv_id TEXT, session_id TEXT, turn_id TEXT);"
+                       "INSERT INTO turns VALUES ('c1', 's1', 't2'), ('c1', 's1', 't1');")
+    conn.close()
+    ds = Datasette([str(path)])
+    page = await ds.client.get("/-/runtime-truth/turns/conversation?conv_id=c1")
+    assert page.status_code == 200
+    assert page.text.index('"turn_id">t1<') < page.text.index('"turn_id">t2<')
+
+
 @pytest.mark.parametrize("command", ["migrate", "check"])
-def test_migrate_and_check_refuse_an_unrelated_turns_table(tmp_path, command):
-    game = game_db(tmp_path / "game.db")
-    before = dump(game)
-    result = CliRunner().invoke(cli, ["runtime-truth", command, str(game)])
-    assert (result.exit_code, result.output) == (
-        2, f"Error: {game}: not a turns.db (its turns table has no conv_id, session_id, turn_id columns)\n")
-    assert dump(game) == before
+@pytest.mark.parametrize("build, problem", [
+    (game_db, "its turns table has no conv_id, session_id, turn_id columns"),
+    (view_db, "turns is a view, not a table"),
+])
+def test_migrate_and_check_refuse_an_unrelated_turns_table(tmp_path, command, build, problem):
+    other = build(tmp_path / "other.db")
+    before = dump(other)
+    result = CliRunner().invoke(cli, ["runtime-truth", command, str(other)])
+    assert (result.exit_code, result.output) == (2, f"Error: {other}: not a turns.db ({problem})\n")
+    assert dump(other) == before
 
 
 @pytest.mark.asyncio
@@ -140,6 +193,7 @@ async def test_numbers_and_booleans_given_as_strings_are_read_as_such(tmp_path):
     ({"report_max_age": "soon"}, 'report_max_age is "soon": expected a number of seconds, 0 or more'),
     ({"report_max_age": "nan"}, 'report_max_age is "nan": expected a number of seconds, 0 or more'),
     ({"report_max_age": True}, "report_max_age is true: expected a number of seconds, 0 or more"),
+    ({"report_max_age": 2**1024}, f"report_max_age is {2**1024}: expected a number of seconds, 0 or more"),
     ({"rules": "Legacy"}, 'rules is "Legacy": expected canonical or legacy'),
     ({"rules": None}, "rules is null (an unset $env variable gives null): expected canonical or legacy"),
     ({"migrate_on_startup": "yes"}, 'migrate_on_startup is "yes": expected true or false'),
@@ -171,6 +225,31 @@ def test_datasette_serve_refuses_in_one_line_and_reads_env_strings(tmp_path):
     bad = CliRunner().invoke(cli, command, env={"RT_AGE": "30"})
     assert (bad.exit_code, bad.output) == (1, (
         f"Error: {PLUGIN}: rules is null (an unset $env variable gives null): expected canonical or legacy\n"))
+
+
+@pytest.mark.asyncio
+async def test_a_timeline_database_without_timeline_conversations_is_no_timeline_store(tmp_path):
+    store = turns_db(tmp_path / "turns.db", "migrated")
+    apply.migrate_path(store)
+    ds = datasette([store], timeline_database="turns")
+    for url in ("/-/runtime-truth", "/-/runtime-truth/metrics",
+                "/-/runtime-truth/turns/conversation?conv_id=c1", "/-/runtime-truth/turns/pointers"):
+        assert (await ds.client.get(url)).status_code == 200, url
+    data = await report_json(ds)
+    pointer = next(check for check in data["databases"][0]["checks"] if check["id"] == "pointer")
+    assert pointer["figure"] == (
+        "timeline_database 'turns' is not attached, or has no timeline_conversations table")
+    conversations = await ds.client.get("/api/debug/conversations")
+    assert (conversations.status_code, conversations.json()["error"]) == (
+        404, f"{PLUGIN}: timeline_database 'turns' has no timeline_conversations table")
+
+
+@pytest.mark.asyncio
+async def test_a_database_named_twice_is_reported_once(tmp_path):
+    ds = datasette([turns_db(tmp_path / "turns.db")], database=["turns", "turns"])
+    assert [db["database"] for db in (await report_json(ds))["databases"]] == ["turns"]
+    metrics = await ds.client.get("/-/runtime-truth/metrics")
+    assert metrics.text.count('runtime_truth_turns{database="turns"} 1.0\n') == 1
 
 
 # --- 3. a configured database with no turns table yet ---------------------------------------------
@@ -227,6 +306,20 @@ async def test_a_database_replaced_under_the_same_name_is_reported_afresh(tmp_pa
         ("first", str(second), 3, "fails")]
 
 
+@pytest.mark.asyncio
+async def test_a_configured_database_removed_at_runtime_leaves_the_others_served(tmp_path):
+    first, second = turns_db(tmp_path / "first.db"), turns_db(tmp_path / "second.db")
+    ds = datasette([first, second], database=["first", "second"])
+    await ds.invoke_startup()
+    ds.remove_database("first")
+    assert [db["database"] for db in (await report_json(ds))["databases"]] == ["second"]
+    for url in ("/-/runtime-truth", "/-/runtime-truth/metrics", "/-/runtime-truth/second/preview",
+                "/-/runtime-truth/second/api/debug/turns?conv_id=c1"):
+        assert (await ds.client.get(url)).status_code == 200, url
+    default = await ds.client.get("/api/debug/turns?conv_id=c1")
+    assert (default.status_code, default.json()["error"]) == (404, "turn store not enabled")
+
+
 # --- 6. a trigger that refuses or ignores updates ---------------------------------------------------
 
 @pytest.mark.parametrize("trigger, error", [
@@ -260,6 +353,66 @@ def test_migrate_counts_the_rows_a_trigger_let_through(tmp_path):
             report.missing_runtime_key) == (2, 2, 1, 1)
     assert [row[2:] for row in turns_rows(path)] == [
         ("t1", "planner", "inf-1"), ("t2", "", ""), ("t3", "planner", "inf-1")]
+
+
+def with_trigger(path, sql):
+    conn = sqlite3.connect(path)
+    conn.execute(sql)
+    conn.commit()
+    conn.close()
+    return path
+
+
+def migrate_json(path):
+    result = CliRunner().invoke(cli, ["runtime-truth", "migrate", str(path), "--json"])
+    assert result.exit_code == 0, result.output
+    return json.loads(result.output)
+
+
+def test_a_trigger_refusing_the_timestamp_fill_costs_only_its_rows(tmp_path):
+    path = tmp_path / "turns.db"
+    conn = create_store(path, "pre-cutover")
+    for turn_id in ("t1", "t2"):
+        insert_turn(conn, "c1", "s1", turn_id, metadata=CANONICAL, updated=0)
+    conn.close()
+    with_trigger(path, "CREATE TRIGGER frozen BEFORE UPDATE ON turns WHEN old.turn_id = 't2' "
+                       "BEGIN SELECT RAISE(ABORT, 'turn t2 is frozen'); END")
+    report = migrate_json(path)
+    assert [report[key] for key in ("updated_at_ms_filled", "runtime_key_filled", "skipped_unwritable",
+                                    "unwritable_error", "missing_runtime_key")] == [
+        1, 1, 1, "turn t2 is frozen", 1]
+    assert turns_rows(path, "turn_id, updated_at_ms, runtime_key") == [("t1", 1000, "planner"), ("t2", 0, "")]
+
+
+@pytest.mark.asyncio
+async def test_migrate_on_startup_says_which_rows_it_could_not_write(tmp_path, capsys):
+    path = with_trigger(turns_db(tmp_path / "turns.db"),
+                        "CREATE TRIGGER frozen BEFORE UPDATE ON turns BEGIN SELECT RAISE(ABORT, 'frozen'); END")
+    await datasette([path], migrate_on_startup=True).invoke_startup()
+    assert capsys.readouterr().err == (
+        "datasette-runtime-truth: turns: migrated (0 runtime_key and 0 inference_id filled, 0 rows "
+        "skipped for bad metadata, 1 that cannot be written: frozen)\n")
+
+
+def test_a_trigger_undoing_the_backfill_is_not_counted_as_filled(tmp_path):
+    path = with_trigger(turns_db(tmp_path / "turns.db", "current", turns=(("c1", "s1", "t1"), ("c1", "s1", "t2"))),
+                        "CREATE TRIGGER undo AFTER UPDATE ON turns BEGIN "
+                        "UPDATE turns SET runtime_key = '' WHERE rowid = new.rowid; END")
+    report = migrate_json(path)
+    assert [report[key] for key in ("runtime_key_filled", "inference_id_filled", "missing_runtime_key",
+                                    "missing_inference_id")] == [0, 2, 2, 0]
+    assert [row[3:] for row in turns_rows(path)] == [("", "inf-1")] * 2
+
+
+def test_a_trigger_rolling_back_the_transaction_stops_migrate_in_one_line(tmp_path):
+    path = with_trigger(turns_db(tmp_path / "turns.db", "current"),
+                        "CREATE TRIGGER veto BEFORE UPDATE ON turns BEGIN SELECT RAISE(ROLLBACK, 'veto'); END")
+    before = dump(path)
+    result = CliRunner().invoke(cli, ["runtime-truth", "migrate", str(path)])
+    assert (result.exit_code, result.output) == (1, (
+        f"Error: {path}: a trigger on turns rolled back the transaction (veto): nothing of this step "
+        "was written; every step before it is complete: change the trigger, then rerun\n"))
+    assert dump(path) == before
 
 
 # --- 7. the switches list's parameters and time limit --------------------------------------------
@@ -350,6 +503,22 @@ def run_bundle(*args):
     return CliRunner().invoke(cli, ["runtime-truth", "bundle", *map(str, args)])
 
 
+def test_bundle_never_writes_through_a_symbolic_link(tmp_path):
+    directory, outside = tmp_path / "bundle", tmp_path / "outside.yml"
+    directory.mkdir()
+    (directory / "metadata.yml").symlink_to(outside)
+    refused = run_bundle(directory)
+    assert (refused.exit_code, refused.output) == (1, (
+        f"Error: {directory / 'metadata.yml'} is a symbolic link (use --force to replace the link "
+        "itself); nothing was written\n"))
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["bundle"]
+    assert [path.name for path in directory.iterdir()] == ["metadata.yml"]
+    forced = run_bundle(directory, "--force")
+    assert forced.exit_code == 0, forced.output
+    assert not (directory / "metadata.yml").is_symlink()
+    assert not outside.exists()
+
+
 def test_bundle_keeps_an_operators_own_files_without_force(tmp_path):
     theirs = "databases:\n  turns:\n    allow:\n      id: root\n"
     (tmp_path / "metadata.yml").write_text(theirs)
@@ -405,12 +574,26 @@ async def test_every_json_answer_carries_cors_headers(tmp_path):
         assert response.headers.get("access-control-allow-origin") == "*", url
 
 
+@pytest.mark.asyncio
+async def test_every_refusal_of_the_plugin_carries_cors_headers(tmp_path):
+    store = switched_store(tmp_path / "turns.db")
+    ds = Datasette([str(store)], cors=True,
+                   metadata={"databases": {"turns": {"tables": {"turns": {"allow": {"id": "root"}}}}}})
+    for url in ("/-/runtime-truth", "/-/runtime-truth.json", "/-/runtime-truth/metrics",
+                "/-/runtime-truth/turns/conversation?conv_id=c1", "/-/runtime-truth/turns/preview",
+                "/-/runtime-truth/turns/preview.csv", "/-/runtime-truth/turns/switches.json",
+                "/-/runtime-truth/turns/pointers", "/api/debug/turns?conv_id=c1"):
+        response = await ds.client.get(url)
+        assert (response.status_code, response.headers.get("access-control-allow-origin")) == (403, "*"), url
+
+
 # --- any settings: startup refuses in one line, or nothing answers 500 ----------------------------
 
 SETTING_NAMES = ["database", "timeline_database", "migrate_on_startup", "rules", "report_max_age",
                  "max_payload_chars", "payload_workers", "payload_process_chars", "Rules", "RULES", "report-max-age", "x"]
 setting_values = st.one_of(
-    st.none(), st.booleans(), st.integers(min_value=-5, max_value=10**20), st.floats(), st.text(max_size=6),
+    st.none(), st.booleans(), st.integers(min_value=-5, max_value=10**20), st.just(2**1024), st.floats(),
+    st.text(max_size=6),
     st.sampled_from(["30", " 0 ", "1e3", "canonical", "legacy", "Legacy", "CANONICAL", "true", "False",
                      "turns", "timeline", "8000000", "-1", "nan", "inf", "2147483648"]),
     st.lists(st.sampled_from(["turns", "timeline", "nope"]), max_size=2),

@@ -2,6 +2,8 @@
 migration/ build on it, report/ and web/ on all of them. Held by reading each module's imports."""
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -39,3 +41,14 @@ def test_a_layer_imports_only_the_layers_below_it(layer):
         assert used & layers - {layer} <= MAY_IMPORT[layer], path.name
         if layer == "upstream":
             assert not {"datasette", "datasette_runtime_truth"} & used, path.name
+
+
+def test_importing_the_package_first_registers_every_hook():
+    """The package imported before Datasette has loaded its plugins (as a test or a script does)
+    must not make Datasette register it half-imported: nothing it imports at module level may
+    import datasette.plugins, which loads every plugin."""
+    program = ("import datasette_runtime_truth\n"
+               "from datasette.plugins import pm\n"
+               "print(sorted(impl.plugin_name for impl in pm.hook.register_routes.get_hookimpls()))")
+    printed = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True).stdout
+    assert "runtime_truth" in printed

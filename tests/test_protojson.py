@@ -3,7 +3,6 @@ TimelineEntityV2 (protojson.py) and how the handler read its query (golang.py)."
 
 import json
 import math
-import struct
 from urllib.parse import quote_from_bytes
 
 from hypothesis import given, settings, strategies as st

@@ -1,7 +1,6 @@
 """The cutover checks as pure functions over real SQLite files with the upstream DDL."""
 
 import json
-import shutil
 import sqlite3
 
 import pytest

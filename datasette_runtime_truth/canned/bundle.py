@@ -108,13 +108,17 @@ def _holds(path, content):
 def conflict(files, force=False):
     """Why ``files`` cannot be written, checked before any is: a path below a file, a path that
     is a directory, or (without ``force``) a file there the bundle did not write, such as an
-    operator's own metadata.yml with its ``allow`` blocks. None when they can."""
+    operator's own metadata.yml with its ``allow`` blocks, or a symbolic link, which would be
+    written through (a dangling one creates its target, outside DIRECTORY). None when they can."""
     for path in files:
         blocker = next((parent for parent in path.parents if parent.exists() and not parent.is_dir()), None)
         if blocker is not None:
             return f"{blocker} is not a directory; nothing was written"
         if path.is_dir():
             return f"{path} is a directory; nothing was written"
+        if not force and path.is_symlink() and not _holds(path, files[path]):
+            return (f"{path} is a symbolic link (use --force to replace the link itself); nothing "
+                    "was written")
         if not force and path.exists() and not _written_by_bundle(path):
             return (f"{path} already exists and was not written by this command (use --force to "
                     "replace it); nothing was written")
@@ -136,6 +140,8 @@ def write(files):
         if _holds(path, content):
             continue
         path.parent.mkdir(parents=True, exist_ok=True)
+        if path.is_symlink():
+            path.unlink()  # --force replaces the link, never the file it points to
         path.write_text(content)
         written.append(str(path))
     return written

@@ -131,6 +131,8 @@ class Migration:
         self._finished_scan = False
         self._shape = schema.TurnsShape()
         self._window: Window = {}
+        self._has_triggers = False
+        self._refused_rows: set[int] = set()
         self._decided: dict[Row, backfill.Decision] = {}
         self._data_version: Optional[int] = None
         # True when no one else writes through this connection, so PRAGMA data_version (which
@@ -155,7 +157,7 @@ class Migration:
     @reads_only
     def _check_table(self, conn: sqlite3.Connection) -> None:
         """Refuse, before anything is written, a database whose turns table is not the upstream's."""
-        problem = schema.turns_problem(schema.turns_columns(conn))
+        problem = schema.read_turns_problem(conn)
         if problem:
             raise NotATurnsDatabase(f"{self.report.database}: not a turns.db ({problem})")
 
@@ -170,6 +172,7 @@ class Migration:
         if schema.is_without_rowid(conn):
             raise MigrationError("turns is a WITHOUT ROWID table, which no upstream version wrote")
         self._shape = schema.TurnsShape.read(conn)
+        self._has_triggers = conn.execute(TRIGGERS_SQL).fetchone() is not None
         self._after_rowid = conn.execute("SELECT coalesce(min(rowid), 0) - 1 FROM turns").fetchone()[0]
 
     @reads_only
@@ -201,6 +204,7 @@ class Migration:
         self.report.rows_scanned += rows
         self._after_rowid = window["last"]
         self._decided = {}
+        self._refused_rows = set()
         if self.progress:
             self.progress(rows)
 
@@ -228,10 +232,32 @@ class Migration:
             window,
         )
 
-    def _update_or_count(self, conn: sqlite3.Connection, update_sql: str, count_sql: str, params: Window) -> int:
+    def _update_or_count(self, conn: sqlite3.Connection, update_sql: str, count_sql: str, window: Window) -> int:
+        """The rows ``update_sql`` changes in the window (``count_sql`` counts them in a dry run).
+        Row by row when SQLite refuses the update (a CHECK, a trigger's RAISE), so a refused row
+        costs only itself and is counted."""
         if self.report.dry_run:
-            return conn.execute(count_sql, params).fetchone()[0]
-        return conn.execute(update_sql, params).rowcount
+            return conn.execute(count_sql, window).fetchone()[0]
+        return self._in_savepoint(
+            conn, lambda: conn.execute(update_sql, window).rowcount,
+            lambda count: count is not None,
+            lambda: sum(self._update_row(conn, update_sql, {**window, "first": rowid - 1, "last": rowid})
+                        for rowid in self._rowids(conn, window)))
+
+    def _update_row(self, conn, update_sql, one_row):
+        try:
+            return conn.execute(update_sql, one_row).rowcount
+        except sqlite3.OperationalError:
+            raise
+        except sqlite3.DatabaseError as error:
+            self._refused(conn, error)
+            self._unwritable(str(error), one_row["last"])
+            return 0
+
+    @staticmethod
+    def _rowids(conn, window):
+        return [row[0] for row in conn.execute(
+            "SELECT rowid FROM turns WHERE rowid > :first AND rowid <= :last ORDER BY rowid", window)]
 
     def _candidates(self, conn: sqlite3.Connection, window: Window) -> list[Row]:
         shape = self._shape
@@ -266,19 +292,35 @@ class Migration:
             updates.append((*decision.values, rowid, old_runtime, old_inference))
             decisions.append(decision)
         written = [True] * len(updates) if self.report.dry_run else self._write(conn, updates)
+        held = (self._held(conn, window)
+                if any(written) and self._has_triggers and not self.report.dry_run else {})
         for update, decision, done in zip(updates, decisions, written):
-            runtime_key, inference_id, _, old_runtime, old_inference = update
+            runtime_key, inference_id, rowid, old_runtime, old_inference = update
+            if rowid in held and held[rowid] != (runtime_key, inference_id):
+                # A trigger of the operator's rewrote or undid the write: count what the file holds.
+                decision = backfill.writes(old_runtime, old_inference, held[rowid])
+            if done and decision.values == (old_runtime, old_inference):
+                done = self._unwritable("a trigger left the row unchanged", rowid)
             if done:
-                self._count_written(decision, runtime_key, inference_id)
+                self._count_written(decision)
             else:
                 self._count_missing(old_runtime, old_inference)
 
-    def _count_written(self, decision: backfill.Decision, runtime_key: str, inference_id: str) -> None:
-        """Count a row written with ``decision``'s values (``runtime_key``, ``inference_id``)."""
-        self._count_missing(runtime_key, inference_id)
+    def _count_written(self, decision: backfill.Decision) -> None:
+        """Count a row written with ``decision``'s values."""
+        assert decision.values is not None
+        self._count_missing(*decision.values)
         self.report.runtime_key_filled += decision.runtime_key_filled
         self.report.inference_id_filled += decision.inference_id_filled
         self.report.values_trimmed += decision.values_trimmed
+
+    @staticmethod
+    def _held(conn: sqlite3.Connection, window: Window) -> dict[int, tuple[Any, Any]]:
+        """{rowid: (runtime_key, inference_id)} as the file holds them after the window's update:
+        a trigger of the operator's may have rewritten or undone what was written."""
+        return {rowid: (runtime_key, inference_id) for rowid, runtime_key, inference_id in conn.execute(
+            "SELECT rowid, runtime_key, inference_id FROM turns WHERE rowid > :first AND rowid <= :last",
+            window)}
 
     def _count_missing(self, runtime_key: Any, inference_id: Any) -> None:
         self.report.missing_runtime_key += backfill.is_empty(runtime_key)
@@ -290,23 +332,39 @@ class Migration:
         costs only itself and is counted, and only what was written counts as filled."""
         if not updates:
             return []
+        return self._in_savepoint(
+            conn, lambda: [True] * conn.executemany(UPDATE_SQL, updates).rowcount,
+            lambda done: done is not None and len(done) == len(updates),
+            lambda: [self._write_row(conn, update) for update in updates])
+
+    def _in_savepoint(self, conn, attempt, complete, row_by_row):
+        """``attempt()`` in a savepoint; undone, and ``row_by_row()`` instead, when SQLite refused
+        it (a CHECK, a trigger's RAISE) or ``complete`` says a trigger ignored part of it."""
         conn.execute("SAVEPOINT backfill_window")
         try:
-            written = conn.executemany(UPDATE_SQL, updates).rowcount
+            result = attempt()
         except sqlite3.OperationalError:
             if conn.in_transaction:  # disk full: SQLite has rolled it all back by itself
                 conn.execute("ROLLBACK TO backfill_window")
                 conn.execute("RELEASE backfill_window")
             raise
-        except sqlite3.DatabaseError:
-            written = -1
-        if written != len(updates):
+        except sqlite3.DatabaseError as error:
+            self._refused(conn, error)
+            result = None
+        if not complete(result):
             conn.execute("ROLLBACK TO backfill_window")
-            done = [self._write_row(conn, update) for update in updates]
-        else:
-            done = [True] * len(updates)
+            result = row_by_row()
         conn.execute("RELEASE backfill_window")
-        return done
+        return result
+
+    def _refused(self, conn, error):
+        """A refused write whose trigger's RAISE(ROLLBACK) took the whole transaction with it
+        stops the migration, in one line: the rows before it in this step are undone too."""
+        if not conn.in_transaction:
+            raise MigrationError(
+                f"{self.report.database}: a trigger on turns rolled back the transaction ({error}): "
+                "nothing of this step was written; every step before it is complete: change the "
+                "trigger, then rerun")
 
     def _write_row(self, conn: sqlite3.Connection, update: Row) -> bool:
         try:
@@ -314,11 +372,16 @@ class Migration:
         except sqlite3.OperationalError:
             raise
         except sqlite3.DatabaseError as error:
-            return self._unwritable(str(error))
-        return written or self._unwritable("a trigger left the row unchanged")
+            self._refused(conn, error)
+            return self._unwritable(str(error), update[2])
+        return written or self._unwritable("a trigger left the row unchanged", update[2])
 
-    def _unwritable(self, error: str) -> bool:
-        self.report.skipped_unwritable += 1
+    def _unwritable(self, error: str, rowid: int) -> bool:
+        """Count a row SQLite or a trigger would not let change, once however many of its
+        updates were refused."""
+        if rowid not in self._refused_rows:
+            self._refused_rows.add(rowid)
+            self.report.skipped_unwritable += 1
         self.report.unwritable_error = self.report.unwritable_error or error
         return False
 
@@ -333,6 +396,7 @@ class Migration:
 # Both columns, and only while the row still holds the values the decision was made from.
 UPDATE_SQL = """UPDATE turns SET runtime_key = ?, inference_id = ?
                 WHERE rowid = ? AND runtime_key IS ? AND inference_id IS ?"""
+TRIGGERS_SQL = "SELECT 1 FROM sqlite_master WHERE type = 'trigger' AND tbl_name = 'turns'"
 
 
 def _data_version(conn: sqlite3.Connection) -> int:
@@ -395,7 +459,7 @@ def open_turns_db(path: Union[str, os.PathLike], dry_run: bool = False,
                            timeout=busy_timeout_ms / 1000, isolation_level=None)
     try:
         conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
-        problem = schema.turns_problem(schema.turns_columns(conn))
+        problem = schema.read_turns_problem(conn)
         if problem:
             raise NotATurnsDatabase(f"{path}: not a turns.db ({problem})")
     except sqlite3.DatabaseError as error:

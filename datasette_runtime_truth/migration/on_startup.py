@@ -23,10 +23,8 @@ def migration_not_run(datasette, database):
 
 async def run(datasette):
     config.check(datasette)
-    try:
-        databases = await config.turns_databases(datasette)
-    except ValueError as error:
-        raise config.SettingsError(str(error)) from None
+    config.check_attached(datasette)
+    databases = await config.turns_databases(datasette)
     await _name_what_is_left_alone(datasette, databases)
     not_migrated = _not_migrated.setdefault(datasette, {})
     migrated = False
@@ -55,7 +53,7 @@ async def run(datasette):
                 continue
             _log(f"{db.name}: migrated ({report.runtime_key_filled:,} runtime_key and "
                  f"{report.inference_id_filled:,} inference_id filled, "
-                 f"{report.skipped_bad_metadata:,} rows skipped for bad metadata)")
+                 f"{report.skipped_bad_metadata:,} rows skipped for bad metadata{_unwritable(report)})")
             migrated = True
     if migrated:
         await datasette.refresh_schemas()
@@ -67,12 +65,18 @@ async def _name_what_is_left_alone(datasette, databases):
     for name, db in datasette.databases.items():
         if name.startswith("_"):
             continue
-        problem = schema.turns_problem(await db.table_columns("turns"))
+        problem = await config.turns_problem(db)
         if problem == schema.NO_TURNS_TABLE and db in databases:
             _log(f"{name} has no turns table yet: nothing to check or migrate until the chat "
                  "server creates it")
         elif problem and problem != schema.NO_TURNS_TABLE:
             _log(f"{name} is not a turns.db ({problem}): the plugin leaves it alone")
+
+
+def _unwritable(report):
+    if not report.skipped_unwritable:
+        return ""
+    return f", {report.skipped_unwritable:,} that cannot be written: {' '.join(report.unwritable_error.split())}"
 
 
 def _one_line(error):

@@ -101,7 +101,7 @@ def build(conn: sqlite3.Connection, database: str, path: Optional[str] = None, r
     """
     backfill.check_rules(rules)
     path = None if path is None else os.fspath(path)
-    problem = schema.turns_problem(schema.turns_columns(conn))
+    problem = schema.read_turns_problem(conn)
     if problem:
         return DatabaseReport(database=database, path=path, rules=rules, turns=0, checks=[],
                               coverage=[], timeline=timeline, problem=problem)
@@ -231,7 +231,8 @@ def without_pointers(db_report: "DatabaseReport") -> "DatabaseReport":
 def _pointer_check(pointers, compared_with_a_store, timeline):
     title = POINTER_TITLE
     if not compared_with_a_store and timeline:
-        return Check("pointer", title, INFO, f"timeline_database {timeline!r} is not attached", None)
+        return Check("pointer", title, INFO, f"timeline_database {timeline!r} is not attached, or has no "
+                                                 "timeline_conversations table", None)
     if not compared_with_a_store:
         return Check("pointer", title, INFO, "no timeline store to compare with", None)
     if pointers is None:

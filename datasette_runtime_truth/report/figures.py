@@ -167,7 +167,7 @@ SELECT turn_id, session_id, {runtime_key} AS runtime_key, {inference_id} AS infe
        {stamp} AS updated_at_ms
 FROM turns
 WHERE conv_id = :conv_id
-ORDER BY {stamp} ASC, turn_id ASC
+ORDER BY updated_at_ms ASC, turn_id ASC
 LIMIT :limit
 """
 

@@ -52,11 +52,13 @@ class NotATimelineStore(ValueError):
 async def database(datasette):
     """The attached timeline store: the ``timeline_database`` setting, else the first attached
     database with a ``timeline_conversations`` table, else None. ValueError when the configured
-    one is not attached."""
+    one is not attached or has no ``timeline_conversations`` (yet)."""
     name = config.setting(datasette, "timeline_database")
     if name:
         if name not in datasette.databases:
             raise ValueError(f"{config.PLUGIN}: timeline_database {name!r} is not attached")
+        if not await datasette.databases[name].execute_fn(is_timeline_store):
+            raise ValueError(f"{config.PLUGIN}: timeline_database {name!r} has no {TABLE} table")
         return datasette.databases[name]
     for db_name, db in datasette.databases.items():
         if not db_name.startswith("_") and await db.execute_fn(is_timeline_store):

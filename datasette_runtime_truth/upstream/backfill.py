@@ -208,6 +208,12 @@ def decide(metadata_json: Union[str, bytes, None], runtime_key: Any, inference_i
         return _SKIPS
     if values is None:
         return _LEAVES
+    return writes(runtime_key, inference_id, values)
+
+
+def writes(runtime_key: Any, inference_id: Any, values: tuple[str, str]) -> Decision:
+    """The WRITES decision for a row holding ``runtime_key`` / ``inference_id`` that comes to
+    hold ``values``: what the write counts as, per column filled and in all trimmed."""
     changes = (change(runtime_key, values[0]), change(inference_id, values[1]))
     return Decision(WRITES, values, int(changes[0] == FILLED), int(changes[1] == FILLED), changes.count(TRIMMED))
 

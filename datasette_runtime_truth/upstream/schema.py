@@ -147,6 +147,8 @@ LEGACY_CREATED_COLUMN = "created_at_ms"
 # A turns table is one the upstream wrote only when it has the upstream's primary key.
 KEY_COLUMNS = ("conv_id", "session_id", "turn_id")
 NO_TURNS_TABLE = "it has no turns table"
+TURNS_IS_A_VIEW = "turns is a view, not a table"
+TURNS_VIEW_SQL = "SELECT 1 FROM sqlite_master WHERE type = 'view' AND name = 'turns' COLLATE NOCASE"
 
 SNAPSHOT_TABLES = ("turn_block_membership", "blocks")
 STAMP_COLUMNS = ("updated_at_ms", "turn_created_at_ms", LEGACY_CREATED_COLUMN)
@@ -170,9 +172,11 @@ class TurnsShape:
     @classmethod
     def read(cls, conn: sqlite3.Connection, prefix: str = "") -> "TurnsShape":
         tables = existing_tables(conn, ("turns",) + SNAPSHOT_TABLES)
-        if "turns" not in tables:
+        # SQLite's names ignore case: a table created as Turns is the one `FROM turns` reads.
+        name = next((name for name in tables if name.lower() == "turns"), None)
+        if name is None:
             return cls(tables=tables, prefix=prefix)
-        turns = sqlite_utils.Database(conn, recursive_triggers=False).table("turns")
+        turns = sqlite_utils.Database(conn, recursive_triggers=False).table(name)
         return cls(
             columns={column.name: _definition(column) for column in turns.columns},
             indexes={index.name: [(part.name, bool(part.desc)) for part in index.columns if part.key]
@@ -248,11 +252,12 @@ def _definition(column: sqlite_utils.db.Column) -> str:
 
 
 def existing_tables(conn: sqlite3.Connection, names: Collection[str]) -> frozenset[str]:
-    """Which of the tables ``names`` the database behind ``conn`` has: the one test of whether
-    a table exists (names compared as SQLite stores them)."""
+    """Which of the tables ``names`` the database behind ``conn`` has, named as it stores them:
+    the one test of whether a table exists (names compared as SQLite compares them, ignoring
+    case)."""
     sql = f"""
     SELECT name FROM sqlite_master
-    WHERE type = 'table' AND name IN ({", ".join("?" for _ in names)})
+    WHERE type = 'table' AND name COLLATE NOCASE IN ({", ".join("?" for _ in names)})
     """
     return frozenset(row[0] for row in conn.execute(sql, tuple(names)))
 
@@ -273,6 +278,14 @@ def turns_problem(columns: Collection[str]) -> Optional[str]:
     if missing:
         return f"its turns table has no {', '.join(missing)} column{'s' if len(missing) > 1 else ''}"
     return None
+
+
+def read_turns_problem(conn: sqlite3.Connection) -> Optional[str]:
+    """turns_problem for the database behind ``conn``: a view called ``turns``, which no
+    migration can alter, is not a turns table either."""
+    if conn.execute(TURNS_VIEW_SQL).fetchone() is not None:
+        return TURNS_IS_A_VIEW
+    return turns_problem(turns_columns(conn))
 
 
 def turns_columns(conn: sqlite3.Connection) -> list[str]:

@@ -281,10 +281,7 @@ def _tables_read(stores, snapshots):
 
 async def _turns_database(datasette, actor, route_name):
     """The turns database named in the URL, else the default one; None when there is none."""
-    try:
-        candidates = await config.turns_databases(datasette)
-    except ValueError as error:
-        raise ApiError(404, f"turn store not enabled: {error}") from None
+    candidates = await config.turns_databases(datasette)
     if route_name is not None:
         name, db = views.database_named(datasette, route_name)
         if db not in candidates:
@@ -292,7 +289,7 @@ async def _turns_database(datasette, actor, route_name):
         return db
     names = config.configured_names(datasette)
     if names:
-        return datasette.databases[names[0]]
+        return datasette.databases.get(names[0])
     if len(candidates) > 1:
         visible = [db.name for db in candidates
                    if await permissions.can_view_database(datasette, actor, db.name)]

@@ -9,8 +9,8 @@ as the upstream's JSON, the pages' through Datasette's own HTML or JSON error pa
 from typing import Any
 
 from datasette.database import QueryInterrupted
-from datasette.utils import add_cors_headers, tilde_decode
-from datasette.utils.asgi import Base400, Response
+from datasette.utils import add_cors_headers, await_me_maybe, tilde_decode
+from datasette.utils.asgi import Base400, Forbidden, Response
 
 
 def add_cors(datasette, response):
@@ -117,6 +117,20 @@ class PageView(View):
             return await self.handler(datasette, request)
         except QueryInterrupted:
             raise TooSlow(time_limit_message(datasette)) from None
+        except Forbidden as error:
+            return await forbidden(datasette, request, error)
+
+
+async def forbidden(datasette, request, error):
+    """The answer Datasette gives a Forbidden ``error`` (its ``forbidden`` hook: an auth plugin's
+    login redirect, else its 403 page), made here so that it can carry the CORS headers, which
+    Datasette's own leaves out."""
+    # Imported here: datasette.plugins loads every plugin, this package among them, on import.
+    from datasette.plugins import pm
+
+    for response in pm.hook.forbidden(datasette=datasette, request=request, message=error.args[0]):
+        return await await_me_maybe(response)
+    raise error
 
 
 def page(handler):
