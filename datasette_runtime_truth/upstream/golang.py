@@ -376,6 +376,16 @@ def _go_g(digits: str, point: int) -> str:
     return digits[:point] + "." + digits[point:]
 
 
+def json_literal(value: JSON) -> Optional[str]:
+    """``null``, ``true`` or ``false`` for JSON's three literals (by identity: ``1`` is no
+    ``true``), else None: what every encoder here writes for them."""
+    if value is None:
+        return "null"
+    if value is True or value is False:
+        return "true" if value else "false"
+    return None
+
+
 def sprint(value: JSON) -> str:
     """Go's ``fmt.Sprint`` of a decoded JSON value; iterative, so any depth is fine."""
     out: list[str] = []

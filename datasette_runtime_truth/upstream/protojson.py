@@ -753,12 +753,9 @@ _OPEN_OBJECT, _CLOSE_OBJECT, _OPEN_ARRAY, _CLOSE_ARRAY, _COMMA = map(_Literal, "
 
 
 def _leaf(value: Decoded) -> str:
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
+    literal = golang.json_literal(value)
+    if literal is not None:
+        return literal
     if isinstance(value, (int, float)):
         return format_double(float(value))
     return encode_string(value)

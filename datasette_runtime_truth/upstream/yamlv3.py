@@ -13,7 +13,7 @@ import math
 import re
 from typing import Any, Optional
 
-from .golang import JSON, format_float
+from .golang import JSON, format_float, json_literal
 
 INDENT = 4
 SIMPLE_KEY_LIMIT = 128
@@ -285,12 +285,9 @@ class _Emitter:
 
 
 def _non_string(value: JSON) -> str:
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
+    literal = json_literal(value)
+    if literal is not None:
+        return literal
     if isinstance(value, (int, float)):
         text = format_float(float(value))
         return {"+Inf": ".inf", "-Inf": "-.inf", "NaN": ".nan"}.get(text, text)
