@@ -158,7 +158,7 @@ def section(runs, chars, load_average=None, alone=None):
 
 def run_alone(turns, seconds):
     import routes  # noqa: the routes' server and sample, shared with run.py
-    from run import Bench
+    from harness import Bench
 
     load_average = [round(x, 2) for x in os.getloadavg()]
     with tempfile.TemporaryDirectory(prefix="runtime-truth-bigturn-") as workdir:
@@ -167,7 +167,7 @@ def run_alone(turns, seconds):
         chars = add_big_turn(turns_path)
         with routes.Server([turns_path, timeline_path], os.path.join(workdir, "datasette.log")) as server:
             runs = measure_all(server.url, seconds)
-    from run import machine
+    from harness import machine
 
     when = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     info = machine()
@@ -179,7 +179,7 @@ def run_alone(turns, seconds):
 
 def update(path, measured):
     """Replace this section and its targets line in the BENCHMARKS.md at ``path``."""
-    from run import section_markdown, verdict
+    from render import section_markdown, verdict
 
     with open(path) as f:
         text = f.read()
@@ -205,7 +205,7 @@ def main(argv=None):
     if args.json:
         print(json.dumps({"title": measured.title, "met": measured.met, "data": measured.data}))
     else:
-        from run import section_markdown
+        from render import section_markdown
         print(section_markdown(measured))
     return 0
 
