@@ -47,7 +47,7 @@ class Bench:
                 summary = sample.build(directory, turns=turns, seed=SEED)
                 built_s = time.perf_counter() - started
             except sample.SampleExists:  # a --workdir kept from an earlier run: same seed, same rows
-                summary, built_s = _existing_sample(directory), None
+                summary, built_s = sample.summarize(directory), None
             self.samples[turns] = (summary, built_s)
         return self.samples[turns][0].turns_path
 
@@ -95,25 +95,6 @@ class Bench:
         if self.batch_size:
             command += ["--batch-size", str(self.batch_size)]
         return command
-
-
-def _existing_sample(directory):
-    turns_path, timeline_path = (os.path.join(directory, name) for name in ("turns.db", "timeline.db"))
-    turns = sqlite3.connect(f"file:{turns_path}?mode=ro", uri=True)
-    timeline = sqlite3.connect(f"file:{timeline_path}?mode=ro", uri=True)
-    try:
-        return sample.SampleSummary(
-            turns_path, timeline_path,
-            conversations=timeline.execute("SELECT count(*) FROM timeline_conversations").fetchone()[0],
-            sessions=turns.execute("SELECT count(DISTINCT session_id) FROM turns").fetchone()[0],
-            turns=turns.execute("SELECT count(*) FROM turns").fetchone()[0],
-            snapshots=turns.execute("SELECT count(*) FROM (SELECT DISTINCT conv_id, session_id, turn_id, "
-                                    "phase, snapshot_created_at_ms FROM turn_block_membership)").fetchone()[0],
-            blocks=turns.execute("SELECT count(*) FROM blocks").fetchone()[0],
-        )
-    finally:
-        turns.close()
-        timeline.close()
 
 
 def _remove(path):

@@ -20,6 +20,7 @@ import random
 import sqlite3
 from typing import Any, Optional
 
+from .storage import sqlitefile
 from .upstream import schema
 
 Row = tuple[Any, ...]  # one row to insert, its values in the table's column order
@@ -58,6 +59,31 @@ class SampleSummary:
     turns: int
     snapshots: int
     blocks: int
+
+
+SUMMARY_SQL = {
+    "sessions": "SELECT count(DISTINCT session_id) FROM turns",
+    "turns": "SELECT count(*) FROM turns",
+    "snapshots": """SELECT count(*) FROM (
+        SELECT DISTINCT conv_id, session_id, turn_id, phase, snapshot_created_at_ms
+        FROM turn_block_membership)""",
+    "blocks": "SELECT count(*) FROM blocks",
+}
+
+
+def summarize(directory: str) -> SampleSummary:
+    """The SampleSummary of a sample already in ``directory``, counted from its files, as
+    :func:`build` returns it."""
+    turns_path, timeline_path = (os.path.join(directory, name) for name in ("turns.db", "timeline.db"))
+    turns = sqlite3.connect(sqlitefile.read_only_uri(turns_path), uri=True)
+    timeline = sqlite3.connect(sqlitefile.read_only_uri(timeline_path), uri=True)
+    try:
+        counts = {name: turns.execute(sql).fetchone()[0] for name, sql in SUMMARY_SQL.items()}
+        conversations = timeline.execute("SELECT count(*) FROM timeline_conversations").fetchone()[0]
+        return SampleSummary(turns_path, timeline_path, conversations=conversations, **counts)
+    finally:
+        turns.close()
+        timeline.close()
 
 
 class SampleExists(Exception):
@@ -149,16 +175,18 @@ class _Builder:
         now = START_MS + rng.randrange(SPAN_MS)
         created = now
         session = sessions[0]
+        used = {session}
         for index in range(size):
             if index in switches:
                 runtime = rng.choice([r for r in RUNTIMES if r != runtime])
             if index and rng.random() < 0.15:
                 session = rng.choice(sessions)
+                used.add(session)
             now += rng.randrange(20_000, 600_000)
             now = self._turn(conv_id, session, runtime, provider, model, now, turn_rows, block_rows,
                              member_rows, counts)
         counts["conversations"] += 1
-        counts["sessions"] += len(sessions)
+        counts["sessions"] += len(used)  # the sessions that hold a turn
         last_seen_version = rng.randrange(0, 60)
         has_timeline = 0 if rng.random() < 0.1 else 1
         if has_timeline:

@@ -154,3 +154,8 @@ def test_the_timeline_store_holds_each_timeline_as_the_upstream_projection_wrote
         sorted(with_timeline)).fetchone()[0]
     assert kinds["message"] == 2 * turns_with_timeline
     assert kinds["tool_call"] == kinds["tool_result"] > 0
+
+
+def test_summarize_counts_a_sample_as_build_returned_it(tmp_path):
+    built = sample.build(tmp_path, turns=120, seed=5)
+    assert sample.summarize(str(tmp_path)) == built
