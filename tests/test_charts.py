@@ -30,7 +30,7 @@ def test_coverage_chart_has_one_mark_per_day_with_its_counts():
     assert attrs(svg, "rt-day", "data-day") == ["2026-03-18", "2026-03-19", "2026-03-20", "2026-03-22"]
     assert attrs(svg, "rt-day", "data-runtime-key") == ["0", "1", "5", "3"]
     assert attrs(svg, "rt-day", "data-inference-id") == ["1", "2", "5", "2"]
-    assert ("<title>2026-03-19: 2 turns; runtime_key 50.0% (1), inference_id 100% (2)</title>") in svg
+    assert ("<title>2026-03-19: 2 turns; runtime_key 50% (1), inference_id 100% (2)</title>") in svg
     assert attrs(svg, "rt-cutover", "data-day") == ["2026-03-20"]
 
 

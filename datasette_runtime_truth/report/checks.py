@@ -183,7 +183,7 @@ def _backfill_checks(found, turns, rules, path):
         _missing_check("missing_inference_id", "Rows without inference_id", missing_inference,
                        fill_inference, turns, rules),
         Check("bad_metadata", "Rows with invalid or non-object metadata", INFO,
-              f"{bad:,} of {turns:,} rows ({_percent(bad, turns)}): still missing a value, and the "
+              f"{bad:,} of {turns:,} rows ({percent(bad, turns)}): still missing a value, and the "
               "backfill skips them, so they stay empty", bad,
               "missing_backfill_rows"),
         fill,
@@ -191,7 +191,7 @@ def _backfill_checks(found, turns, rules, path):
 
 
 def _missing_check(check_id, title, missing, recoverable, turns, rules=config.DEFAULT_RULES):
-    figure = f"{missing:,} of {turns:,} rows ({_percent(missing, turns)})"
+    figure = f"{missing:,} of {turns:,} rows ({percent(missing, turns)})"
     if recoverable:
         figure += f": {recoverable:,} recoverable by a migrate run, {missing - recoverable:,} not"
     elif missing:
@@ -200,7 +200,9 @@ def _missing_check(check_id, title, missing, recoverable, turns, rules=config.DE
                  counts={"missing": missing, "recoverable": recoverable})
 
 
-def _percent(part, whole):
+def percent(part: int, whole: int) -> str:
+    """``part`` of ``whole`` as every page shows a share: whole percents, a decimal only below
+    10% where it is not whole (``57%``, ``0.4%``, ``50%``)."""
     if not whole:
         return "0%"
     share = 100 * part / whole

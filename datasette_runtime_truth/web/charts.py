@@ -16,6 +16,7 @@ from markupsafe import Markup, escape
 
 from .. import times
 from ..canned import queries
+from ..report import checks
 
 RUNTIME_COLOUR = "#0072B2"
 INFERENCE_COLOUR = "#D55E00"
@@ -34,10 +35,6 @@ Turn = Union[sqlite3.Row, Mapping[str, Any]]  # a runtime_history row
 
 def _share(part: int, whole: int) -> float:
     return part / whole if whole else 0.0
-
-
-def _pct(share: float) -> str:
-    return f"{100 * share:.0f}%" if share in (0, 1) else f"{100 * share:.1f}%"
 
 
 def _date(day: str) -> datetime.date:
@@ -102,8 +99,9 @@ def coverage_svg(days: Sequence[Day], width: int = 600, height: int = 236) -> Ma
     for row in days:
         with_runtime, with_inference = row["with_runtime_key"], row["with_inference_id"]
         runtime, inference = _share(with_runtime, row["turns"]), _share(with_inference, row["turns"])
-        tip = (f'{row["day"]}: {row["turns"]:,} turns; runtime_key {_pct(runtime)} '
-               f'({with_runtime:,}), inference_id {_pct(inference)} ({with_inference:,})')
+        turns = row["turns"]
+        tip = (f'{row["day"]}: {turns:,} turns; runtime_key {checks.percent(with_runtime, turns)} '
+               f'({with_runtime:,}), inference_id {checks.percent(with_inference, turns)} ({with_inference:,})')
         parts.append(
             f'<g class="rt-day" data-day="{escape(row["day"])}" data-turns="{row["turns"]}" '
             f'data-runtime-key="{with_runtime}" data-inference-id="{with_inference}">'
