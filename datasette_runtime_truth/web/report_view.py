@@ -78,7 +78,7 @@ def _check_view(datasette: "Datasette", db_report: checks.DatabaseReport, check:
     if check.id in links.FIGURE_ROWS:
         url, label = datasette.urls.path(links.figure_rows_path(name, check.id)), "rows"
     elif query is not None and (migrated or not query.needs):
-        url = links.query_url(datasette, name, check.query)
+        url = links.query_url(datasette, name, query.name)
     elif query is not None:
         note = f"{check.query} runs once the store is migrated"
     if check.id == "pointer" and check.value is not None:
