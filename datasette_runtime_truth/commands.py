@@ -7,6 +7,7 @@ import json
 import pathlib
 import sys
 import time
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 import click
 
@@ -17,21 +18,27 @@ from .storage import timeline_store
 from .upstream import backfill
 from .web import report_view
 
+if TYPE_CHECKING:
+    from datasette.app import Datasette
+
 
 class CommandError(click.ClickException):
     """``Error: message`` on stderr and the given exit code, the click way."""
 
-    def __init__(self, message, exit_code=1):
+    def __init__(self, message: str, exit_code: int = 1) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = exit_code  # type: ignore[misc]  # click declares it a ClassVar; the code is per error
 
 
-def register(cli):
+Outcome = Union[checks.DatabaseReport, CommandError]
+
+
+def register(cli: click.Group) -> None:
     cli.add_command(runtime_truth)
 
 
 @click.group(name="runtime-truth")
-def runtime_truth():
+def runtime_truth() -> None:
     """Migrate and inspect a pinocchio web-chat turns.db."""
 
 
@@ -43,7 +50,7 @@ def runtime_truth():
 @click.option("--shape", type=click.Choice(sample.SHAPES), default="pre-cutover", show_default=True,
               help="pre-cutover: no runtime columns; partial: columns present, newer turns carry values.")
 @click.option("--force", is_flag=True, help="Replace turns.db and timeline.db if they exist.")
-def demo(directory, turn_count, seed, shape, force):
+def demo(directory: str, turn_count: int, seed: int, shape: str, force: bool) -> None:
     """Write a sample turns.db and timeline.db into DIRECTORY."""
     try:
         summary = sample.build(directory, turns=turn_count, seed=seed, shape=shape, force=force)
@@ -60,7 +67,7 @@ def demo(directory, turn_count, seed, shape, force):
 @click.argument("directory", type=click.Path(file_okay=False, path_type=pathlib.Path))
 @click.option("--check", is_flag=True, help="Write nothing; exit 1 when a file is missing or stale.")
 @click.option("--force", is_flag=True, help="Replace files there that this command did not write.")
-def write_bundle(directory, check, force):
+def write_bundle(directory: pathlib.Path, check: bool, force: bool) -> None:
     """Write the canned queries for Datasette without the plugin into DIRECTORY: metadata.yml
     (0.65), datasette.yaml (1.0) and templates/ (then: datasette turns.db -m DIRECTORY/metadata.yml
     --template-dir DIRECTORY/templates). Files there that it did not write are kept unless
@@ -98,20 +105,20 @@ def write_bundle(directory, check, force):
               default=apply.DEFAULT_BUSY_TIMEOUT_MS, show_default=True,
               help="Milliseconds to wait for the write lock before giving up.")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as one JSON object.")
-def migrate(path, dry_run, rules, batch_size, busy_timeout_ms, as_json):
+def migrate(path: str, dry_run: bool, rules: str, batch_size: int, busy_timeout_ms: int, as_json: bool) -> None:
     """Add runtime_key / inference_id and their indexes to the turns.db at PATH, and backfill them.
 
     PATH is checked before anything opens it: missing, a directory, a FIFO or device, not SQLite,
     truncated or read-only exits 1; an empty file or one without a turns table exits 2."""
     with contextlib.ExitStack() as stack:
-        bar = {}
+        bar: dict[str, Any] = {}
 
-        def on_start(total):
+        def on_start(total: int) -> None:
             if sys.stderr.isatty():  # a progress bar on a terminal; nothing in a pipe or a log
                 bar["bar"] = stack.enter_context(
                     click.progressbar(length=total, label="backfill", file=sys.stderr))
 
-        def progress(rows):
+        def progress(rows: int) -> None:
             if bar:
                 bar["bar"].update(rows)
 
@@ -126,7 +133,7 @@ def migrate(path, dry_run, rules, batch_size, busy_timeout_ms, as_json):
 
 
 @runtime_truth.command(name="alert-rules")
-def alert_rules():
+def alert_rules() -> None:
     """Print the Prometheus alerting rules for /-/runtime-truth/metrics (a rules file)."""
     click.echo(metrics.ALERT_RULES.read_text(), nl=False)
 
@@ -142,7 +149,7 @@ CHECK_WORKERS = 8  # files checked at once: SQLite reads release the GIL, the ba
               show_default=True, help="The backfill rules a migrate run would use.")
 @click.option("--json", "as_json", is_flag=True,
               help="Print the report JSON of /-/runtime-truth.json: one object, a database per PATH.")
-def check(paths, timeline_path, rules, as_json):
+def check(paths: tuple[str, ...], timeline_path: Optional[str], rules: str, as_json: bool) -> None:
     """Are the turns.db files at PATHS cut over? Checked concurrently, read-only. One PATH prints
     its report; several print one line each. Exit with the worst: 0 every check passes; 1 a check
     fails; 2 a PATH is not a turns.db."""
@@ -159,9 +166,9 @@ def check(paths, timeline_path, rules, as_json):
             if isinstance(error, CommandError):
                 click.echo(f"Error: {error.message}", err=True)
         click.echo(json.dumps(report_view.report_body(served, reports)))
-    elif len(outcomes) == 1 and isinstance(outcomes[0], CommandError):
-        raise outcomes[0]
     elif len(outcomes) == 1:
+        if isinstance(outcomes[0], CommandError):
+            raise outcomes[0]
         click.echo(report_text(outcomes[0]))
     else:
         for outcome in outcomes:
@@ -169,7 +176,7 @@ def check(paths, timeline_path, rules, as_json):
     click.get_current_context().exit(max(map(_exit_code, outcomes)))
 
 
-def _served(paths):
+def _served(paths: tuple[str, ...]) -> "Datasette":
     """A Datasette over ``paths``, never started: it names each file as ``datasette PATHS`` does
     and builds its URLs."""
     from datasette.app import Datasette  # imported here: datasette.app loads this plugin
@@ -177,7 +184,8 @@ def _served(paths):
     return Datasette(list(paths))
 
 
-def _check_one(path, name, rules, pointers, timeline_name):
+def _check_one(path: str, name: str, rules: str, pointers: Optional[dict[str, Any]],
+               timeline_name: Optional[str]) -> Outcome:
     """The DatabaseReport of the turns.db at ``path``, or the CommandError (exit 2) saying why
     it is not one."""
     try:
@@ -195,13 +203,13 @@ def _check_one(path, name, rules, pointers, timeline_name):
     return dataclasses.replace(result, computed_at_ms=int(started * 1000))
 
 
-def _exit_code(outcome):
+def _exit_code(outcome: Outcome) -> int:
     if isinstance(outcome, CommandError):
         return outcome.exit_code
     return 1 if outcome.status == checks.FAILS else 0
 
 
-def _read_pointers(timeline_path):
+def _read_pointers(timeline_path: str) -> dict[str, Any]:
     try:
         return timeline_store.read_pointers_from_file(timeline_path)
     except timeline_store.NotATimelineStore as error:
@@ -210,7 +218,7 @@ def _read_pointers(timeline_path):
 
 # --- what the commands print --------------------------------------------------------------------
 
-def migration_text(result):
+def migration_text(result: apply.Report) -> str:
     """A migrate run's report (a migrate.Report) as ``migrate`` prints it."""
     rules = f"with the {result.rules} rules"
     if result.dry_run:
@@ -227,10 +235,10 @@ def migration_text(result):
     return "\n".join(lines)
 
 
-def _migration_rows(result):
+def _migration_rows(result: apply.Report) -> list[tuple[str, Union[int, str]]]:
     """(label, value) of each figure ``migrate`` prints; the rare ones only when not zero."""
     verb = "to add" if result.dry_run else "added"
-    rows = [
+    rows: list[tuple[str, Union[int, str]]] = [
         (f"columns {verb}", ", ".join(result.columns_added) or "none"),
         (f"indexes {'to create' if result.dry_run else 'created'}", ", ".join(result.indexes_created) or "none"),
         ("rows scanned", result.rows_scanned),
@@ -253,7 +261,7 @@ def _migration_rows(result):
     return rows
 
 
-def headline(db_report):
+def headline(db_report: checks.DatabaseReport) -> str:
     """``turns.db: FAILS (3 of 9 checks fail)``, or why there is nothing to check."""
     if db_report.problem:
         return f"{db_report.path or db_report.database}: {db_report.status} ({db_report.problem})"
@@ -263,13 +271,13 @@ def headline(db_report):
     return f"{db_report.path or db_report.database}: {verdict}"
 
 
-def summary(db_report):
+def summary(db_report: checks.DatabaseReport) -> str:
     """The headline and the failing checks' ids: ``check``'s one line for a file among several."""
     failing = ", ".join(check.id for check in db_report.failures)
     return headline(db_report) + (f": {failing}" if failing else "")
 
 
-def report_text(db_report):
+def report_text(db_report: checks.DatabaseReport) -> str:
     """One database's cutover report as ``check`` prints it."""
     if db_report.problem:
         return headline(db_report)
@@ -285,7 +293,7 @@ def report_text(db_report):
     return "\n".join(lines)
 
 
-def _describe_item(item):
+def _describe_item(item: dict[str, Any]) -> str:
     if "switches" in item:
         return f"{item['conv_id']}: {item['switches']} switch{'es' if item['switches'] != 1 else ''}"
     return (f"{item['conv_id']}: pointer {item['pointer']!r}, "

@@ -12,13 +12,17 @@ import difflib
 import json
 import math
 import re
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 import weakref
 
 import click
 from datasette.utils import StartupError
 
 from .upstream import backfill, schema
+
+if TYPE_CHECKING:
+    from datasette.app import Datasette
+    from datasette.database import Database
 
 PLUGIN = "datasette-runtime-truth"
 INT64_MAX = 2**63 - 1
@@ -62,8 +66,8 @@ def parse_int64(text: str) -> Optional[int]:
     return None if value is None or abs(value) > INT64_MAX else value
 
 
-def _whole(minimum):
-    def read(value):
+def _whole(minimum: int) -> Callable[[Any], int]:
+    def read(value: Any) -> int:
         if isinstance(value, str):
             value = parse_int64(value.strip())
         if type(value) is not int or not minimum <= value <= INT64_MAX:
@@ -73,8 +77,8 @@ def _whole(minimum):
     return read
 
 
-def _number(minimum):
-    def read(value):
+def _number(minimum: float) -> Callable[[Any], float]:
+    def read(value: Any) -> float:
         if isinstance(value, str):
             value = float(value.strip())
         if type(value) not in (int, float) or not math.isfinite(value) or value < minimum:
@@ -84,7 +88,7 @@ def _number(minimum):
     return read
 
 
-def _boolean(value):
+def _boolean(value: Any) -> bool:
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
     if type(value) is not bool:
@@ -92,8 +96,8 @@ def _boolean(value):
     return value
 
 
-def _one_of(*choices):
-    def read(value):
+def _one_of(*choices: str) -> Callable[[Any], str]:
+    def read(value: Any) -> str:
         if value not in choices:
             raise ValueError
         return value
@@ -101,13 +105,13 @@ def _one_of(*choices):
     return read
 
 
-def _name(value):
+def _name(value: Any) -> str:
     if not isinstance(value, str) or not value:
         raise ValueError
     return value
 
 
-def _names(value):
+def _names(value: Any) -> list[str]:
     names = [value] if isinstance(value, str) else value
     if not isinstance(names, list) or not names:
         raise ValueError
@@ -148,7 +152,7 @@ def read_settings(raw: Any) -> dict[str, Any]:
             for entry in SETTINGS}
 
 
-def _read(entry, value):
+def _read(entry: Setting, value: Any) -> Any:
     try:
         return entry.read(value)
     except (ValueError, TypeError, OverflowError):
@@ -157,46 +161,46 @@ def _read(entry, value):
                             f"expected {entry.accepts}") from None
 
 
-def _shown(value):
+def _shown(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=repr)
 
 
-def _did_you_mean(name):
+def _did_you_mean(name: Any) -> str:
     close = difflib.get_close_matches(str(name).lower(), BY_NAME, n=1)
     return f" (did you mean {_shown(close[0])}?)" if close else ""
 
 
-_SETTINGS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_SETTINGS: "weakref.WeakKeyDictionary[Datasette, dict[str, Any]]" = weakref.WeakKeyDictionary()
 
 
-def check(datasette) -> None:
+def check(datasette: "Datasette") -> None:
     """Read and check every setting of this Datasette instance (at startup), once."""
     _SETTINGS[datasette] = read_settings(datasette.plugin_config(PLUGIN))
 
 
-def setting(datasette, name: str) -> Any:
+def setting(datasette: "Datasette", name: str) -> Any:
     """The value of setting ``name`` on this Datasette instance, as checked at startup."""
     if datasette not in _SETTINGS:
         check(datasette)
     return _SETTINGS[datasette][name]
 
 
-def configured_names(datasette):
+def configured_names(datasette: "Datasette") -> Optional[list[str]]:
     """The ``database`` setting as a list of names, or None when it is not set."""
     return setting(datasette, "database")
 
 
-async def holds_turns(db) -> bool:
+async def holds_turns(db: "Database") -> bool:
     """Whether ``db`` has a turns table the upstream wrote (see schema.turns_problem)."""
     return await turns_problem(db) is None
 
 
-async def turns_problem(db) -> Optional[str]:
+async def turns_problem(db: "Database") -> Optional[str]:
     """schema.read_turns_problem for an attached database."""
     return await db.execute_fn(schema.read_turns_problem)
 
 
-def check_attached(datasette):
+def check_attached(datasette: "Datasette") -> None:
     """Raise SettingsError, at startup, when a configured ``database`` is not attached."""
     unknown = [name for name in configured_names(datasette) or [] if name not in datasette.databases]
     if unknown:
@@ -205,7 +209,7 @@ def check_attached(datasette):
                             f"attached: {', '.join(attached) or 'none'}")
 
 
-async def turns_databases(datasette):
+async def turns_databases(datasette: "Datasette") -> list["Database"]:
     """The attached databases that hold turns: the configured ones attached now (whatever they
     hold yet; one removed at runtime is left out), else every one with a turns table (Datasette's
     internal database excluded)."""
@@ -216,7 +220,7 @@ async def turns_databases(datasette):
             if not name.startswith("_") and await holds_turns(db)]
 
 
-async def is_turns_database(datasette, name):
+async def is_turns_database(datasette: "Datasette", name: str) -> bool:
     """True when ``name`` is one of the plugin's turns databases and holds a turns table."""
     names = configured_names(datasette)
     if name.startswith("_") or name not in datasette.databases:

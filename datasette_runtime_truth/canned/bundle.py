@@ -15,6 +15,7 @@ import argparse
 from pathlib import Path
 import re
 import sys
+from typing import Optional, Union
 
 import markupsafe
 import yaml
@@ -30,11 +31,14 @@ MARK = "(see bundle.py)"
 HEADER = f"Generated from datasette_runtime_truth/canned/queries.py {MARK}: edit that and regenerate, not this file."
 
 
-def query_template_name(query, database=DATABASE):
+Files = dict[Path, str]
+
+
+def query_template_name(query: queries.Query, database: str = DATABASE) -> str:
     return f"query-{database}-{query.name}.html"
 
 
-def query_template(query):
+def query_template(query: queries.Query) -> str:
     """The page template of one query: the hand-written base plus the query's own explanation."""
     base = "_runtime_truth_history.html" if query.name == "runtime_history" else "_runtime_truth_query.html"
     return (
@@ -48,7 +52,7 @@ def query_template(query):
     )
 
 
-def _keyset_block(query):
+def _keyset_block(query: queries.Query) -> str:
     """The next page's parameters and the columns of the last row they take, for the base
     template's next link: ``after_conv=conv_id ...``."""
     if not query.keyset:
@@ -57,7 +61,7 @@ def _keyset_block(query):
     return f"{{% block runtime_truth_keyset %}}{pairs}{{% endblock %}}\n"
 
 
-def config_file(for_datasette):
+def config_file(for_datasette: str) -> str:
     """metadata.yml (``"0.65"``) or datasette.yaml (``"1.0"``): the same queries, one database."""
     command = {
         "0.65": "datasette turns.db -m metadata.yml --template-dir templates",
@@ -72,7 +76,7 @@ def config_file(for_datasette):
     )
 
 
-def bundle_files(directory):
+def bundle_files(directory: Union[str, Path]) -> Files:
     """The no-plugin bundle in ``directory``: path -> content."""
     directory = Path(directory)
     files = {
@@ -88,24 +92,24 @@ def bundle_files(directory):
     return files
 
 
-def package_files():
+def package_files() -> Files:
     """The plugin's own per-query templates, in the package: path -> content."""
     return {PACKAGE_TEMPLATES / query_template_name(query): query_template(query) for query in queries.QUERIES}
 
 
-def stale_files(files):
+def stale_files(files: Files) -> list[str]:
     """The paths of ``files`` that are missing or differ from their content."""
     return sorted(str(path) for path, content in files.items() if not _holds(path, content))
 
 
-def _holds(path, content):
+def _holds(path: Path, content: str) -> bool:
     try:
         return path.is_file() and path.read_text() == content
     except (OSError, UnicodeDecodeError):
         return False
 
 
-def conflict(files, force=False):
+def conflict(files: Files, force: bool = False) -> Optional[str]:
     """Why ``files`` cannot be written, checked before any is: a path below a file, a path that
     is a directory, or (without ``force``) a file there the bundle did not write, such as an
     operator's own metadata.yml with its ``allow`` blocks, or a symbolic link, which would be
@@ -125,7 +129,7 @@ def conflict(files, force=False):
     return None
 
 
-def _written_by_bundle(path):
+def _written_by_bundle(path: Path) -> bool:
     try:
         with open(path, encoding="utf-8", errors="replace") as file:
             return MARK in file.readline()
@@ -133,7 +137,7 @@ def _written_by_bundle(path):
         return False
 
 
-def write(files):
+def write(files: Files) -> list[str]:
     """Write each of ``files`` that is missing or differs; return their paths."""
     written = []
     for path, content in files.items():
@@ -147,7 +151,7 @@ def write(files):
     return written
 
 
-def _html(text):
+def _html(text: str) -> str:
     """Escape text and show `code` spans as <code>."""
     escaped = str(markupsafe.escape(text))
     return re.sub(r"`([^`]+)`", r"<code>\1</code>", escaped)
@@ -157,7 +161,7 @@ class _Dumper(yaml.SafeDumper):
     pass
 
 
-def _represent_str(dumper, value):
+def _represent_str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
     style = "|" if "\n" in value else None
     return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
 
@@ -165,7 +169,7 @@ def _represent_str(dumper, value):
 _Dumper.add_representer(str, _represent_str)
 
 
-def main(argv=None):
+def main(argv: Optional[list[str]] = None) -> int:
     """Regenerate (or ``--check``) the plugin's own templates in the package source."""
     parser = argparse.ArgumentParser(prog="python -m datasette_runtime_truth.canned.bundle",
                                      description="Regenerate the plugin's own query templates from queries.py.")

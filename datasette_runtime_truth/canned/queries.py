@@ -12,9 +12,13 @@ answers that with an empty result (or, for paging parameters, the first page).
 import copy
 from dataclasses import dataclass
 import re
+from typing import TYPE_CHECKING, Any, Iterable, Optional
 
 from .. import config
 from ..web import permissions
+
+if TYPE_CHECKING:
+    from datasette.app import Datasette
 
 SOURCE = config.PLUGIN  # marks the canned queries the plugin stores
 MIGRATED_COLUMNS = ("runtime_key", "inference_id")
@@ -33,7 +37,7 @@ SWITCH_RULE = """known AS (
 )"""
 
 
-def switch_positions(runtime_keys):
+def switch_positions(runtime_keys: Iterable[str]) -> list[int]:
     """SWITCH_RULE over one conversation's runtime_keys in history order: the indexes of the
     turns whose runtime_key differs from the last known one before them ('' is passed over)."""
     positions, previous = [], None
@@ -46,7 +50,7 @@ def switch_positions(runtime_keys):
     return positions
 
 
-def plain(text):
+def plain(text: str) -> str:
     """Text with its `code` spans unmarked, for places that show text as it is (the database
     page's list of queries)."""
     return re.sub(r"`([^`]+)`", r"\1", text)
@@ -64,21 +68,21 @@ class Query:
     tables: tuple = ("turns",)  # what the SQL reads: the actor must be allowed to view each
     needs: tuple = MIGRATED_COLUMNS  # columns the SQL reads that only a migrated store has
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
         object.__setattr__(self, "sql", self.sql.strip() + "\n")
 
     @property
-    def description(self):
+    def description(self) -> str:
         """As the database page shows it: plain text, so no `code` marks."""
         return plain(f"{self.meaning} A good answer: {self.good_answer}")
 
-    def runs_on(self, columns):
+    def runs_on(self, columns: Iterable[str]) -> bool:
         """Whether the SQL can run on a turns table with these columns."""
         return all(column in columns for column in self.needs)
 
-    def as_config(self):
+    def as_config(self) -> dict[str, Any]:
         """The query as an entry under ``queries:`` in metadata.yml (0.65) or datasette.yaml (1.0)."""
-        entry = {"title": self.title, "description": self.description, "sql": self.sql,
+        entry: dict[str, Any] = {"title": self.title, "description": self.description, "sql": self.sql,
                  "hide_sql": True}
         if self.params:
             entry["params"] = list(self.params)
@@ -284,12 +288,13 @@ ORDER BY day
 BY_NAME = {query.name: query for query in QUERIES}
 
 
-def as_config():
+def as_config() -> dict[str, dict[str, Any]]:
     """All queries as the ``queries:`` mapping of a database in metadata.yml / datasette.yaml."""
     return {query.name: query.as_config() for query in QUERIES}
 
 
-async def canned_queries(datasette, database, actor):
+async def canned_queries(datasette: "Datasette", database: str, actor: permissions.Actor
+                         ) -> dict[str, dict[str, Any]]:
     """The 0.65 ``canned_queries`` hook: every query, on a turns database.
 
     Datasette 0.65 lets a hook's entry replace the operator's, so a query the operator configured
@@ -309,7 +314,7 @@ async def canned_queries(datasette, database, actor):
     return entries
 
 
-def merge(query, theirs):
+def merge(query: Query, theirs: dict[str, Any]) -> dict[str, Any]:
     """The operator's entry for ``query``'s name, with the plugin's title and description where they
     gave none; with the plugin's SQL (and its parameters) only when they gave no SQL."""
     ours = query.as_config()
@@ -319,13 +324,13 @@ def merge(query, theirs):
     return {**ours, **copy.deepcopy(theirs)}
 
 
-def _as_entry(configured):
+def _as_entry(configured: Any) -> dict[str, Any]:
     if configured is None:
         return {}
     return dict(configured) if isinstance(configured, dict) else {"sql": configured}
 
 
-async def register(datasette):
+async def register(datasette: "Datasette") -> None:
     """On Datasette 1.0 (which has no ``canned_queries`` hook) add every query to every turns
     database with ``add_query``. Trusted, so they run where arbitrary SQL is not allowed.
 
@@ -348,14 +353,14 @@ async def register(datasette):
             )
 
 
-async def _fill_in(datasette, existing, query):
+async def _fill_in(datasette: "Datasette", existing: Any, query: Query) -> None:
     missing = {"title": query.title, "description": query.description}
     missing = {key: value for key, value in missing.items() if getattr(existing, key) is None}
     if missing:
         await datasette.update_query(existing.database, existing.name, **missing)
 
 
-async def plugin_queries(datasette):
+async def plugin_queries(datasette: "Datasette") -> dict[tuple[str, str], Query]:
     """{(database, query name): Query} for each query whose SQL is the plugin's (1.0)."""
     found = {}
     for db in await config.turns_databases(datasette):
@@ -366,7 +371,7 @@ async def plugin_queries(datasette):
     return found
 
 
-async def denied_query_rules(datasette, actor, action):
+async def denied_query_rules(datasette: "Datasette", actor: permissions.Actor, action: str) -> Optional[Any]:
     """The 1.0 ``permission_resources_sql`` hook: for ``view-query``, a deny rule for each
     plugin query that reads a table the actor may not view (0.65 does this in canned_queries)."""
     if action != "view-query":

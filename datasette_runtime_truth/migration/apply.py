@@ -244,7 +244,7 @@ class Migration:
             lambda: sum(self._update_row(conn, update_sql, {**window, "first": rowid - 1, "last": rowid})
                         for rowid in self._rowids(conn, window)))
 
-    def _update_row(self, conn, update_sql, one_row):
+    def _update_row(self, conn: sqlite3.Connection, update_sql: str, one_row: dict[str, Any]) -> int:
         try:
             return conn.execute(update_sql, one_row).rowcount
         except sqlite3.OperationalError:
@@ -255,7 +255,7 @@ class Migration:
             return 0
 
     @staticmethod
-    def _rowids(conn, window):
+    def _rowids(conn: sqlite3.Connection, window: Window) -> list[int]:
         return [row[0] for row in conn.execute(
             "SELECT rowid FROM turns WHERE rowid > :first AND rowid <= :last ORDER BY rowid", window)]
 
@@ -337,7 +337,8 @@ class Migration:
             lambda done: done is not None and len(done) == len(updates),
             lambda: [self._write_row(conn, update) for update in updates])
 
-    def _in_savepoint(self, conn, attempt, complete, row_by_row):
+    def _in_savepoint(self, conn: sqlite3.Connection, attempt: Callable[[], Any],
+                      complete: Callable[[Any], bool], row_by_row: Callable[[], Any]) -> Any:
         """``attempt()`` in a savepoint; undone, and ``row_by_row()`` instead, when SQLite refused
         it (a CHECK, a trigger's RAISE) or ``complete`` says a trigger ignored part of it."""
         conn.execute("SAVEPOINT backfill_window")
@@ -357,7 +358,7 @@ class Migration:
         conn.execute("RELEASE backfill_window")
         return result
 
-    def _refused(self, conn, error):
+    def _refused(self, conn: sqlite3.Connection, error: sqlite3.DatabaseError) -> None:
         """A refused write whose trigger's RAISE(ROLLBACK) took the whole transaction with it
         stops the migration, in one line: the rows before it in this step are undone too."""
         if not conn.in_transaction:

@@ -6,22 +6,27 @@ Datasette serves the store as it is.
 """
 
 import sys
+from typing import TYPE_CHECKING, Optional
 import weakref
 
 from .. import config
 from . import apply
 from ..upstream import schema
 
+if TYPE_CHECKING:
+    from datasette.app import Datasette
+    from datasette.database import Database
+
 # Per Datasette instance: {database name: why migrate_on_startup did not migrate it}.
-_not_migrated: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+_not_migrated: "weakref.WeakKeyDictionary[Datasette, dict[str, str]]" = weakref.WeakKeyDictionary()
 
 
-def migration_not_run(datasette, database):
+def migration_not_run(datasette: "Datasette", database: str) -> Optional[str]:
     """Why ``migrate_on_startup`` did not migrate ``database`` on this instance, or None."""
     return _not_migrated.get(datasette, {}).get(database)
 
 
-async def run(datasette):
+async def run(datasette: "Datasette") -> None:
     config.check(datasette)
     config.check_attached(datasette)
     databases = await config.turns_databases(datasette)
@@ -59,7 +64,7 @@ async def run(datasette):
         await datasette.refresh_schemas()
 
 
-async def _name_what_is_left_alone(datasette, databases):
+async def _name_what_is_left_alone(datasette: "Datasette", databases: list["Database"]) -> None:
     """Log once each attached database whose turns table is not the upstream's, and each
     configured one that has no turns table yet."""
     for name, db in datasette.databases.items():
@@ -73,16 +78,16 @@ async def _name_what_is_left_alone(datasette, databases):
             _log(f"{name} is not a turns.db ({problem}): the plugin leaves it alone")
 
 
-def _unwritable(report):
+def _unwritable(report: apply.Report) -> str:
     if not report.skipped_unwritable:
         return ""
     return f", {report.skipped_unwritable:,} that cannot be written: {' '.join(report.unwritable_error.split())}"
 
 
-def _one_line(error):
+def _one_line(error: BaseException) -> str:
     text = " ".join(str(error).split())
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
-def _log(message):
+def _log(message: str) -> None:
     print(f"datasette-runtime-truth: {message}", file=sys.stderr, flush=True)

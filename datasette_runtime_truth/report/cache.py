@@ -56,7 +56,7 @@ class Source:
 
     turns: Database
     timeline: Optional[Database]
-    timeline_name: str  # the configured name when it is not attached, else timeline.name
+    timeline_name: Optional[str]  # the configured name when it is not attached, else timeline.name
     rules: str
 
     @property

@@ -125,7 +125,7 @@ def judge(found: figures.Figures, database: str, path: Optional[str] = None, rul
     )
 
 
-def _columns_check(columns):
+def _columns_check(columns: dict[str, str]) -> Check:
     title = "runtime_key and inference_id columns"
     missing = [name for name in schema.RUNTIME_COLUMNS if name not in columns]
     wrong = [f"{name} is {columns[name]}" for name in schema.RUNTIME_COLUMNS
@@ -138,7 +138,7 @@ def _columns_check(columns):
     return Check("columns", title, PASS, f"both {EXPECTED_DEFINITION}", present, "turns_schema")
 
 
-def _indexes_check(indexes):
+def _indexes_check(indexes: dict[str, list[tuple[str, bool]]]) -> Check:
     title = "Runtime indexes"
     problems, good = [], 0
     for name, expected in EXPECTED_INDEX_COLUMNS.items():
@@ -155,11 +155,11 @@ def _indexes_check(indexes):
     return Check("indexes", title, PASS, figure, good, "turns_runtime_indexes")
 
 
-def _index_text(columns):
+def _index_text(columns: list[tuple[str, bool]]) -> str:
     return ", ".join(f"{column} DESC" if desc else column for column, desc in columns)
 
 
-def _backfill_checks(found, turns, rules, path):
+def _backfill_checks(found: figures.BackfillFigures, turns: int, rules: str, path: Optional[str]) -> list[Check]:
     fill_rows, fill_runtime, fill_inference = found.fill_rows, found.fill_runtime_key, found.fill_inference_id
     missing_runtime, missing_inference, bad = found.missing_runtime_key, found.missing_inference_id, found.bad_metadata
     if fill_rows:
@@ -190,7 +190,8 @@ def _backfill_checks(found, turns, rules, path):
     ]
 
 
-def _missing_check(check_id, title, missing, recoverable, turns, rules=config.DEFAULT_RULES):
+def _missing_check(check_id: str, title: str, missing: int, recoverable: int, turns: int,
+                   rules: str = config.DEFAULT_RULES) -> Check:
     figure = f"{missing:,} of {turns:,} rows ({percent(missing, turns)})"
     if recoverable:
         figure += f": {recoverable:,} recoverable by a migrate run, {missing - recoverable:,} not"
@@ -209,7 +210,7 @@ def percent(part: int, whole: int) -> str:
     return f"{share:.0f}%" if share == int(share) or share >= 10 else f"{share:.1f}%"
 
 
-def _switches_check(switched, conversations):
+def _switches_check(switched: Optional[list[tuple[str, int]]], conversations: int) -> Check:
     title = "Conversations that switched runtime"
     if switched is None:
         return Check("runtime_switches", title, INFO, "no runtime_key column yet", 0, "runtime_switches")
@@ -230,7 +231,8 @@ def without_pointers(db_report: "DatabaseReport") -> "DatabaseReport":
     return replace(db_report, checks=checks, timeline=None)
 
 
-def _pointer_check(pointers, compared_with_a_store, timeline):
+def _pointer_check(pointers: Optional[figures.PointerFigures], compared_with_a_store: bool,
+                   timeline: Optional[str]) -> Check:
     title = POINTER_TITLE
     if not compared_with_a_store and timeline:
         return Check("pointer", title, INFO, f"timeline_database {timeline!r} is not attached, or has no "
@@ -248,7 +250,7 @@ def _pointer_check(pointers, compared_with_a_store, timeline):
     return Check("pointer", title, INFO, figure, len(differ), None, differ[:LISTED])
 
 
-def _journal_check(mode, wal_has_content, opened):
+def _journal_check(mode: str, wal_has_content: bool, opened: str) -> Check:
     title = "Journal mode and how it is opened"
     figure = f"{mode}, opened {opened}"
     if mode == "wal" and opened == "immutable":

@@ -9,10 +9,15 @@ switch: it is never turn history, and nothing here writes.
 from dataclasses import dataclass
 import re
 import sqlite3
+from typing import TYPE_CHECKING, Any, Collection, Optional
 
 from .. import config
 from . import sqlitefile
 from ..upstream import golang, schema
+
+if TYPE_CHECKING:
+    from datasette.app import Datasette
+    from datasette.database import Database
 
 TABLE = "timeline_conversations"
 DEFAULT_SNAPSHOT_LIMIT = 5000
@@ -49,7 +54,7 @@ class NotATimelineStore(ValueError):
     """A file given as the timeline store that cannot be read as one."""
 
 
-async def database(datasette):
+async def database(datasette: "Datasette") -> Optional["Database"]:
     """The attached timeline store: the ``timeline_database`` setting, else the first attached
     database with a ``timeline_conversations`` table, else None. ValueError when the configured
     one is not attached or has no ``timeline_conversations`` (yet)."""
@@ -66,16 +71,16 @@ async def database(datasette):
     return None
 
 
-def is_timeline_store(conn):
+def is_timeline_store(conn: sqlite3.Connection) -> bool:
     return TABLE in schema.existing_tables(conn, (TABLE,))
 
 
-def read_pointers(conn):
+def read_pointers(conn: sqlite3.Connection) -> dict[str, Any]:
     """{conv_id: runtime_key}: every conversation's pointer."""
     return dict(conn.execute("SELECT conv_id, runtime_key FROM timeline_conversations"))
 
 
-def read_pointers_from_file(path, immutable=False):
+def read_pointers_from_file(path: str, immutable: bool = False) -> dict[str, Any]:
     """read_pointers on a timeline.db file opened read-only; NotATimelineStore when it is not one."""
     kind = sqlitefile.special_kind(path)
     if kind:
@@ -92,11 +97,12 @@ def read_pointers_from_file(path, immutable=False):
         raise NotATimelineStore(f"{path}: not a readable SQLite database ({error})") from None
 
 
-def conversations_query(columns, limit, conv_id=None):
+def conversations_query(columns: Collection[str], limit: int, conv_id: Optional[str] = None
+                        ) -> tuple[str, dict[str, Any]]:
     """SQL and parameters listing the store's conversations, newest activity first, given the
     columns its ``timeline_conversations`` has."""
 
-    def column(name, default):
+    def column(name: str, default: str) -> str:
         return name if name in columns else default
 
     sql = CONVERSATIONS_SQL.format(
@@ -121,7 +127,7 @@ class Snapshot:
     entities: list
 
 
-def read_snapshot(conn, conv_id, since_version, limit):
+def read_snapshot(conn: sqlite3.Connection, conv_id: bytes, since_version: int, limit: int) -> Snapshot:
     """GetSnapshot(conv_id, since_version, limit) on a connection: ``conv_id`` as bytes, ``limit``
     already defaulted. A store without the entity tables (an older file) reads as empty."""
     present = entity_tables(conn)
@@ -134,12 +140,12 @@ def read_snapshot(conn, conv_id, since_version, limit):
     return Snapshot(version, entities)
 
 
-def _version(conn, conv_id):
+def _version(conn: sqlite3.Connection, conv_id: bytes) -> int:
     row = conn.execute(VERSION_SQL, {"conv_id": conv_id}).fetchone()
     return 0 if row is None else go_int64(row[0], row[1])
 
 
-def _entity_rows(conn, conv_id, since_version, limit):
+def _entity_rows(conn: sqlite3.Connection, conv_id: bytes, since_version: int, limit: int) -> list[bytes]:
     sql = ENTITIES_SQL.format(since=SINCE_SQL if since_version else "")
     cursor = conn.cursor()
     cursor.row_factory = None  # plain tuples: Datasette's sqlite3.Row costs a third of the read
@@ -150,7 +156,7 @@ def _entity_rows(conn, conv_id, since_version, limit):
     return entities
 
 
-def entity_tables(conn):
+def entity_tables(conn: sqlite3.Connection) -> frozenset[str]:
     """Which of the entity tables the store has."""
     return schema.existing_tables(conn, ENTITY_TABLES)
 
@@ -158,7 +164,7 @@ def entity_tables(conn):
 _GO_INT = re.compile(rb"[+-]?[0-9]+")
 
 
-def go_int64(number, raw):
+def go_int64(number: Any, raw: Optional[bytes]) -> int:
     """A column value scanned into a Go int64 by database/sql, 0 where Scan fails (its error is
     ignored upstream): integers as they are, a REAL through ``%g`` text, text and BLOBs parsed."""
     if isinstance(number, int):

@@ -11,7 +11,7 @@ else they are derived from turns.db. Every answer is JSON, errors included.
 from dataclasses import dataclass
 import re
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Optional
 import sqlite3
 import urllib.parse
 
@@ -22,7 +22,12 @@ from .. import config
 from ..storage import debug_reads, timeline_store
 from ..upstream import api_shapes, golang, protojson, schema
 from . import links, offload, permissions, views
-from .permissions import ensure_view_database, forbidden_tables
+from .permissions import Actor, ensure_view_database, forbidden_tables
+
+if TYPE_CHECKING:
+    from datasette.app import Datasette
+    from datasette.database import Database
+    from datasette.utils.asgi import Request, Response
 
 DEFAULT_TURNS_LIMIT = 200
 CONVERSATIONS_LIMIT = 500
@@ -34,7 +39,7 @@ TIMELINE_METHODS = ("GET", "OPTIONS")  # the upstream's timeline and events hand
 class ApiError(Exception):
     """An answer other than 200: its status and the upstream's message."""
 
-    def __init__(self, status, message):
+    def __init__(self, status: int, message: str) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
@@ -45,9 +50,15 @@ class Stores:
     """What one request reads: a turns database (with its TurnsShape) and a timeline store;
     either may be None."""
 
-    turns: object
-    shape: object
-    timeline: object
+    turns: Optional["Database"]
+    shape: Optional[schema.TurnsShape]
+    timeline: Optional["Database"]
+
+    def required_turns(self) -> tuple["Database", schema.TurnsShape]:
+        """The turns database and its shape, for a request that required them (``_stores``
+        answers 404 without)."""
+        assert self.turns is not None and self.shape is not None
+        return self.turns, self.shape
 
 
 # --- routing ------------------------------------------------------------------------------------
@@ -73,21 +84,22 @@ def routes() -> list[tuple[str, Any]]:
 class ApiView(views.View):
     """An API route: every answer JSON, errors as the upstream wrote them."""
 
-    async def get(self, datasette, request):
+    async def get(self, datasette: "Datasette", request: "Request") -> "Response":
         try:
             return links.json_response(await _answer(self.handler, datasette, request))
         except ApiError as error:
             return _error_response(error.message, error.status)
 
-    def method_not_allowed(self):
+    def method_not_allowed(self) -> "Response":
         return _error_response("method not allowed", 405)
 
 
-def _error_response(message, status):
+def _error_response(message: str, status: int) -> "Response":
     return links.json_response(api_shapes.error_body(message, status), status=status)
 
 
-async def _answer(handler, datasette, request):
+async def _answer(handler: Callable[["Datasette", "Request"], Awaitable[Any]], datasette: "Datasette",
+                  request: "Request") -> Any:
     try:
         return await handler(datasette, request)
     except QueryInterrupted:
@@ -128,7 +140,7 @@ async def turns(datasette: Any, request: Any) -> links.EncodedJSON:
     stores = await _stores(datasette, request, require_turns=True)
     filters = {"conv_id": conv_id or None, "session_id": session_id or None, "phase": phase or None,
                "since_ms": since_ms, "limit": limit}
-    job = offload.Job("turns", stores.shape, filters, (conv_id, session_id, phase, since_ms))
+    job = offload.Job("turns", stores.required_turns()[1], filters, (conv_id, session_id, phase, since_ms))
     _, chars = await _size(datasette, stores, job, "ask for fewer snapshots (limit=, phase=, since_ms=)")
     return await _build(datasette, stores, job, chars)
 
@@ -138,27 +150,27 @@ async def turn(datasette: Any, request: Any) -> links.EncodedJSON:
     stores = await _stores(datasette, request, require_turns=True)
     conv_id, session_id, turn_id = ids
     filters = {"conv_id": conv_id, "session_id": session_id, "turn_id": turn_id}
-    job = offload.Job("turn", stores.shape, filters, (conv_id, session_id, turn_id))
+    job = offload.Job("turn", stores.required_turns()[1], filters, (conv_id, session_id, turn_id))
     count, chars = await _size(datasette, stores, job, "read it from turns.db directly")
     if not count and not await debug_reads.turn_exists(stores.turns, conv_id, session_id, turn_id):
         raise ApiError(404, "turn not found")
     return await _build(datasette, stores, job, chars)
 
 
-async def _size(datasette, stores, job, advice):
+async def _size(datasette: "Datasette", stores: Stores, job: offload.Job, advice: str) -> tuple[int, int]:
     """``(snapshots, characters of JSON)`` the job would read, from SQL; a 413 saying what to do
     (``advice``) when that is more than the ``max_payload_chars`` setting."""
     limit = config.setting(datasette, "max_payload_chars")
-    count, chars = await debug_reads.size(stores.turns, stores.shape, **job.filters)
+    count, chars = await debug_reads.size(*stores.required_turns(), **job.filters)
     if chars > limit:
         raise ApiError(413, f"payload too large: these snapshots hold {chars:,} characters of JSON, over "
                             f"the limit of {limit:,}, the max_payload_chars setting; {advice}")
     return count, chars
 
 
-async def _build(datasette, stores, job, chars):
+async def _build(datasette: "Datasette", stores: Stores, job: offload.Job, chars: int) -> links.EncodedJSON:
     try:
-        return await offload.build(datasette, stores.turns, job, chars)
+        return await offload.build(datasette, stores.required_turns()[0], job, chars)
     except offload.WorkerStopped as error:
         raise ApiError(503, str(error)) from None
 
@@ -192,7 +204,7 @@ async def timeline_snapshot(datasette: Any, request: Any) -> links.EncodedJSON:
     return await db.execute_fn(lambda conn: _snapshot_body(conn, conv_id, since_version, limit))
 
 
-def _snapshot_body(conn, conv_id, since_version, limit):
+def _snapshot_body(conn: sqlite3.Connection, conv_id: bytes, since_version: int, limit: int) -> links.EncodedJSON:
     try:
         read = timeline_store.read_snapshot(conn, conv_id, since_version, limit)
         entities = [protojson.entity(raw) for raw in read.entities]
@@ -205,7 +217,7 @@ def _snapshot_body(conn, conv_id, since_version, limit):
     return links.EncodedJSON(body)
 
 
-async def _timeline_store(datasette, request):
+async def _timeline_store(datasette: "Datasette", request: "Request") -> "Database":
     """The timeline store a timeline request reads, once the actor may view it (and the database
     the URL names) and its entity tables."""
     db = await _timeline_database(datasette)
@@ -221,7 +233,8 @@ async def _timeline_store(datasette, request):
     return db
 
 
-async def _database_in_url(datasette, request, timeline_db):
+async def _database_in_url(datasette: "Datasette", request: "Request", timeline_db: Optional["Database"]
+                           ) -> Optional["Database"]:
     """The database ``/-/runtime-truth/{database}/api/timeline`` names: the timeline store itself
     or a turns database (which the store serves); None at the top level."""
     segment = request.url_vars.get("database")
@@ -235,7 +248,7 @@ async def _database_in_url(datasette, request, timeline_db):
     raise ApiError(404, f"not a turns database or timeline store: {name}")
 
 
-async def _ensure_database(datasette, actor, db):
+async def _ensure_database(datasette: "Datasette", actor: Actor, db: "Database") -> None:
     try:
         await ensure_view_database(datasette, actor, db.name)
     except Forbidden:
@@ -244,7 +257,8 @@ async def _ensure_database(datasette, actor, db):
 
 # --- stores and permissions ---------------------------------------------------------------------
 
-async def _stores(datasette, request, with_timeline=False, require_turns=False):
+async def _stores(datasette: "Datasette", request: "Request", with_timeline: bool = False,
+                  require_turns: bool = False) -> Stores:
     """The databases this request reads, once the actor may view each of them and each table it
     reads there, as Datasette's own pages would require."""
     turns_db = await _turns_database(datasette, request.actor, request.url_vars.get("database"))
@@ -265,21 +279,21 @@ async def _stores(datasette, request, with_timeline=False, require_turns=False):
     return stores
 
 
-def _tables_read(stores, snapshots):
+def _tables_read(stores: Stores, snapshots: bool) -> list[tuple["Database", tuple[str, ...]]]:
     """[(database, tables)] that a request on ``stores`` reads: the timeline store's conversations
     (or turns.db's, without one), and with ``snapshots`` the turns and their snapshot tables."""
-    read = []
+    read: list[tuple["Database", tuple[str, ...]]] = []
     if stores.timeline is not None:
         read.append((stores.timeline, ("timeline_conversations",)))
     if stores.turns is not None and (snapshots or stores.timeline is None):
-        tables = ("turns",)
-        if snapshots and stores.shape.has_snapshots:
+        tables: tuple[str, ...] = ("turns",)
+        if snapshots and stores.shape is not None and stores.shape.has_snapshots:
             tables += schema.SNAPSHOT_TABLES
         read.append((stores.turns, tables))
     return read
 
 
-async def _turns_database(datasette, actor, route_name):
+async def _turns_database(datasette: "Datasette", actor: Actor, route_name: Optional[str]) -> Optional["Database"]:
     """The turns database named in the URL, else the default one; None when there is none."""
     candidates = await config.turns_databases(datasette)
     if route_name is not None:
@@ -299,7 +313,7 @@ async def _turns_database(datasette, actor, route_name):
     return candidates[0] if candidates else None
 
 
-async def _timeline_database(datasette):
+async def _timeline_database(datasette: "Datasette") -> Optional["Database"]:
     """The timeline store the cutover report uses too; None when there is none."""
     try:
         return await timeline_store.database(datasette)
@@ -307,15 +321,15 @@ async def _timeline_database(datasette):
         raise ApiError(404, str(error)) from None
 
 
-async def _conversation_rows(stores, limit, conv_id=None):
+async def _conversation_rows(stores: Stores, limit: int, conv_id: Optional[str] = None) -> list[dict[str, Any]]:
     if stores.timeline is not None:
         return await debug_reads.timeline_conversations(stores.timeline, limit, conv_id=conv_id)
-    if stores.turns is not None:
+    if stores.turns is not None and stores.shape is not None:
         return await debug_reads.derived_conversations(stores.turns, stores.shape, limit, conv_id=conv_id)
     return []
 
 
-def _conversation_item(row, detail=False):
+def _conversation_item(row: dict[str, Any], detail: bool = False) -> dict[str, Any]:
     return api_shapes.conversation_item(
         row["conv_id"], row["session_id"], row["runtime_key"], row["last_activity_ms"],
         row["has_timeline_source"], detail=detail,
@@ -324,7 +338,7 @@ def _conversation_item(row, detail=False):
 
 # --- request parsing ----------------------------------------------------------------------------
 
-def _unescape(text):
+def _unescape(text: str) -> Optional[str]:
     """Percent-decode one path segment strictly (``%2F`` is ``/``); None when it is malformed."""
     if re.search(r"%(?![0-9A-Fa-f]{2})", text):
         return None
@@ -334,17 +348,17 @@ def _unescape(text):
         return None
 
 
-def _turn_ids(turn_path):
+def _turn_ids(turn_path: Optional[str]) -> list[str]:
     parts = (turn_path or "").split("/")
     if len(parts) != 3 or not all(parts):
         raise ApiError(400, TURN_PATH_ERROR)
-    ids = [_unescape(part) for part in parts]
-    if any(not value or not value.strip() for value in ids):
+    ids = [value for value in map(_unescape, parts) if value and value.strip()]
+    if len(ids) != len(parts):
         raise ApiError(400, TURN_PATH_ERROR)
     return ids
 
 
-def _whole_number(request, name, default):
+def _whole_number(request: "Request", name: str, default: int) -> int:
     text = request.args.get(name) or ""
     if text == "":
         return default
@@ -354,7 +368,7 @@ def _whole_number(request, name, default):
     return value
 
 
-def _limit(datasette, request):
+def _limit(datasette: "Datasette", request: "Request") -> int:
     text = request.args.get("limit") or ""
     if text == "":
         return min(DEFAULT_TURNS_LIMIT, _max_rows(datasette))
@@ -364,5 +378,5 @@ def _limit(datasette, request):
     return min(value, _max_rows(datasette))
 
 
-def _max_rows(datasette):
+def _max_rows(datasette: "Datasette") -> int:
     return datasette.setting("max_returned_rows")

@@ -8,6 +8,7 @@ command runs. Every database the actor may not view is left out.
 import csv
 from dataclasses import replace
 import io
+from typing import TYPE_CHECKING, Any, Optional, Sequence
 from urllib.parse import urlencode
 
 from datasette.utils.asgi import BadRequest, Forbidden, NotFound, Response
@@ -20,13 +21,20 @@ from ..storage import id_lookup, timeline_store
 from ..upstream import schema
 from . import charts, links, permissions, report_view, views
 
+if TYPE_CHECKING:
+    from datasette.app import Datasette
+    from datasette.database import Database
+    from datasette.utils.asgi import Request
+
+Row = dict[str, Any]
+
 PREFIX = links.PREFIX
 SHOWN_TIMELINES = 5  # switched conversations drawn inline on the report
 DB = rf"^{PREFIX}/(?P<database>[^/]+)"
 NOT_MIGRATED = "This store has no runtime_key column yet: run the migration first."
 
 
-def routes():
+def routes() -> list[tuple[str, Any]]:
     return [
         (rf"^{PREFIX}$", views.page(report_page)),
         (rf"^{PREFIX}\.json$", views.page(report_json)),
@@ -40,13 +48,14 @@ def routes():
     ]
 
 
-async def visible_turns_databases(datasette, actor):
+async def visible_turns_databases(datasette: "Datasette", actor: permissions.Actor) -> list["Database"]:
     """The turns databases whose ``turns`` table the actor may view."""
     return [db for db in await config.turns_databases(datasette)
             if await permissions.can_view_table(datasette, actor, db.name, "turns")]
 
 
-async def build_reports(datasette, actor, refresh=False):
+async def build_reports(datasette: "Datasette", actor: permissions.Actor,
+                        refresh: bool = False) -> list[checks.DatabaseReport]:
     """A DatabaseReport for each turns database whose turns the actor may view, from the report
     cache; pointers only when the actor may view the timeline store's ``timeline_conversations``
     too."""
@@ -68,26 +77,26 @@ async def build_reports(datasette, actor, refresh=False):
     return reports
 
 
-def _refresh(request):
+def _refresh(request: "Request") -> bool:
     return request.args.get("refresh") not in (None, "", "0")
 
 
-async def _is_migrated(db):
+async def _is_migrated(db: "Database") -> bool:
     return schema.is_migrated(await db.table_columns("turns"))
 
 
-async def report_json(datasette, request):
+async def report_json(datasette: "Datasette", request: "Request") -> Response:
     reports = await build_reports(datasette, request.actor, refresh=_refresh(request))
     return links.json_response(report_view.report_body(datasette, reports))
 
 
-async def metrics_view(datasette, request):
+async def metrics_view(datasette: "Datasette", request: "Request") -> Response:
     reports = await build_reports(datasette, request.actor, refresh=_refresh(request))
     body, content_type = metrics.exposition(reports, accept=request.headers.get("accept"))
     return Response(body, content_type=content_type)
 
 
-async def report_page(datasette, request):
+async def report_page(datasette: "Datasette", request: "Request") -> Response:
     reports = await build_reports(datasette, request.actor, refresh=_refresh(request))
     sections = []
     for db_report in reports:
@@ -104,7 +113,7 @@ async def report_page(datasette, request):
     ))
 
 
-async def _switched_timelines(datasette, view):
+async def _switched_timelines(datasette: "Datasette", view: report_view.DatabaseView) -> list[Row]:
     """The first switched conversations' runtime timelines, drawn in one set of colours."""
     if view.report.problem:
         return []
@@ -116,7 +125,7 @@ async def _switched_timelines(datasette, view):
     return [{**item, "svg": charts.timeline_svg(rows, colours)} for item, rows in zip(switched, histories)]
 
 
-async def _turns_db(datasette, request):
+async def _turns_db(datasette: "Datasette", request: "Request") -> "Database":
     """The turns database named in the URL, once the actor may view it and its turns."""
     route, db = views.database_named(datasette, request.url_vars["database"])
     if db is None:
@@ -128,18 +137,20 @@ async def _turns_db(datasette, request):
     return db
 
 
-def _crumbs(datasette, database, *more):
+def _crumbs(datasette: "Datasette", database: str, *more: tuple[str, Optional[str]]
+            ) -> list[tuple[str, Optional[str]]]:
     """Breadcrumbs: home, the database, the report, then ``more`` (label, url) pairs."""
     return [("home", datasette.urls.instance()), (database, datasette.urls.database(database)),
             ("runtime truth report", datasette.urls.path(PREFIX)), *more]
 
 
-async def _page(datasette, request, template, context, status=200):
+async def _page(datasette: "Datasette", request: "Request", template: str, context: dict[str, Any],
+                status: int = 200) -> Response:
     return Response.html(await datasette.render_template(template, context, request=request),
                          status=status)
 
 
-async def conversation_page(datasette, request):
+async def conversation_page(datasette: "Datasette", request: "Request") -> Response:
     db = await _turns_db(datasette, request)
     name = db.name
     conv_id = request.args.get("conv_id", "")
@@ -176,11 +187,11 @@ async def conversation_page(datasette, request):
         "report_url": datasette.urls.path(PREFIX)})
 
 
-def _last_known(rows, index):
+def _last_known(rows: list[Row], index: int) -> Any:
     return next(row["runtime_key"] for row in reversed(rows[:index]) if row["runtime_key"])
 
 
-async def _timeline_store(datasette):
+async def _timeline_store(datasette: "Datasette") -> tuple[Optional["Database"], Optional[str]]:
     """``(store, name)``: the timeline store (timeline_store.database) and its name; the configured
     name and no store when that one is not attached; (None, None) when there is none."""
     try:
@@ -190,11 +201,11 @@ async def _timeline_store(datasette):
     return timeline_db, None if timeline_db is None else timeline_db.name
 
 
-async def _may_view_pointers(datasette, actor, timeline_db):
+async def _may_view_pointers(datasette: "Datasette", actor: permissions.Actor, timeline_db: "Database") -> bool:
     return await permissions.can_view_table(datasette, actor, timeline_db.name, timeline_store.TABLE)
 
 
-async def _timeline_db(datasette, actor):
+async def _timeline_db(datasette: "Datasette", actor: permissions.Actor) -> Optional["Database"]:
     """The timeline store, when attached and the actor may view its conversations; else None."""
     timeline_db, _ = await _timeline_store(datasette)
     if timeline_db is None or not await _may_view_pointers(datasette, actor, timeline_db):
@@ -202,7 +213,7 @@ async def _timeline_db(datasette, actor):
     return timeline_db
 
 
-async def _pointer(datasette, actor, conv_id):
+async def _pointer(datasette: "Datasette", actor: permissions.Actor, conv_id: str) -> Optional[Row]:
     """{database, runtime_key} of the conversation's pointer in the timeline store, or None."""
     timeline_db = await _timeline_db(datasette, actor)
     if timeline_db is None:
@@ -212,21 +223,27 @@ async def _pointer(datasette, actor, conv_id):
     return {"database": timeline_db.name, "runtime_key": None if found is None else found[0]}
 
 
-def _after(request, names):
+def _after(request: "Request", names: Sequence[str]) -> Optional[tuple[str, ...]]:
     values = [request.args.get(name) for name in names]
     return tuple(values) if all(value is not None for value in values) else None
 
 
-def _next_url(request, **after):
+def _preview_key(request: "Request") -> Optional[preview.Key]:
+    """The preview's ``(after_conv, after_session, after_turn)``, when all three are given."""
+    after = _after(request, ("after_conv", "after_session", "after_turn"))
+    return None if after is None else (after[0], after[1], after[2])
+
+
+def _next_url(request: "Request", **after: Any) -> str:
     args = {key: request.args.get(key) for key in request.args.keys() if not key.startswith("after_")}
     return request.path + "?" + urlencode({**args, **after})
 
 
-async def preview_page(datasette, request):
+async def preview_page(datasette: "Datasette", request: "Request") -> Response:
     db = await _turns_db(datasette, request)
     rules = config.setting(datasette, "rules")
     limit = preview.page_size(request.args.get("limit"), datasette.setting("max_returned_rows"))
-    after = _after(request, ("after_conv", "after_session", "after_turn"))
+    after = _preview_key(request)
     only = request.args.get("only") or None
     if only is not None and only not in preview.ONLY:
         problem = f"unknown only={only!r}: expected one of {', '.join(preview.ONLY)}, or none for every row"
@@ -257,10 +274,12 @@ async def preview_page(datasette, request):
                            "every_row_url": request.path})
 
 
-async def pointers_page(datasette, request):
+async def pointers_page(datasette: "Datasette", request: "Request") -> Response:
     db = await _turns_db(datasette, request)
     timeline_db = await _timeline_db(datasette, request.actor)
-    rows, next_url, problem = [], None, None
+    rows: list[Row] = []
+    next_url: Optional[str] = None
+    problem: Optional[str] = None
     if timeline_db is None:
         problem = "No timeline store to compare with (or you may not view its timeline_conversations)."
     elif not await _is_migrated(db):
@@ -289,9 +308,11 @@ LIMIT :limit
 """
 
 
-async def switches_page(datasette, request):
+async def switches_page(datasette: "Datasette", request: "Request") -> Response:
     db = await _turns_db(datasette, request)
-    rows, next_url, problem = [], None, None
+    rows: list[Row] = []
+    next_url: Optional[str] = None
+    problem: Optional[str] = None
     if not await _is_migrated(db):
         problem = NOT_MIGRATED
     else:
@@ -308,7 +329,7 @@ async def switches_page(datasette, request):
                        queries.RUNTIME_SWITCHES_COLUMNS, next_url, "switches", problem=problem)
 
 
-def _switches_count(text):
+def _switches_count(text: str) -> int:
     """``after_switches`` as the whole number it must be; a 400 for anything else."""
     value = config.parse_int64(text)
     if value is None:
@@ -316,8 +337,10 @@ def _switches_count(text):
     return value
 
 
-async def _list(datasette, request, database, title, rows, columns, next_url, list_kind, about=None,
-                problem=None, csv=False, migrated=True, status=200):
+async def _list(datasette: "Datasette", request: "Request", database: str, title: str, rows: list[Row],
+                columns: Sequence[str], next_url: Optional[str], list_kind: str,
+                about: Optional[dict[str, Any]] = None, problem: Optional[str] = None, csv: bool = False,
+                migrated: bool = True, status: int = 200) -> Response:
     """A paged list as a page (``list_kind`` picks its explanation, given ``about``), or as JSON
     for the ``.json`` URL. Before the migration a conversation links to its timeline page only
     (its runtime_history query cannot run yet)."""
@@ -337,7 +360,7 @@ async def _list(datasette, request, database, title, rows, columns, next_url, li
         status=status)
 
 
-async def _searched_databases(datasette, request):
+async def _searched_databases(datasette: "Datasette", request: "Request") -> list["Database"]:
     """The database named in the URL, else every turns database whose turns the actor may view."""
     if "database" in request.url_vars:
         return [await _turns_db(datasette, request)]
@@ -347,17 +370,20 @@ async def _searched_databases(datasette, request):
     return [db for db in visible if await config.holds_turns(db)]
 
 
-async def search_page(datasette, request):
+async def search_page(datasette: "Datasette", request: "Request") -> Response:
     """The turns any pasted id names, in every turns database searched (see :mod:`search`)."""
     databases = await _searched_databases(datasette, request)
     q = request.args.get("q", "")
-    problem, parsed = None, []
+    problem: Optional[str] = None
+    parsed: list[tuple[str, Optional[str]]] = []
     try:
         parsed = id_lookup.parse(q)
     except id_lookup.BadQuery as error:
         problem = str(error)
     ids, named = [token for token, _ in parsed], {token: kind for token, kind in parsed if kind}
-    searched, turns, more = [], [], []
+    searched: list[Row] = []
+    turns: list[Row] = []
+    more: list[Row] = []
     for db in databases if parsed else []:
         snapshots = await permissions.can_view_table(datasette, request.actor, db.name,
                                                      "turn_block_membership")
@@ -380,13 +406,13 @@ async def search_page(datasette, request):
         "json_url": path + ".json" + qs}, status=status)
 
 
-def _search_note(found):
+def _search_note(found: id_lookup.Found) -> Optional[str]:
     if "inference_id" in found.kinds:
         return None
     return "inference_id is not searched here: this store has no inference_id column until it is migrated."
 
 
-def _search_links(datasette, database, turn, migrated):
+def _search_links(datasette: "Datasette", database: str, turn: Row, migrated: bool) -> Row:
     """A found turn with its database, UTC time and the links to its history (None before the
     migration), timeline and debug JSON."""
     turn.setdefault("snapshots", None)
@@ -397,7 +423,7 @@ def _search_links(datasette, database, turn, migrated):
                                               turn["turn_id"], database=database)}
 
 
-def _more_link(datasette, database, kind, id_):
+def _more_link(datasette: "Datasette", database: str, kind: str, id_: str) -> Row:
     """An id that named more turns than one lookup lists, and where all of them are."""
     url, label = None, None
     if kind == "conv_id":
@@ -407,21 +433,21 @@ def _more_link(datasette, database, kind, id_):
     return {"database": database, "kind": kind, "id": id_, "url": url, "link_label": label}
 
 
-async def menu_links(datasette, actor):
+async def menu_links(datasette: "Datasette", actor: permissions.Actor) -> list[dict[str, str]]:
     if await visible_turns_databases(datasette, actor):
         return [{"href": datasette.urls.path(PREFIX), "label": "Runtime truth report"}]
     return []
 
 
-def template_vars(datasette):
+def template_vars(datasette: "Datasette") -> dict[str, Any]:
     """What every template sees with the plugin installed: the timeline function the
     runtime_history page's partial calls, and each database's file path for the migrate hint."""
 
-    def db_path(database):
+    def db_path(database: str) -> str:
         db = datasette.databases.get(database)
         return db.path if db is not None and db.path else f"{database}.db"
 
-    async def query_page(database, query):
+    async def query_page(database: str, query: str) -> Optional[str]:
         """The plugin's page template for ``query`` on ``database``, when it is a turns
         database (any name): Datasette looks pages up by database name, the plugin's are
         written once, for ``turns``."""

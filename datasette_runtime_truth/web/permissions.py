@@ -6,7 +6,14 @@ view the instance and the database, and each table it reads (``view-table``); a 
 ``ensure_permission`` and ``allowed_resources`` with resource objects.
 """
 
+from typing import TYPE_CHECKING, Any, Awaitable, Iterable, Optional
+
 from datasette.utils.asgi import Forbidden
+
+if TYPE_CHECKING:
+    from datasette.app import Datasette
+
+Actor = Optional[dict[str, Any]]
 
 try:  # Datasette 1.0a20+
     from datasette.resources import DatabaseResource, TableResource
@@ -14,12 +21,12 @@ except ImportError:  # Datasette 0.65
     DatabaseResource = TableResource = None
 
 
-async def can_view_database(datasette, actor, database):
+async def can_view_database(datasette: "Datasette", actor: Actor, database: str) -> bool:
     """True when ``actor`` may see ``database``: the check Datasette applies to its own pages."""
     return await _allowed(ensure_view_database(datasette, actor, database))
 
 
-async def ensure_view_database(datasette, actor, database):
+async def ensure_view_database(datasette: "Datasette", actor: Actor, database: str) -> None:
     """Raise Forbidden unless ``actor`` may view the instance and ``database``."""
     if DatabaseResource is None:
         await datasette.ensure_permissions(actor, [("view-database", database), "view-instance"])
@@ -30,12 +37,12 @@ async def ensure_view_database(datasette, actor, database):
     )
 
 
-async def can_view_table(datasette, actor, database, table):
+async def can_view_table(datasette: "Datasette", actor: Actor, database: str, table: str) -> bool:
     """True when ``actor`` may see ``table`` of ``database``, as on Datasette's table page."""
     return await _allowed(ensure_view_table(datasette, actor, database, table))
 
 
-async def ensure_view_table(datasette, actor, database, table):
+async def ensure_view_table(datasette: "Datasette", actor: Actor, database: str, table: str) -> None:
     """Raise Forbidden unless ``actor`` may view the instance, ``database`` and its ``table``."""
     if TableResource is None:
         await datasette.ensure_permissions(
@@ -48,7 +55,8 @@ async def ensure_view_table(datasette, actor, database, table):
     )
 
 
-async def forbidden_tables(datasette, actor, database, tables, database_checked=False):
+async def forbidden_tables(datasette: "Datasette", actor: Actor, database: str, tables: Iterable[str],
+                           database_checked: bool = False) -> list[str]:
     """The tables of ``tables`` (in order) that ``actor`` may not view. On 1.0 the instance and the
     database are asked once (not at all when the caller has just done so: ``database_checked``),
     then the tables in one query; 0.65 asks all three together for each table, as its pages do."""
@@ -65,7 +73,7 @@ async def forbidden_tables(datasette, actor, database, tables, database_checked=
     return [table for table in tables if table not in visible]
 
 
-async def _allowed(check):
+async def _allowed(check: Awaitable[None]) -> bool:
     try:
         await check
     except Forbidden:

@@ -6,13 +6,16 @@ The report page renders a :class:`DatabaseView` per database; ``/-/runtime-truth
 """
 
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 from .. import times
 from ..canned import queries
 from ..migration import on_startup
 from ..report import checks
 from . import links
+
+if TYPE_CHECKING:
+    from datasette.app import Datasette
 
 
 @dataclass(frozen=True)
@@ -53,7 +56,7 @@ class DatabaseView:
         return times.utc(self.report.computed_at_ms)
 
 
-def database_view(datasette, db_report) -> DatabaseView:
+def database_view(datasette: "Datasette", db_report: checks.DatabaseReport) -> DatabaseView:
     name = db_report.database
     return DatabaseView(
         report=db_report,
@@ -65,17 +68,17 @@ def database_view(datasette, db_report) -> DatabaseView:
     )
 
 
-def _check_view(datasette, db_report, check):
+def _check_view(datasette: "Datasette", db_report: checks.DatabaseReport, check: checks.Check) -> CheckView:
     """Each check's rows link (the rows its figure counts: for the backfill figures, the
     migration preview filtered to them; a query that cannot run yet is replaced by a note), its
     complete list, and each listed conversation's history and timeline."""
     name, migrated = db_report.database, db_report.migrated
-    query = queries.BY_NAME.get(check.query)
+    query = queries.BY_NAME.get(check.query) if check.query is not None else None
     url, label, note, all_url = None, check.query, None, None
     if check.id in links.FIGURE_ROWS:
         url, label = datasette.urls.path(links.figure_rows_path(name, check.id)), "rows"
     elif query is not None and (migrated or not query.needs):
-        url = links.query_url(datasette, name, check.query)
+        url = links.query_url(datasette, name, query.name)
     elif query is not None:
         note = f"{check.query} runs once the store is migrated"
     if check.id == "pointer" and check.value is not None:
@@ -88,14 +91,14 @@ def _check_view(datasette, db_report, check):
     return CheckView(check, url, label, note, all_url, items)
 
 
-def report_body(datasette, reports) -> dict[str, Any]:
+def report_body(datasette: "Datasette", reports: list[checks.DatabaseReport]) -> dict[str, Any]:
     """The report JSON (``/-/runtime-truth.json``, ``check --json``): the format version, the
     overall status, and one object per database with its links as ``datasette`` serves them."""
     return {"format_version": checks.FORMAT_VERSION, "status": checks.overall_status(reports),
             "databases": [_database_body(database_view(datasette, db_report)) for db_report in reports]}
 
 
-def _database_body(view):
+def _database_body(view: DatabaseView) -> dict[str, Any]:
     data = view.report.as_dict()
     data["checks"] = [{**check_data, "items": check.items, "url": check.url, "all_url": check.all_url}
                       for check, check_data in zip(view.checks, data["checks"])]
