@@ -3,7 +3,12 @@
 import pytest
 import yaml
 
-from datasette_runtime_truth.upstream.api_shapes import parse_json, to_yaml, turn_payload
+from datasette_runtime_truth.upstream.api_shapes import PayloadBuilder, parse_json, to_yaml
+
+
+def turn_payload(*args):
+    """One turn's payload, built as a debug read builds it."""
+    return PayloadBuilder().turn_payload(*args)
 
 
 def test_turn_payload_sorts_keys_and_leaves_out_empty_optionals():

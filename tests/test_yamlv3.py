@@ -28,7 +28,7 @@ def test_the_golden_file_is_there():
 @pytest.mark.parametrize("case", CASES, ids=[case["id"] for case in CASES])
 def test_golden_case(case):
     case_input = case["input"]
-    value = api_shapes.turn_payload(
+    value = api_shapes.PayloadBuilder().turn_payload(
         case_input["turn_id"], _blocks(case_input), case_input["turn_metadata_json"], case_input["turn_data_json"]
     )
     assert api_shapes.to_yaml(value) == case["yaml"]

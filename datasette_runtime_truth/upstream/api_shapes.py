@@ -114,18 +114,6 @@ def error_body(message: str, status: int) -> Body:
     return {"ok": False, "error": message, "status": status}
 
 
-def turn_payload(turn_id: Cell, blocks: list[Block], metadata_json: Cell, data_json: Cell) -> dict[str, JSON]:
-    """The upstream turn map ``{blocks: [{id, kind, metadata?, payload?, role?}], data?, id,
-    metadata?}``, keys sorted at every level, optional keys left out when empty (``role`` when
-    blank).
-
-    ``blocks`` are ``(block_id, kind, role, payload_json, block_metadata_json)`` tuples in ordinal
-    order. JSON columns are decoded with Go's rules; text Go refuses (upstream then fails the whole
-    query) is kept as the string it is.
-    """
-    return PayloadBuilder().turn_payload(turn_id, blocks, metadata_json, data_json)
-
-
 class PayloadBuilder:
     """Builds the payloads of one read, and their YAML.
 
@@ -142,6 +130,11 @@ class PayloadBuilder:
         self.memo = yamlv3.Memo()
 
     def turn_payload(self, turn_id: Cell, blocks: list[Block], metadata_json: Cell, data_json: Cell) -> dict[str, JSON]:
+        """The upstream turn map ``{blocks: [{id, kind, metadata?, payload?, role?}], data?, id,
+        metadata?}``, keys sorted at every level, optional keys left out when empty (``role``
+        when blank). ``blocks`` are ``(block_id, kind, role, payload_json, block_metadata_json)``
+        tuples in ordinal order. JSON columns are decoded with Go's rules; text Go refuses
+        (upstream then fails the whole query) is kept as the string it is."""
         payload: dict[str, JSON] = {"blocks": [self.block(*block) for block in blocks]}
         _put_if_present(payload, "data", self.parse_json(data_json))
         payload["id"] = _text(turn_id)
