@@ -168,6 +168,8 @@ def test_payload_memory_runs(tmp_path):
     concurrent = result["concurrent"]
     assert concurrent["refused"]["statuses"] == {"413": 20}
     assert concurrent["served"]["statuses"] == {"200": 2}
+
+
 @pytest.mark.benchmark
 def test_one_section_runs_alone(tmp_path):
     out = tmp_path / "BENCHMARKS.md"

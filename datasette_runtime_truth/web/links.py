@@ -171,10 +171,6 @@ class EncodedJSON:
     release: Optional[Callable[[], Any]] = None
 
 
-def encode_json(body: dict[str, Any]) -> EncodedJSON:
-    return EncodedJSON(b"".join(json_chunks(body)))
-
-
 def json_chunks(body: dict[str, Any], key: str = "items") -> Iterator[bytes]:
     """``json.dumps(body)`` as UTF-8 bytes (BLOBs as text), in pieces: the envelope around
     ``body[key]``, and each member of each item of that list on its own, so that no more than
