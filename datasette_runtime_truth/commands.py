@@ -242,6 +242,7 @@ def _migration_rows(result: apply.Report) -> list[tuple[str, Union[int, str]]]:
         (f"columns {verb}", ", ".join(result.columns_added) or "none"),
         (f"indexes {'to create' if result.dry_run else 'created'}", ", ".join(result.indexes_created) or "none"),
         ("rows scanned", result.rows_scanned),
+        (f"rows {'to write' if result.dry_run else 'written'}", result.rows_written),
         ("runtime_key filled", result.runtime_key_filled),
         ("inference_id filled", result.inference_id_filled),
     ]

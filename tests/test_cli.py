@@ -38,6 +38,7 @@ def test_migrate_prints_the_report(store):
         "  columns added:              runtime_key, inference_id\n"
         "  indexes created:            turns_by_conv_runtime_updated, turns_by_conv_inference_updated\n"
         "  rows scanned:               2\n"
+        "  rows written:               1\n"
         "  runtime_key filled:         1\n"
         "  inference_id filled:        1\n"
         "  still missing runtime_key:  1\n"
@@ -57,6 +58,7 @@ def test_migrate_json_and_second_run(store):
         "columns_added": [],
         "indexes_created": [],
         "rows_scanned": 2,
+        "rows_written": 0,
         "runtime_key_filled": 0,
         "inference_id_filled": 0,
         "turn_created_at_ms_copied": 0,

@@ -132,6 +132,19 @@ def test_values_already_set_are_never_counted_as_would_fill(tmp_path):
     assert result.check("would_fill").figure.startswith("1 rows (0 runtime_key, 1 inference_id,")
 
 
+@pytest.mark.parametrize("rules", ["canonical", "legacy"])
+def test_would_fill_counts_what_a_migrate_run_then_writes(sample, rules):
+    conn = sqlite3.connect(sample.turns_path)
+    would = build(conn, rules=rules)
+    conn.close()
+    report = migrate_path(sample.turns_path, rules=rules)
+    wrote = {"rows": report.rows_written, "runtime_key": report.runtime_key_filled,
+             "inference_id": report.inference_id_filled}
+    assert would.check("would_fill").counts == wrote
+    assert would.check("bad_metadata").value == report.skipped_bad_metadata
+    assert (report.rows_written, report.skipped_bad_metadata) == (271, 5)
+
+
 def test_rules_decide_what_a_migrate_run_would_fill(tmp_path):
     conn = create_store(tmp_path / "turns.db", "current")
     insert_turn(conn, "c1", "s1", "t1", metadata={"geppetto.runtime@v1": "planner"}, inference_id="inf-1")

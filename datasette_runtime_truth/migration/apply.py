@@ -77,22 +77,21 @@ class NoSuchFile(MigrationError):
         self.path = path
 
 
-@dataclass
-class Report:
+HEAD_KEYS = ("database", "rules", "dry_run", "columns_added", "indexes_created", "rows_scanned")
+
+
+@dataclass(kw_only=True)
+class Report(backfill.Tally):
+    """What a migration did (or, in a dry run, would do); the backfill's counts are its Tally."""
+
     database: str
     rules: str
     dry_run: bool
     columns_added: list[str] = field(default_factory=list)
     indexes_created: list[str] = field(default_factory=list)
     rows_scanned: int = 0
-    runtime_key_filled: int = 0
-    inference_id_filled: int = 0
-    values_trimmed: int = 0
     turn_created_at_ms_copied: int = 0
     updated_at_ms_filled: int = 0
-    missing_runtime_key: int = 0
-    missing_inference_id: int = 0
-    skipped_bad_metadata: int = 0
     skipped_unwritable: int = 0
     unwritable_error: str = ""
     journal_mode: str = ""
@@ -102,16 +101,17 @@ class Report:
         return bool(
             self.columns_added
             or self.indexes_created
-            or self.runtime_key_filled
-            or self.inference_id_filled
-            or self.values_trimmed
+            or self.rows_written
             or self.journal_mode.startswith("switched")
             or self.turn_created_at_ms_copied
             or self.updated_at_ms_filled
         )
 
     def as_dict(self) -> dict[str, Any]:
-        return {**asdict(self), "changed": self.changed}
+        """``migrate --json``: what was migrated, then the counts, then ``changed``."""
+        counts = asdict(self)
+        head = {name: counts.pop(name) for name in HEAD_KEYS}
+        return {**head, **counts, "changed": self.changed}
 
 
 class Migration:
@@ -286,8 +286,8 @@ class Migration:
             rowid, _, old_runtime, old_inference = row
             decision = decided[row] if row in decided else self._decide(row)
             if decision.values is None:
-                self.report.skipped_bad_metadata += decision.action == backfill.BAD_METADATA
-                self._count_missing(old_runtime, old_inference)
+                self.report.add(decision)
+                self.report.add_missing(old_runtime, old_inference)
                 continue
             updates.append((*decision.values, rowid, old_runtime, old_inference))
             decisions.append(decision)
@@ -296,23 +296,17 @@ class Migration:
                 if any(written) and self._has_triggers and not self.report.dry_run else {})
         for update, decision, done in zip(updates, decisions, written):
             runtime_key, inference_id, rowid, old_runtime, old_inference = update
-            if rowid in held and held[rowid] != (runtime_key, inference_id):
-                # A trigger of the operator's rewrote or undid the write: count what the file holds.
-                decision = backfill.writes(old_runtime, old_inference, held[rowid])
-            if done and decision.values == (old_runtime, old_inference):
+            # A trigger of the operator's may have rewritten or undone the write: count what the file holds.
+            values = held.get(rowid, (runtime_key, inference_id))
+            if done and values == (old_runtime, old_inference):
                 done = self._unwritable("a trigger left the row unchanged", rowid)
-            if done:
-                self._count_written(decision)
-            else:
-                self._count_missing(old_runtime, old_inference)
-
-    def _count_written(self, decision: backfill.Decision) -> None:
-        """Count a row written with ``decision``'s values."""
-        assert decision.values is not None
-        self._count_missing(*decision.values)
-        self.report.runtime_key_filled += decision.runtime_key_filled
-        self.report.inference_id_filled += decision.inference_id_filled
-        self.report.values_trimmed += decision.values_trimmed
+            if not done:
+                self.report.add_missing(old_runtime, old_inference)
+                continue
+            if values != (runtime_key, inference_id):
+                decision = backfill.writes(old_runtime, old_inference, values)
+            self.report.add(decision)
+            self.report.add_missing(*values)
 
     @staticmethod
     def _held(conn: sqlite3.Connection, window: Window) -> dict[int, tuple[Any, Any]]:
@@ -321,10 +315,6 @@ class Migration:
         return {rowid: (runtime_key, inference_id) for rowid, runtime_key, inference_id in conn.execute(
             "SELECT rowid, runtime_key, inference_id FROM turns WHERE rowid > :first AND rowid <= :last",
             window)}
-
-    def _count_missing(self, runtime_key: Any, inference_id: Any) -> None:
-        self.report.missing_runtime_key += backfill.is_empty(runtime_key)
-        self.report.missing_inference_id += backfill.is_empty(inference_id)
 
     def _write(self, conn: sqlite3.Connection, updates: list[Row]) -> list[bool]:
         """Write both columns of each row; say which rows were written. All at once; row by row

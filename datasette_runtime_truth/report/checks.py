@@ -159,9 +159,9 @@ def _index_text(columns: list[tuple[str, bool]]) -> str:
     return ", ".join(f"{column} DESC" if desc else column for column, desc in columns)
 
 
-def _backfill_checks(found: figures.BackfillFigures, turns: int, rules: str, path: Optional[str]) -> list[Check]:
-    fill_rows, fill_runtime, fill_inference = found.fill_rows, found.fill_runtime_key, found.fill_inference_id
-    missing_runtime, missing_inference, bad = found.missing_runtime_key, found.missing_inference_id, found.bad_metadata
+def _backfill_checks(found: backfill.Tally, turns: int, rules: str, path: Optional[str]) -> list[Check]:
+    fill_rows, fill_runtime, fill_inference = found.rows_written, found.runtime_key_filled, found.inference_id_filled
+    missing_runtime, missing_inference, bad = found.missing_runtime_key, found.missing_inference_id, found.skipped_bad_metadata
     if fill_rows:
         command = f"datasette runtime-truth migrate {path or 'turns.db'}"
         if rules != config.DEFAULT_RULES:

@@ -15,19 +15,6 @@ from ..upstream import backfill, schema
 
 
 @dataclass
-class BackfillFigures:
-    """Among the rows still missing a value: how many miss each column, how many have metadata the
-    backfill cannot decode, and what a migrate run would write (rows, values filled per column)."""
-
-    missing_runtime_key: int = 0
-    missing_inference_id: int = 0
-    bad_metadata: int = 0
-    fill_rows: int = 0
-    fill_runtime_key: int = 0
-    fill_inference_id: int = 0
-
-
-@dataclass
 class PointerFigures:
     differ: list  # [{conv_id, pointer, newest_runtime_key}] in conv_id order
     compared: int
@@ -38,7 +25,7 @@ class PointerFigures:
 class Figures:
     shape: schema.TurnsShape
     turns: int
-    backfill: BackfillFigures
+    backfill: backfill.Tally  # among the rows still missing a value, what a migrate run would write
     switched: Optional[list]  # [(conv_id, switches)], None without a runtime_key column
     conversations: int
     has_timeline_store: bool  # whether pointers were given to compare with
@@ -72,25 +59,20 @@ def read(conn: sqlite3.Connection, rules: str = config.DEFAULT_RULES, path: Opti
     )
 
 
-def backfill_scan(conn: sqlite3.Connection, shape: schema.TurnsShape, rules: str) -> BackfillFigures:
-    """Missing values, bad metadata, and rows a migrate run would still fill, in one scan.
+def backfill_scan(conn: sqlite3.Connection, shape: schema.TurnsShape, rules: str) -> backfill.Tally:
+    """Missing values (as they are), bad metadata, and what a migrate run would still write, in one scan.
 
     Like the migration, only rows still missing a value are read, and each is decided by
     ``backfill.decide``, the migration's own decision: bad metadata on a row whose values are both
     set harms nothing, and such rows are most of a migrated store."""
-    found = BackfillFigures()
+    found = backfill.Tally()
     rows = conn.execute(
         f"SELECT {shape.runtime_key}, {shape.inference_id}, {shape.metadata_json} FROM turns"
         f" WHERE {shape.missing_a_value}"
     )
     for old_runtime, old_inference, metadata_json in rows:
-        found.missing_runtime_key += backfill.is_empty(old_runtime)
-        found.missing_inference_id += backfill.is_empty(old_inference)
-        decision = backfill.decide(metadata_json, old_runtime, old_inference, rules)
-        found.bad_metadata += decision.action == backfill.BAD_METADATA
-        found.fill_rows += decision.action == backfill.WRITES
-        found.fill_runtime_key += decision.runtime_key_filled
-        found.fill_inference_id += decision.inference_id_filled
+        found.add(backfill.decide(metadata_json, old_runtime, old_inference, rules))
+        found.add_missing(old_runtime, old_inference)
     return found
 
 

@@ -11,6 +11,7 @@ Pure functions, no I/O. Two generations of upstream rules exist:
 Nothing here ever looks at the conversation-level runtime pointer.
 """
 
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, NamedTuple, Optional, Union
 
 from . import golang
@@ -219,3 +220,31 @@ def writes(runtime_key: Any, inference_id: Any, values: tuple[str, str]) -> Deci
 
 
 _LEAVES, _SKIPS = Decision(UNCHANGED), Decision(BAD_METADATA)
+
+
+@dataclass
+class Tally:
+    """The backfill's decisions over many rows, counted one way: the migration counts what it
+    wrote, the report's figures what a migrate run would write."""
+
+    rows_written: int = 0
+    runtime_key_filled: int = 0
+    inference_id_filled: int = 0
+    values_trimmed: int = 0
+    missing_runtime_key: int = 0
+    missing_inference_id: int = 0
+    skipped_bad_metadata: int = 0
+
+    def add(self, decision: Decision) -> None:
+        """Count one row's decision (a WRITES decision: as written)."""
+        self.skipped_bad_metadata += decision.action == BAD_METADATA
+        if decision.action == WRITES:
+            self.rows_written += 1
+            self.runtime_key_filled += decision.runtime_key_filled
+            self.inference_id_filled += decision.inference_id_filled
+            self.values_trimmed += decision.values_trimmed
+
+    def add_missing(self, runtime_key: Any, inference_id: Any) -> None:
+        """Count a row's empty values: the migration's after its write, the figures' as they are."""
+        self.missing_runtime_key += is_empty(runtime_key)
+        self.missing_inference_id += is_empty(inference_id)
