@@ -69,8 +69,8 @@ def turns_envelope(conv_id: str, session_id: str, phase: str, since_ms: int, ite
 
 
 def turns_item(snapshot: Snapshot, dump: Dump) -> Body:
-    """One snapshot in the /api/debug/turns list; ``dump`` writes the payload (``to_yaml``, or a
-    PayloadBuilder's ``yaml``)."""
+    """One snapshot in the /api/debug/turns list; ``dump`` writes the payload (a
+    PayloadBuilder's ``yaml``, or ``yamlv3.dump``)."""
     return {
         "conv_id": snapshot.conv_id,
         "session_id": snapshot.session_id,
@@ -137,7 +137,7 @@ class PayloadBuilder:
         (upstream then fails the whole query) is kept as the string it is."""
         payload: dict[str, JSON] = {"blocks": [self.block(*block) for block in blocks]}
         _put_if_present(payload, "data", self.parse_json(data_json))
-        payload["id"] = _text(turn_id)
+        payload["id"] = golang.scan_string(turn_id)
         _put_if_present(payload, "metadata", self.parse_json(metadata_json))
         return payload
 
@@ -145,10 +145,10 @@ class PayloadBuilder:
         columns = (block_id, kind, role, payload_json, metadata_json)
         key = columns + tuple(map(type, columns))  # a hostile store's 1 and 1.0 are not one id
         if key not in self.blocks:
-            block: dict[str, JSON] = {"id": _text(block_id), "kind": _text(kind)}
+            block: dict[str, JSON] = {"id": golang.scan_string(block_id), "kind": golang.scan_string(kind)}
             _put_if_present(block, "metadata", self.parse_json(metadata_json))
             _put_if_present(block, "payload", self.parse_json(payload_json))
-            role = _text(role)
+            role = golang.scan_string(role)
             if golang.trim_space(role):
                 block["role"] = role
             self.blocks[key] = self.memo.share(block)
@@ -163,16 +163,8 @@ class PayloadBuilder:
         return self.decoded[text]
 
     def yaml(self, value: JSON) -> str:
-        """``to_yaml(value)``, reusing what this builder already wrote."""
+        """``yamlv3.dump(value)``, reusing what this builder already wrote."""
         return yamlv3.dump(value, memo=self.memo)
-
-
-def _text(value: Cell) -> str:
-    """A text column's value as the upstream's Go reads it into a string: NULL as ``''``, a
-    number a hostile store put there as its decimal text."""
-    if value is None:
-        return ""
-    return value if isinstance(value, str) else str(value)
 
 
 def _put_if_present(mapping: dict[str, JSON], key: str, value: JSON) -> None:
@@ -219,8 +211,3 @@ def _sorted(value: JSON) -> JSON:
     if isinstance(value, list):
         return [_sorted(item) for item in value]
     return value
-
-
-def to_yaml(value: JSON) -> str:
-    """``value`` as gopkg.in/yaml.v3 v3.0.1 ``Marshal`` writes it."""
-    return yamlv3.dump(value)

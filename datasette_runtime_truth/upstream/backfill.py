@@ -131,21 +131,11 @@ def _rule_functions(rules: str) -> tuple[Rule, Rule]:
     return _RULE_FUNCTIONS[check_rules(rules)]
 
 
-def as_text(value: Any) -> str:
-    """A column's value as the upstream's Go reads it into a string: NULL as ``''``, a BLOB
-    as its UTF-8 text (U+FFFD where it is not UTF-8), a number as its decimal text."""
-    if value is None:
-        return ""
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    return value if isinstance(value, str) else str(value)
-
-
 def is_empty(value: Any) -> bool:
     """Whether a ``runtime_key`` / ``inference_id`` value is empty as the upstream reads it: NULL
     or ``''``. Go scans an INTEGER ``0`` as the string ``"0"``, a value it keeps. The one
     decision of emptiness: the migration, its preview and the report's figures all ask it."""
-    return as_text(value) == ""
+    return golang.scan_string(value) == ""
 
 
 FILLED, TRIMMED = "filled", "trimmed"
@@ -154,9 +144,9 @@ FILLED, TRIMMED = "filled", "trimmed"
 def change(old: Any, new: str) -> Optional[str]:
     """What writing ``new`` over a column's ``old`` value does: FILLED (a value where there was
     none or only blanks), TRIMMED (anything else that changes the text), or None."""
-    if new == as_text(old):
+    if new == golang.scan_string(old):
         return None
-    return FILLED if new and not golang.trim_space(as_text(old)) else TRIMMED
+    return FILLED if new and not golang.trim_space(golang.scan_string(old)) else TRIMMED
 
 
 def next_values(metadata_json: Union[str, bytes, None], runtime_key: Optional[str], inference_id: Optional[str],
@@ -171,8 +161,8 @@ def next_values(metadata_json: Union[str, bytes, None], runtime_key: Optional[st
     """
     runtime_rule, inference_rule = _rule_functions(rules)
     metadata = parse_metadata(metadata_json)
-    old_runtime = golang.trim_space(as_text(runtime_key))
-    old_inference = golang.trim_space(as_text(inference_id))
+    old_runtime = golang.trim_space(golang.scan_string(runtime_key))
+    old_inference = golang.trim_space(golang.scan_string(inference_id))
     new_runtime = old_runtime or runtime_rule(metadata)
     new_inference = old_inference or inference_rule(metadata)
     if new_runtime == old_runtime and new_inference == old_inference:

@@ -34,6 +34,16 @@ class InvalidJSON(ValueError):
     """Text that Go's ``json.Unmarshal`` refuses."""
 
 
+def scan_string(value: Any) -> str:
+    """A column's value as database/sql scans it into a Go string: NULL as ``''``, a BLOB as
+    its UTF-8 text (U+FFFD where it is not UTF-8), a number as its decimal text."""
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="replace")
+    return value if isinstance(value, str) else str(value)
+
+
 def trim_space(text: str) -> str:
     """Go's ``strings.TrimSpace``."""
     return text.strip(GO_SPACE)
