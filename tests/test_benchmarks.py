@@ -171,13 +171,17 @@ def test_payload_memory_runs(tmp_path):
 
 
 @pytest.mark.benchmark
-def test_one_section_runs_alone(tmp_path):
+@pytest.mark.parametrize("name, title", [("timeline_snapshot", "The timeline snapshot"), ("memory", "Memory")])
+def test_one_section_runs_alone(tmp_path, name, title):
     out = tmp_path / "BENCHMARKS.md"
     process = subprocess.run(
-        [sys.executable, str(SCRIPT), "--turns", "100", "--json", "--out", str(out), "--only", "timeline_snapshot"],
+        [sys.executable, str(SCRIPT), "--turns", "100", "--json", "--out", str(out), "--only", name],
         capture_output=True, text=True, timeout=300,
     )
     assert process.returncode == 0, process.stderr
-    assert [section["title"] for section in json.loads(process.stdout)["sections"]] == ["The timeline snapshot"]
+    assert [section["title"] for section in json.loads(process.stdout)["sections"]] == [title]
+
+
+def test_an_unknown_section_is_refused():
     process = subprocess.run([sys.executable, str(SCRIPT), "--only", "nope"], capture_output=True, text=True)
     assert process.returncode == 2 and "argument --only: invalid choice: 'nope'" in process.stderr
