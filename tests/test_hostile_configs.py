@@ -99,18 +99,32 @@ def view_db(path):
     return path
 
 
+def without_rowid_db(path):
+    """A database whose ``turns`` has the upstream's key columns but no rowid."""
+    conn = sqlite3.connect(path)
+    conn.executescript("CREATE TABLE turns (conv_id TEXT, session_id TEXT, turn_id TEXT, "
+                       "turn_metadata_json TEXT, PRIMARY KEY (conv_id, session_id, turn_id)) WITHOUT ROWID;"
+                       """INSERT INTO turns VALUES ('c1', 's1', 't1', '{"inference_id": "inf-1"}');""")
+    conn.close()
+    return path
+
+
 @pytest.mark.asyncio
-async def test_a_view_called_turns_is_left_alone(tmp_path, capsys):
-    path = view_db(tmp_path / "view.db")
+@pytest.mark.parametrize("build, name, problem", [
+    (view_db, "view", "turns is a view, not a table"),
+    (without_rowid_db, "norowid", "turns is a WITHOUT ROWID table, which no upstream version wrote"),
+])
+async def test_a_view_or_a_table_without_rowid_called_turns_is_left_alone(tmp_path, capsys, build, name, problem):
+    path = build(tmp_path / f"{name}.db")
     before = dump(path)
     ds = datasette([path], migrate_on_startup=True)
     assert await report_json(ds) == {"format_version": 1, "status": "no turns database", "databases": []}
     assert capsys.readouterr().err == (
-        "datasette-runtime-truth: view is not a turns.db (turns is a view, not a table): the "
-        "plugin leaves it alone\n")
-    for url in ("/-/runtime-truth/view/preview", "/-/runtime-truth/view/conversation?conv_id=c1",
-                "/view/runtime_history?conv_id=c1"):
+        f"datasette-runtime-truth: {name} is not a turns.db ({problem}): the plugin leaves it alone\n")
+    for url in (f"/-/runtime-truth/{name}/preview", f"/-/runtime-truth/{name}/conversation?conv_id=c1",
+                f"/{name}/runtime_history?conv_id=c1"):
         assert (await ds.client.get(url)).status_code == 404, url
+    assert (await ds.client.get("/-/runtime-truth/search.json?q=inf-1")).json()["searched"] == []
     assert dump(path) == before
 
 
@@ -131,6 +145,7 @@ async def test_a_turns_table_of_only_the_key_columns_is_shown_not_a_500(tmp_path
 @pytest.mark.parametrize("build, problem", [
     (game_db, "its turns table has no conv_id, session_id, turn_id columns"),
     (view_db, "turns is a view, not a table"),
+    (without_rowid_db, "turns is a WITHOUT ROWID table, which no upstream version wrote"),
 ])
 def test_migrate_and_check_refuse_an_unrelated_turns_table(tmp_path, command, build, problem):
     other = build(tmp_path / "other.db")

@@ -169,8 +169,6 @@ class Migration:
             conn.execute(f"ALTER TABLE turns ADD COLUMN {column.name} {column.definition}")
 
     def _start_scan(self, conn: sqlite3.Connection) -> None:
-        if schema.is_without_rowid(conn):
-            raise MigrationError("turns is a WITHOUT ROWID table, which no upstream version wrote")
         self._shape = schema.TurnsShape.read(conn)
         self._has_triggers = conn.execute(TRIGGERS_SQL).fetchone() is not None
         self._after_rowid = conn.execute("SELECT coalesce(min(rowid), 0) - 1 FROM turns").fetchone()[0]

@@ -148,6 +148,7 @@ LEGACY_CREATED_COLUMN = "created_at_ms"
 KEY_COLUMNS = ("conv_id", "session_id", "turn_id")
 NO_TURNS_TABLE = "it has no turns table"
 TURNS_IS_A_VIEW = "turns is a view, not a table"
+TURNS_WITHOUT_ROWID = "turns is a WITHOUT ROWID table, which no upstream version wrote"
 TURNS_VIEW_SQL = "SELECT 1 FROM sqlite_master WHERE type = 'view' AND name = 'turns' COLLATE NOCASE"
 
 SNAPSHOT_TABLES = ("turn_block_membership", "blocks")
@@ -282,10 +283,14 @@ def turns_problem(columns: Collection[str]) -> Optional[str]:
 
 def read_turns_problem(conn: sqlite3.Connection) -> Optional[str]:
     """turns_problem for the database behind ``conn``: a view called ``turns``, which no
-    migration can alter, is not a turns table either."""
+    migration can alter, is not a turns table either, nor is a WITHOUT ROWID table (the
+    migration and the id lookups go by rowid, and the upstream's DDL never made one)."""
     if conn.execute(TURNS_VIEW_SQL).fetchone() is not None:
         return TURNS_IS_A_VIEW
-    return turns_problem(turns_columns(conn))
+    problem = turns_problem(turns_columns(conn))
+    if problem is None and is_without_rowid(conn):
+        return TURNS_WITHOUT_ROWID
+    return problem
 
 
 def turns_columns(conn: sqlite3.Connection) -> list[str]:
@@ -312,6 +317,7 @@ def create_turns_db(conn: sqlite3.Connection, shape: str = "current") -> None:
 
 
 def is_without_rowid(conn: sqlite3.Connection) -> bool:
+    """Whether the existing ``turns`` table has no rowid."""
     try:
         conn.execute("SELECT rowid FROM turns LIMIT 0")
     except sqlite3.OperationalError:
