@@ -1,6 +1,8 @@
 """Strict operators: the operator's query config wins, and table-level permissions hold on every
 page, route and query of the plugin (issue 13, findings 1 and 3), on both Datasette lines."""
 
+import sqlite3
+
 from datasette_test import actor_cookie
 import pytest
 
@@ -159,3 +161,31 @@ async def test_report_compares_pointers_only_with_timeline_conversations_visible
         "0 of the 1 conversations whose newest turn has a runtime_key have another pointer in "
         "timeline; information only: the pointer is never turn history, and history is never "
         "rewritten", "timeline")
+
+
+def capitalised(path):
+    """build_turns_db's store with its turns table stored as ``Turns``: SQLite's names ignore
+    ASCII case, so it is the turns table the upstream reads and writes."""
+    build_turns_db(path)
+    conn = sqlite3.connect(path)
+    conn.execute("ALTER TABLE turns RENAME TO turns_renamed")
+    conn.execute("ALTER TABLE turns_renamed RENAME TO Turns")
+    conn.commit()
+    conn.close()
+    return path
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("rule", [None, *RULES])
+async def test_a_turns_table_stored_as_Turns_is_served_and_its_rules_hold(tmp_path, rule):
+    path = capitalised(tmp_path / "turns.db")
+    ds = datasette([path], databases=table_allow("turns", "Turns", rule) if rule else {})
+    await ds.invoke_startup()
+    urls = ["/api/debug/turns?conv_id=conv-tie", "/api/debug/turn/conv-tie/session-t/turn-a",
+            "/api/debug/conversations", "/-/runtime-truth/turns/conversation?conv_id=conv-tie",
+            "/turns/runtime_history.json?conv_id=conv-tie&_shape=array"]
+    for url in urls:
+        assert (await ds.client.get(url)).status_code == (403 if rule else 200), url
+        assert (await ds.client.get(url, cookies=cookies(ds, ROOT))).status_code == 200, url
+    history = await ds.client.get(urls[-1], cookies=cookies(ds, ROOT))
+    assert [row["turn_id"] for row in history.json()] == ["turn-a", "turn-b"]

@@ -252,6 +252,14 @@ def _definition(column: sqlite_utils.db.Column) -> str:
     return " ".join(parts)
 
 
+_ASCII_LOWER = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")
+
+
+def name_key(name: str) -> str:
+    """A table name as SQLite compares names (only ASCII letters fold): ``Turns`` is ``turns``."""
+    return name.translate(_ASCII_LOWER)
+
+
 def existing_tables(conn: sqlite3.Connection, names: Collection[str]) -> frozenset[str]:
     """Which of the tables ``names`` the database behind ``conn`` has, named as it stores them:
     the one test of whether a table exists (names compared as SQLite compares them, ignoring

@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any, Awaitable, Iterable, Optional
 
 from datasette.utils.asgi import Forbidden
 
+from ..upstream import schema
+
 if TYPE_CHECKING:
     from datasette.app import Datasette
 
@@ -50,27 +52,31 @@ async def ensure_view_table(datasette: "Datasette", actor: Actor, database: str,
         )
         return
     await ensure_view_database(datasette, actor, database)
-    await datasette.ensure_permission(
-        action="view-table", resource=TableResource(database, table), actor=actor
-    )
+    if await forbidden_tables(datasette, actor, database, [table], database_checked=True):
+        raise Forbidden(f"view-table {database}/{table}")
 
 
 async def forbidden_tables(datasette: "Datasette", actor: Actor, database: str, tables: Iterable[str],
                            database_checked: bool = False) -> list[str]:
     """The tables of ``tables`` (in order) that ``actor`` may not view. On 1.0 the instance and the
     database are asked once (not at all when the caller has just done so: ``database_checked``),
-    then the tables in one query; 0.65 asks all three together for each table, as its pages do."""
+    then the tables in one query, each under the name the database stores it by (a ``Turns`` table
+    is the ``turns`` the plugin reads, and the operator's rules name it ``Turns``); 0.65 asks all
+    three together for each table, as its pages do."""
     if TableResource is None:
         return [table for table in tables
                 if not await can_view_table(datasette, actor, database, table)]
     if not database_checked and not await can_view_database(datasette, actor, database):
         return list(tables)
+    visible: set[str] = set()
     page = await datasette.allowed_resources("view-table", actor, parent=database, limit=1000)
-    visible = {resource.child for resource in page.resources}
-    if page.next is not None:  # more than 1,000 tables: ask for each of ours instead
-        return [table for table in tables if not await _allowed(datasette.ensure_permission(
-            action="view-table", resource=TableResource(database, table), actor=actor))]
-    return [table for table in tables if table not in visible]
+    while True:
+        visible.update(schema.name_key(resource.child) for resource in page.resources)
+        if page.next is None:
+            break
+        page = await datasette.allowed_resources("view-table", actor, parent=database, limit=1000,
+                                                 next=page.next)
+    return [table for table in tables if schema.name_key(table) not in visible]
 
 
 async def _allowed(check: Awaitable[None]) -> bool:
