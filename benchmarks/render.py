@@ -11,7 +11,9 @@ def markdown(result):
         "# Benchmarks",
         "",
         f"Written by `python benchmarks/run.py --turns {s['turns']}` on {result['generated']}; every "
-        "figure below comes from that one run. Rerun it to refresh this file.",
+        "figure below comes from that one run, but in a section that says it was measured on its own "
+        "(`benchmarks/scrape.py` and `benchmarks/bigturn.py` write theirs into this file). Rerun it to "
+        "refresh this file.",
         "",
         "## Machine",
         "",
