@@ -134,8 +134,9 @@ def _rule_functions(rules: str) -> tuple[Rule, Rule]:
 def is_empty(value: Any) -> bool:
     """Whether a ``runtime_key`` / ``inference_id`` value is empty as the upstream reads it: NULL
     or ``''``. Go scans an INTEGER ``0`` as the string ``"0"``, a value it keeps. The one
-    decision of emptiness: the migration, its preview and the report's figures all ask it."""
-    return golang.scan_string(value) == ""
+    decision of emptiness: the migration, its preview and the report's figures all ask it.
+    (``golang.scan_string(value) == ""``, without building the text.)"""
+    return value is None or value == "" or value == b""
 
 
 FILLED, TRIMMED = "filled", "trimmed"
@@ -144,9 +145,10 @@ FILLED, TRIMMED = "filled", "trimmed"
 def change(old: Any, new: str) -> Optional[str]:
     """What writing ``new`` over a column's ``old`` value does: FILLED (a value where there was
     none or only blanks), TRIMMED (anything else that changes the text), or None."""
-    if new == golang.scan_string(old):
+    old_text = golang.scan_string(old)
+    if new == old_text:
         return None
-    return FILLED if new and not golang.trim_space(golang.scan_string(old)) else TRIMMED
+    return FILLED if new and not golang.trim_space(old_text) else TRIMMED
 
 
 def next_values(metadata_json: Union[str, bytes, None], runtime_key: Optional[str], inference_id: Optional[str],

@@ -37,6 +37,8 @@ class InvalidJSON(ValueError):
 def scan_string(value: Any) -> str:
     """A column's value as database/sql scans it into a Go string: NULL as ``''``, a BLOB as
     its UTF-8 text (U+FFFD where it is not UTF-8), a number as its decimal text."""
+    if type(value) is str:  # nearly always: the migration asks this several times a row
+        return value
     if value is None:
         return ""
     if isinstance(value, bytes):
