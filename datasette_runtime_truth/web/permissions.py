@@ -76,7 +76,13 @@ async def forbidden_tables(datasette: "Datasette", actor: Actor, database: str, 
             break
         page = await datasette.allowed_resources("view-table", actor, parent=database, limit=1000,
                                                  next=page.next)
-    return [table for table in tables if schema.name_key(table) not in visible]
+    hidden = [table for table in tables if schema.name_key(table) not in visible]
+    if not hidden:
+        return []
+    # allowed_resources lists only tables that exist: one not created yet is asked of by name.
+    existing = {schema.name_key(name) for name in await datasette.get_database(database).table_names()}
+    return [table for table in hidden if schema.name_key(table) in existing or not await _allowed(
+        datasette.ensure_permission(action="view-table", resource=TableResource(database, table), actor=actor))]
 
 
 async def _allowed(check: Awaitable[None]) -> bool:
