@@ -8,7 +8,6 @@ import sqlite3
 from browser import chromium, datasette_server
 from datasette_runtime_truth.canned import queries
 from datasette_runtime_truth.migration.apply import migrate_path
-from datasette_runtime_truth.sample import build as build_sample
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
@@ -53,8 +52,8 @@ def check_charts(page):
     return facts
 
 
-def test_charts_canned_pages_and_pre_migration_pages(tmp_path):
-    sample = build_sample(tmp_path / "data", turns=3000, seed=1)
+def test_charts_canned_pages_and_pre_migration_pages(tmp_path, samples):
+    sample = samples.copy(tmp_path / "data", turns=3000, seed=1)
     conn = sqlite3.connect(sample.turns_path)
     conv_id = conn.execute("SELECT conv_id FROM turns ORDER BY conv_id LIMIT 1").fetchone()[0]
     conn.close()
@@ -117,10 +116,10 @@ def test_charts_canned_pages_and_pre_migration_pages(tmp_path):
                     page.screenshot(path=str(tmp_path / f"query-{query.name}-{viewport['width']}.png"), full_page=True)
 
 
-def test_the_no_plugin_bundle_pages_are_titled_folded_and_paged(tmp_path):
+def test_the_no_plugin_bundle_pages_are_titled_folded_and_paged(tmp_path, samples):
     from datasette.version import __version__
     root = pathlib.Path(__file__).parent.parent / "bundle"
-    sample = build_sample(tmp_path / "data", turns=600, seed=1)
+    sample = samples.copy(tmp_path / "data", turns=600, seed=1)
     migrate_path(sample.turns_path)
     config = ["-m", root / "metadata.yml"] if __version__.startswith("0.") else ["-c", root / "datasette.yaml"]
     with chromium() as browser, datasette_server(sample.turns_path, *config, "--template-dir", root / "templates",

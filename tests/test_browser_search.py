@@ -5,7 +5,6 @@ import sqlite3
 
 from browser import chromium, datasette_server
 from datasette_runtime_truth.migration.apply import migrate_path
-from datasette_runtime_truth.sample import build as build_sample
 
 PHONE = {"width": 390, "height": 844}
 DESKTOP = {"width": 1280, "height": 900}
@@ -15,8 +14,8 @@ def overflows(page):
     return page.evaluate("document.documentElement.scrollWidth > window.innerWidth")
 
 
-def test_search_box_finds_a_turn_and_leads_to_it(tmp_path):
-    sample = build_sample(tmp_path / "data", turns=300, seed=5)
+def test_search_box_finds_a_turn_and_leads_to_it(tmp_path, samples):
+    sample = samples.copy(tmp_path / "data", turns=300, seed=5)
     migrate_path(sample.turns_path)
     conn = sqlite3.connect(sample.turns_path)
     conv_id, session_id, turn_id, runtime_key, inference_id = conn.execute(

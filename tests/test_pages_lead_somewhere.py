@@ -8,7 +8,6 @@ import pytest
 from datasette_test import Datasette
 
 from datasette_runtime_truth.migration.apply import migrate_path
-from datasette_runtime_truth.sample import build as build_sample
 
 
 def hrefs(html):
@@ -23,8 +22,8 @@ async def assert_links_answer(ds, html, page):
 
 
 @pytest.fixture(scope="module")
-def pre_cutover(tmp_path_factory):
-    sample = build_sample(tmp_path_factory.mktemp("pre"), turns=200, seed=2)
+def pre_cutover(tmp_path_factory, samples):
+    sample = samples.copy(tmp_path_factory.mktemp("pre"), turns=200, seed=2)
     conn = sqlite3.connect(sample.turns_path)
     conv_id = conn.execute("SELECT conv_id FROM turns ORDER BY conv_id LIMIT 1").fetchone()[0]
     conn.close()
@@ -57,8 +56,8 @@ async def test_before_the_migration_the_preview_and_search_link_no_query(pre_cut
 
 
 @pytest.fixture(scope="module")
-def migrated(tmp_path_factory):
-    sample = build_sample(tmp_path_factory.mktemp("migrated"), turns=600, seed=1)
+def migrated(tmp_path_factory, samples):
+    sample = samples.copy(tmp_path_factory.mktemp("migrated"), turns=600, seed=1)
     migrate_path(sample.turns_path)
     return sample
 
