@@ -1,7 +1,9 @@
 import json
 
+from hypothesis import given, strategies as st
 import pytest
 
+from datasette_runtime_truth.upstream import golang
 from datasette_runtime_truth.upstream.backfill import (
     BAD_METADATA,
     UNCHANGED,
@@ -9,6 +11,7 @@ from datasette_runtime_truth.upstream.backfill import (
     Decision,
     InvalidMetadata,
     decide,
+    is_empty,
     next_values,
     parse_metadata,
     value_to_string,
@@ -204,3 +207,19 @@ def test_decide_skips_bad_metadata_only_on_a_row_it_looks_at(existing, expected)
 
 def _json(value):
     return json.dumps(value)
+
+
+SQLITE_VALUES = st.none() | st.integers() | st.floats() | st.text() | st.binary()
+
+
+@given(SQLITE_VALUES)
+def test_empty_is_what_go_scans_as_an_empty_string(value):
+    assert is_empty(value) == (golang.scan_string(value) == "")
+
+
+@pytest.mark.parametrize("value, text", [
+    (None, ""), ("", ""), (" a ", " a "), (0, "0"), (1.5, "1.5"), (b"", ""), (b"key", "key"),
+    (b"\xff", "\ufffd"),
+])
+def test_a_column_reads_as_go_scans_it_into_a_string(value, text):
+    assert golang.scan_string(value) == text
