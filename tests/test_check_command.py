@@ -49,7 +49,7 @@ def test_json_is_the_same_report(tmp_path):
     by_id = {check["id"]: check for check in db["checks"]}
     assert by_id["would_fill"] == {
         "id": "would_fill", "title": "Rows a migrate run would still fill", "status": "fail",
-        "figure": f"1 rows (0 runtime_key, 1 inference_id, canonical rules): "
+        "figure": f"1 row (0 runtime_key, 1 inference_id, canonical rules): "
                   f"run `datasette runtime-truth migrate {path}`",
         "value": 1, "query": "missing_backfill_rows", "url": "/-/runtime-truth/turns/preview?only=writes",
         "all_url": None, "items": [], "counts": {"rows": 1, "runtime_key": 0, "inference_id": 1},

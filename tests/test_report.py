@@ -129,7 +129,7 @@ def test_values_already_set_are_never_counted_as_would_fill(tmp_path):
     insert_turn(conn, "c1", "s1", "t2", metadata=CANONICAL, runtime_key="agent")
     result = build(conn)
     assert result.check("would_fill").value == 1
-    assert result.check("would_fill").figure.startswith("1 rows (0 runtime_key, 1 inference_id,")
+    assert result.check("would_fill").figure.startswith("1 row (0 runtime_key, 1 inference_id,")
 
 
 @pytest.mark.parametrize("rules", ["canonical", "legacy"])
@@ -152,7 +152,7 @@ def test_rules_decide_what_a_migrate_run_would_fill(tmp_path):
     legacy = build(conn, path="turns.db", rules="legacy").check("would_fill")
     assert legacy.status == "fail"
     assert legacy.figure == (
-        "1 rows (1 runtime_key, 0 inference_id, legacy rules): "
+        "1 row (1 runtime_key, 0 inference_id, legacy rules): "
         "run `datasette runtime-truth migrate turns.db --rules legacy`"
     )
     with pytest.raises(ValueError, match="unknown rules 'loose'"):

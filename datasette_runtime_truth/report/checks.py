@@ -168,8 +168,8 @@ def _backfill_checks(found: backfill.Tally, turns: int, rules: str, path: Option
             command += f" --rules {rules}"
         fill = Check(
             "would_fill", "Rows a migrate run would still fill", FAIL,
-            f"{fill_rows:,} rows ({fill_runtime:,} runtime_key, {fill_inference:,} inference_id, "
-            f"{rules} rules): run `{command}`",
+            f"{fill_rows:,} row{'' if fill_rows == 1 else 's'} ({fill_runtime:,} runtime_key, "
+            f"{fill_inference:,} inference_id, {rules} rules): run `{command}`",
             fill_rows, "missing_backfill_rows",
         )
     else:
